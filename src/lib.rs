@@ -1,0 +1,16 @@
+//! charter: check MCP server contracts against production rules, and
+//! generate governed Rust MCP servers from them.
+//!
+//! The pipeline, one module per stage:
+//! `contract` (parse YAML into raw types) -> `model` (validate, resolve and
+//! normalize into the IR) -> `lint` (production rules) -> reports.
+
+pub mod check;
+pub mod cli;
+pub mod contract;
+pub mod diagnostic;
+pub mod init;
+pub mod lint;
+pub mod model;
+pub mod report;
+pub mod suggest;

@@ -1,0 +1,822 @@
+//! Raw contract -> model, with every semantic error collected.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::schema::{Role, lower_schema};
+use super::units::{parse_duration, parse_rate, parse_size};
+use super::*;
+use crate::contract::raw;
+use crate::contract::structure::escape;
+use crate::diagnostic::{Diagnostic, Place};
+use crate::suggest::did_you_mean;
+
+/// Algorithms a token may be signed with: asymmetric only.
+pub const ASYMMETRIC_ALGORITHMS: &[&str] =
+    &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+const DEFAULT_ALGORITHMS: &[&str] = &["RS256", "ES256"];
+const MAX_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+const MAX_LEEWAY: Duration = Duration::from_secs(5 * 60);
+
+/// Charter's own defaults, under the contract's `limits`.
+pub fn default_limits() -> Limits {
+    Limits {
+        rate: Rate { count: 120, period: Duration::from_secs(60) },
+        timeout: Duration::from_secs(30),
+        concurrency: 16,
+        max_request_bytes: 1 << 20,
+        max_response_bytes: 4 << 20,
+    }
+}
+
+/// Lowers a parsed contract into the model, or returns every error found.
+pub fn lower(contract: &raw::Contract) -> Result<Model, Vec<Diagnostic>> {
+    let mut cx = Lowering { contract, diags: Vec::new() };
+    let model = cx.model();
+    if cx.diags.is_empty() { Ok(model) } else { Err(cx.diags) }
+}
+
+struct Lowering<'a> {
+    contract: &'a raw::Contract,
+    diags: Vec<Diagnostic>,
+}
+
+impl Lowering<'_> {
+    fn model(&mut self) -> Model {
+        let c = self.contract;
+        let server = self.server(&c.server);
+        let data_classes = c
+            .data_classes
+            .iter()
+            .map(|(name, dc)| {
+                let pointer = format!("/data_classes/{}", escape(name));
+                self.plain_name(name, &pointer, "data class");
+                DataClass {
+                    name: name.clone(),
+                    description: dc.description.clone(),
+                    sensitivity: dc.sensitivity,
+                    logs: dc.logs,
+                    pointer,
+                }
+            })
+            .collect();
+        let access = self.access(&c.access);
+        self.shared_defs();
+        let limits = self.limits(c.limits.as_ref(), &default_limits(), "/limits");
+        let downstreams = c.downstreams.iter().map(|(name, d)| self.downstream(name, d)).collect();
+        let tools = c.tools.iter().map(|(name, t)| self.tool(name, t, &limits)).collect();
+        let resources = c.resources.iter().map(|(name, r)| self.resource(name, r, &limits)).collect();
+        let prompts = c.prompts.iter().map(|(name, p)| self.prompt(name, p)).collect();
+        self.collisions();
+        let audit = self.audit(c.audit.as_ref());
+        let deploy = self.deploy(c.deploy.as_ref(), &server.name);
+        Model {
+            server,
+            data_classes,
+            access,
+            downstreams,
+            tools,
+            resources,
+            prompts,
+            limits,
+            audit,
+            deploy,
+            suppressions: suppressions(&c.suppress, ""),
+        }
+    }
+
+    fn error(&mut self, id: &'static str, message: impl Into<String>, place: Place) -> &mut Diagnostic {
+        self.diags.push(Diagnostic::error(id, message, place));
+        self.diags.last_mut().expect("just pushed")
+    }
+
+    fn server(&mut self, s: &raw::Server) -> Server {
+        if !names::is_server_name(&s.name) {
+            self.error("invalid-name", format!("server name `{}` is not a valid package name", s.name), Place::value("/server/name"))
+                .help = Some("use lowercase letters, digits and dashes, e.g. `release-notes`".into());
+        }
+        let version = self.semver(&s.version, "/server/version");
+        let review = s.review.as_ref().map(|r| Review {
+            last: r.last.as_ref().and_then(|d| self.date(d, "/server/review/last")),
+            next: self.date(&r.next, "/server/review/next").unwrap_or_default(),
+        });
+        let disable = s.retirement.as_ref().and_then(|r| r.disable.as_ref()).map(|d| {
+            if d.env.is_none() && d.file.is_none() {
+                self.error("invalid-value", "the disable path names neither an environment variable nor a file", Place::value("/server/retirement/disable"))
+                    .help = Some("add `env: SERVER_DISABLED` or `file: /run/server/disabled`".into());
+            }
+            if let Some(env) = &d.env {
+                self.env_name(env, "/server/retirement/disable/env");
+            }
+            DisablePath { env: d.env.clone(), file: d.file.clone() }
+        });
+        Server {
+            name: Name::new(&s.name),
+            title: s.title.clone(),
+            version,
+            description: s.description.trim().to_owned(),
+            owner: s.owner.as_ref().map(|o| Owner {
+                team: o.team.trim().to_owned(),
+                contact: o.contact.trim().to_owned(),
+                escalation: o.escalation.clone(),
+            }),
+            status: s.status,
+            review,
+            retirement: Retirement {
+                disable,
+                when: s.retirement.as_ref().and_then(|r| r.when.clone()),
+                replacement: s.retirement.as_ref().and_then(|r| r.replacement.clone()),
+            },
+        }
+    }
+
+    fn access(&mut self, a: &raw::Access) -> Access {
+        if a.transports.is_empty() {
+            self.error("invalid-value", "`access.transports` is empty: the server could not be reached", Place::value("/access/transports"))
+                .help = Some("list `stdio`, `http` or both".into());
+        }
+        let transports: BTreeSet<Transport> = a.transports.iter().copied().collect();
+        for (name, meaning) in &a.scopes {
+            let pointer = format!("/access/scopes/{}", escape(name));
+            if !names::is_scope_name(name) {
+                self.error("invalid-name", format!("scope `{name}` is not a valid scope name"), Place::key(&pointer))
+                    .help = Some("use lowercase letters, digits and `.`, `:`, `_` or `-`, e.g. `pulls.read`".into());
+            }
+            if meaning.trim().is_empty() {
+                self.error("invalid-value", format!("scope `{name}` has no meaning"), Place::value(&pointer))
+                    .help = Some("say in a sentence what holding the scope allows".into());
+            }
+        }
+        let oauth = a.oauth.as_ref().map(|o| {
+            self.url(&o.issuer, "/access/oauth/issuer", true);
+            self.url(&o.audience, "/access/oauth/audience", true);
+            if let Some(jwks) = &o.jwks_uri {
+                self.url(jwks, "/access/oauth/jwks_uri", true);
+            }
+            for (i, alg) in o.algorithms.iter().enumerate() {
+                if !ASYMMETRIC_ALGORITHMS.contains(&alg.as_str()) {
+                    let why = if alg.eq_ignore_ascii_case("none") {
+                        "unsigned tokens would be accepted"
+                    } else if alg.starts_with("HS") {
+                        "an HMAC key shared with the identity provider lets anyone holding it mint tokens, and HMAC-with-a-public-key is a known forgery"
+                    } else {
+                        "it is not a JWS algorithm charter supports"
+                    };
+                    self.error("invalid-value", format!("algorithm `{alg}` is not accepted: {why}"), Place::value(format!("/access/oauth/algorithms/{i}")))
+                        .help = Some(format!("use asymmetric algorithms: {}", ASYMMETRIC_ALGORITHMS.join(", ")));
+                }
+            }
+            let leeway = match &o.leeway {
+                Some(l) => self.duration(l, "/access/oauth/leeway", MAX_LEEWAY),
+                None => Duration::from_secs(30),
+            };
+            OAuth {
+                issuer: o.issuer.clone(),
+                audience: o.audience.clone(),
+                jwks_uri: o.jwks_uri.clone(),
+                algorithms: if o.algorithms.is_empty() {
+                    DEFAULT_ALGORITHMS.iter().map(|s| s.to_string()).collect()
+                } else {
+                    o.algorithms.clone()
+                },
+                leeway,
+            }
+        });
+        for (i, origin) in a.origins.iter().enumerate() {
+            let pointer = format!("/access/origins/{i}");
+            match url::Url::parse(origin) {
+                Ok(u) if u.path() == "/" && u.query().is_none() && origin.trim_end_matches('/') == u.origin().ascii_serialization() => {}
+                _ => {
+                    self.error("invalid-value", format!("`{origin}` is not an origin"), Place::value(&pointer))
+                        .help = Some("an origin is a scheme, host and optional port, e.g. `https://app.example.com`".into());
+                }
+            }
+        }
+        Access {
+            transports: transports.into_iter().collect(),
+            oauth,
+            origins: a.origins.clone(),
+            scopes: a
+                .scopes
+                .iter()
+                .map(|(name, meaning)| Scope {
+                    name: name.clone(),
+                    description: meaning.trim().to_owned(),
+                    pointer: format!("/access/scopes/{}", escape(name)),
+                })
+                .collect(),
+        }
+    }
+
+    fn shared_defs(&mut self) {
+        let mut diags = Vec::new();
+        for (name, def) in &self.contract.defs {
+            let pointer = format!("/$defs/{}", escape(name));
+            lower_schema(def, &pointer, Role::Any, &self.contract.defs, &mut diags);
+        }
+        self.diags.extend(diags);
+    }
+
+    fn downstream(&mut self, name: &str, d: &raw::Downstream) -> Downstream {
+        let pointer = format!("/downstreams/{}", escape(name));
+        self.plain_name(name, &pointer, "downstream");
+        let base = self.url(&d.base_url, &format!("{pointer}/base_url"), false);
+        let default_port = base.as_ref().and_then(|u| u.port_or_known_default()).unwrap_or(443);
+        let egress = d
+            .egress
+            .iter()
+            .enumerate()
+            .filter_map(|(i, host)| self.egress_host(host, default_port, &format!("{pointer}/egress/{i}")))
+            .collect();
+        let timeout = d.timeout.as_ref().map(|t| self.duration(t, &format!("{pointer}/timeout"), MAX_TIMEOUT));
+        let (credentials, credential_scopes) = match &d.credentials {
+            None => (Credentials::None, Vec::new()),
+            Some(c) => (self.credentials(c, &format!("{pointer}/credentials")), c.scopes.clone()),
+        };
+        Downstream {
+            name: Name::new(name),
+            description: d.description.trim().to_owned(),
+            base_url: d.base_url.clone(),
+            egress,
+            timeout,
+            credentials,
+            credential_scopes,
+            suppressions: suppressions(&d.suppress, &pointer),
+            pointer,
+        }
+    }
+
+    fn credentials(&mut self, c: &raw::Credentials, pointer: &str) -> Credentials {
+        let mut kinds = Vec::new();
+        if let Some(secret) = &c.service_token {
+            kinds.push(Credentials::ServiceToken { secret: self.secret(secret, &format!("{pointer}/service_token")) });
+        }
+        if let Some(cc) = &c.client_credentials {
+            let at = format!("{pointer}/client_credentials");
+            self.url(&cc.token_url, &format!("{at}/token_url"), true);
+            kinds.push(Credentials::ClientCredentials {
+                token_url: cc.token_url.clone(),
+                client_id: cc.client_id.clone(),
+                client_secret: self.secret(&cc.client_secret, &format!("{at}/client_secret")),
+            });
+        }
+        if let Some(te) = &c.token_exchange {
+            let at = format!("{pointer}/token_exchange");
+            self.url(&te.token_url, &format!("{at}/token_url"), true);
+            kinds.push(Credentials::TokenExchange {
+                token_url: te.token_url.clone(),
+                audience: te.audience.clone(),
+                client_id: te.client_id.clone(),
+                client_secret: self.secret(&te.client_secret, &format!("{at}/client_secret")),
+            });
+        }
+        if c.caller_token == Some(true) {
+            kinds.push(Credentials::CallerToken);
+        }
+        match kinds.len() {
+            0 => {
+                self.error("invalid-value", "the credentials name no kind", Place::value(pointer)).help = Some(
+                    "give one of `service_token`, `client_credentials` or `token_exchange`, or remove `credentials` if the downstream needs none".into(),
+                );
+                Credentials::None
+            }
+            1 => kinds.pop().expect("one"),
+            _ => {
+                self.error("invalid-value", "the credentials name more than one kind", Place::value(pointer)).help =
+                    Some("a downstream is called with exactly one credential; keep one of them".into());
+                kinds.swap_remove(0)
+            }
+        }
+    }
+
+    fn secret(&mut self, s: &raw::SecretRef, pointer: &str) -> SecretRef {
+        match (&s.env, &s.file) {
+            (Some(env), None) => {
+                self.env_name(env, &format!("{pointer}/env"));
+                SecretRef::Env(env.clone())
+            }
+            (None, Some(file)) => SecretRef::File(file.clone()),
+            _ => {
+                self.error("invalid-value", "a secret reference names exactly one source", Place::value(pointer)).help =
+                    Some("write `{ env: NAME }` or `{ file: /path }`; the secret itself never goes in the contract".into());
+                SecretRef::Env(String::new())
+            }
+        }
+    }
+
+    fn tool(&mut self, name: &str, t: &raw::Tool, defaults: &Limits) -> Tool {
+        let pointer = format!("/tools/{}", escape(name));
+        self.capability_name(name, &pointer, "tool");
+        self.scopes_exist(&t.scopes, &pointer);
+        self.data_class_exists(t.data_class.as_deref(), &pointer);
+        self.downstreams_exist(&t.downstreams, &pointer);
+        let mut schema_diags = Vec::new();
+        let input = lower_schema(&t.input, &format!("{pointer}/input"), Role::Object, &self.contract.defs, &mut schema_diags);
+        let output = t
+            .output
+            .as_ref()
+            .and_then(|o| lower_schema(o, &format!("{pointer}/output"), Role::Object, &self.contract.defs, &mut schema_diags));
+        self.diags.extend(schema_diags);
+        if t.reversible.is_some() && t.effect != Effect::Write {
+            self.error("invalid-value", "`reversible` applies only to tools whose effect is `write`", Place::key(format!("{pointer}/reversible")))
+                .help = Some("remove it: read and draft tools are never destructive".into());
+        }
+        let approval = self.approval(t.approval.as_ref(), &format!("{pointer}/approval"));
+        let annotations = Annotations {
+            read_only_hint: t.effect == Effect::Read,
+            destructive_hint: t.effect == Effect::Write && !t.reversible.unwrap_or(false),
+            idempotent_hint: t.idempotent.unwrap_or(t.effect == Effect::Read),
+            open_world_hint: !t.downstreams.is_empty(),
+        };
+        let audit_defaults = self.contract.audit.clone().unwrap_or_default();
+        let audit = ToolAudit {
+            arguments: t.audit.as_ref().and_then(|a| a.arguments).or(audit_defaults.arguments).unwrap_or(true),
+            results: t.audit.as_ref().and_then(|a| a.results).or(audit_defaults.results).unwrap_or(false),
+        };
+        Tool {
+            name: Name::new(name),
+            title: t.title.clone(),
+            description: t.description.trim().to_owned(),
+            effect: t.effect,
+            annotations,
+            scopes: t.scopes.clone(),
+            data_class: t.data_class.clone(),
+            downstreams: t.downstreams.clone(),
+            input: input.unwrap_or_else(|| Schema { value: Value::Null, pointer: format!("{pointer}/input") }),
+            output,
+            limits: self.limits(t.limits.as_ref(), defaults, &format!("{pointer}/limits")),
+            approval,
+            audit,
+            handler: t.handler,
+            suppressions: suppressions(&t.suppress, &pointer),
+            pointer,
+        }
+    }
+
+    fn approval(&mut self, a: Option<&raw::Approval>, pointer: &str) -> Approval {
+        let Some(a) = a else { return Approval::None };
+        match a.mode {
+            ApprovalMode::None => Approval::None,
+            ApprovalMode::User => Approval::User,
+            ApprovalMode::Reviewer => {
+                let scope = match &a.scope {
+                    Some(scope) => {
+                        self.scopes_exist(std::slice::from_ref(scope), pointer);
+                        scope.clone()
+                    }
+                    None => {
+                        self.error("missing-field", "reviewer approval names no approval scope", Place::key(pointer)).help =
+                            Some("add `scope:` with the scope an approver must hold, e.g. `changes.approve`".into());
+                        String::new()
+                    }
+                };
+                let expires = match &a.expires {
+                    Some(e) => self.duration(e, &format!("{pointer}/expires"), Duration::from_secs(30 * 86_400)),
+                    None => Duration::from_secs(86_400),
+                };
+                Approval::Reviewer { scope, expires }
+            }
+        }
+    }
+
+    fn resource(&mut self, name: &str, r: &raw::Resource, defaults: &Limits) -> Resource {
+        let pointer = format!("/resources/{}", escape(name));
+        self.capability_name(name, &pointer, "resource");
+        self.scopes_exist(&r.scopes, &pointer);
+        self.data_class_exists(r.data_class.as_deref(), &pointer);
+        self.downstreams_exist(&r.downstreams, &pointer);
+        let mut schema_diags = Vec::new();
+        let target = match (&r.uri, &r.uri_template) {
+            (Some(uri), None) => {
+                if !is_absolute_uri(uri) {
+                    self.error("invalid-value", format!("`{uri}` is not an absolute URI"), Place::value(format!("{pointer}/uri")))
+                        .help = Some("write a scheme and a path, e.g. `policy://approved/index`".into());
+                }
+                if !r.parameters.is_empty() {
+                    self.error("invalid-value", "`parameters` type the variables of a `uri_template`; this resource has a fixed `uri`", Place::key(format!("{pointer}/parameters")));
+                }
+                ResourceTarget::Static { uri: uri.clone() }
+            }
+            (None, Some(template)) => {
+                let at = format!("{pointer}/uri_template");
+                let variables = self.template_variables(template, &at);
+                let mut typed = Vec::new();
+                for variable in &variables {
+                    match r.parameters.get(variable) {
+                        Some(schema) => {
+                            let sp = format!("{pointer}/parameters/{}", escape(variable));
+                            if let Some(schema) = lower_schema(schema, &sp, Role::String, &self.contract.defs, &mut schema_diags) {
+                                typed.push(TemplateVariable { name: Name::new(variable), schema });
+                            }
+                        }
+                        None => {
+                            self.error("untyped-template-variable", format!("template variable `{variable}` has no schema in `parameters`"), Place::value(&at))
+                                .help = Some(format!("add `parameters: {{ {variable}: {{ type: string, pattern: \"...\" }} }}` so only intended values are served"));
+                        }
+                    }
+                }
+                for param in r.parameters.keys() {
+                    if !variables.contains(param) {
+                        self.error("invalid-value", format!("parameter `{param}` is not a variable of the URI template"), Place::key(format!("{pointer}/parameters/{}", escape(param))));
+                    }
+                }
+                ResourceTarget::Template { uri_template: template.clone(), variables: typed }
+            }
+            _ => {
+                self.error("invalid-value", "a resource has either a `uri` or a `uri_template`", Place::key(&pointer)).help =
+                    Some("give `uri` for one fixed resource, or `uri_template` for a family of them".into());
+                ResourceTarget::Static { uri: String::new() }
+            }
+        };
+        if !is_mime_type(&r.mime_type) {
+            self.error("invalid-value", format!("`{}` is not a MIME type", r.mime_type), Place::value(format!("{pointer}/mime_type")))
+                .help = Some("write `type/subtype`, e.g. `application/json` or `text/markdown`".into());
+        }
+        let schema = r.schema.as_ref().and_then(|s| lower_schema(s, &format!("{pointer}/schema"), Role::Any, &self.contract.defs, &mut schema_diags));
+        self.diags.extend(schema_diags);
+        Resource {
+            name: Name::new(name),
+            title: r.title.clone(),
+            description: r.description.trim().to_owned(),
+            target,
+            mime_type: r.mime_type.clone(),
+            schema,
+            scopes: r.scopes.clone(),
+            data_class: r.data_class.clone(),
+            downstreams: r.downstreams.clone(),
+            limits: self.limits(r.limits.as_ref(), defaults, &format!("{pointer}/limits")),
+            handler: r.handler,
+            suppressions: suppressions(&r.suppress, &pointer),
+            pointer,
+        }
+    }
+
+    /// The variables of an RFC 6570 level-1 template; other levels are refused.
+    fn template_variables(&mut self, template: &str, pointer: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = template;
+        if !is_absolute_uri(template) {
+            self.error("invalid-value", format!("`{template}` is not an absolute URI template"), Place::value(pointer));
+        }
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else {
+                self.error("invalid-value", "unclosed `{` in the URI template", Place::value(pointer));
+                break;
+            };
+            let variable = &rest[open + 1..open + close];
+            if variable.is_empty() || !variable.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                self.error("invalid-value", format!("`{{{variable}}}` is not a simple template variable"), Place::value(pointer))
+                    .help = Some("only `{name}` variables (RFC 6570 level 1) are supported: reserved and multi-segment expansions would let a caller reach paths the contract does not name".into());
+            } else if out.iter().any(|v| v == variable) {
+                self.error("invalid-value", format!("template variable `{variable}` appears twice"), Place::value(pointer));
+            } else {
+                out.push(variable.to_owned());
+            }
+            rest = &rest[open + close + 1..];
+        }
+        if out.is_empty() {
+            self.error("invalid-value", "the URI template has no variables", Place::value(pointer)).help =
+                Some("use `uri` for a fixed resource".into());
+        }
+        out
+    }
+
+    fn prompt(&mut self, name: &str, p: &raw::Prompt) -> Prompt {
+        let pointer = format!("/prompts/{}", escape(name));
+        self.capability_name(name, &pointer, "prompt");
+        self.scopes_exist(&p.scopes, &pointer);
+        self.data_class_exists(p.data_class.as_deref(), &pointer);
+        let version = self.semver(&p.version, &format!("{pointer}/version"));
+        for (i, resource) in p.resources.iter().enumerate() {
+            if !self.contract.resources.contains_key(resource) {
+                self.unknown_reference("resource", resource, self.contract.resources.keys(), Place::value(format!("{pointer}/resources/{i}")));
+            }
+        }
+        let placeholders = placeholders(&p.text);
+        for used in &placeholders {
+            if !p.arguments.contains_key(used) {
+                let mut d = Diagnostic::error("prompt-unknown-argument", format!("the text uses `{{{{{used}}}}}`, which is not an argument"), Place::value(format!("{pointer}/text")));
+                d = match did_you_mean(used, p.arguments.keys().map(String::as_str)) {
+                    Some(k) => d.with_help(format!("did you mean `{{{{{k}}}}}`?")),
+                    None => d.with_help(format!("declare `{used}` under `arguments`")),
+                };
+                self.diags.push(d);
+            }
+        }
+        let arguments = p
+            .arguments
+            .iter()
+            .map(|(arg, a)| {
+                let at = format!("{pointer}/arguments/{}", escape(arg));
+                self.capability_name(arg, &at, "prompt argument");
+                if !placeholders.contains(arg) {
+                    self.error("prompt-unused-argument", format!("argument `{arg}` is never used in the text"), Place::key(&at))
+                        .help = Some(format!("write `{{{{{arg}}}}}` where it belongs in the text, or remove the argument"));
+                }
+                PromptArgument {
+                    name: Name::new(arg),
+                    description: a.description.trim().to_owned(),
+                    required: a.required.unwrap_or(true),
+                    max_length: a.max_length.unwrap_or(1000),
+                }
+            })
+            .collect();
+        Prompt {
+            name: Name::new(name),
+            title: p.title.clone(),
+            description: p.description.trim().to_owned(),
+            version,
+            arguments,
+            text: p.text.clone(),
+            resources: p.resources.clone(),
+            scopes: p.scopes.clone(),
+            data_class: p.data_class.clone(),
+            suppressions: suppressions(&p.suppress, &pointer),
+            pointer,
+        }
+    }
+
+    fn limits(&mut self, l: Option<&raw::Limits>, defaults: &Limits, pointer: &str) -> Limits {
+        let Some(l) = l else { return defaults.clone() };
+        let mut out = defaults.clone();
+        if let Some(rate) = &l.rate {
+            match parse_rate(rate) {
+                Ok(r) => out.rate = r,
+                Err(e) => self.invalid(e, Place::value(format!("{pointer}/rate"))),
+            }
+        }
+        if let Some(t) = &l.timeout {
+            out.timeout = self.duration(t, &format!("{pointer}/timeout"), MAX_TIMEOUT);
+        }
+        if let Some(c) = l.concurrency {
+            if c == 0 {
+                self.invalid("a concurrency of 0 refuses every call".into(), Place::value(format!("{pointer}/concurrency")));
+            }
+            out.concurrency = c;
+        }
+        for (field, value, slot) in [
+            ("max_request", &l.max_request, &mut out.max_request_bytes),
+            ("max_response", &l.max_response, &mut out.max_response_bytes),
+        ] {
+            if let Some(v) = value {
+                match parse_size(v) {
+                    Ok(0) => self.diags.push(Diagnostic::error("invalid-value", "a size of 0 refuses every call", Place::value(format!("{pointer}/{field}")))),
+                    Ok(n) => *slot = n,
+                    Err(e) => self.diags.push(Diagnostic::error("invalid-value", e, Place::value(format!("{pointer}/{field}")))),
+                }
+            }
+        }
+        out
+    }
+
+    fn audit(&mut self, a: Option<&raw::Audit>) -> Audit {
+        let a = a.cloned().unwrap_or_default();
+        Audit {
+            arguments: a.arguments.unwrap_or(true),
+            results: a.results.unwrap_or(false),
+            retention: match &a.retention {
+                Some(r) => self.duration(r, "/audit/retention", Duration::from_secs(10 * 365 * 86_400)),
+                None => Duration::from_secs(400 * 86_400),
+            },
+        }
+    }
+
+    fn deploy(&mut self, d: Option<&raw::Deploy>, server: &Name) -> Deploy {
+        let d = d.cloned().unwrap_or_default();
+        let (min, max) = d.replicas.as_ref().map(|r| (r.min, r.max)).unwrap_or((2, 4));
+        if min == 0 || min > max {
+            self.invalid(format!("replicas run from {min} to {max}: the minimum must be at least 1 and at most the maximum"), Place::value("/deploy/replicas"));
+        }
+        Deploy {
+            namespace: d.namespace.unwrap_or_else(|| server.original.clone()),
+            replicas_min: min,
+            replicas_max: max,
+            cpu: d.cpu.unwrap_or_else(|| "250m".into()),
+            memory: d.memory.unwrap_or_else(|| "256Mi".into()),
+        }
+    }
+
+    /// Two capabilities whose Rust names would collide in generated code.
+    fn collisions(&mut self) {
+        let c = self.contract;
+        for (kind, names) in [
+            ("tool", c.tools.keys().map(|k| (k, format!("/tools/{}", escape(k)))).collect::<Vec<_>>()),
+            ("resource", c.resources.keys().map(|k| (k, format!("/resources/{}", escape(k)))).collect()),
+            ("prompt", c.prompts.keys().map(|k| (k, format!("/prompts/{}", escape(k)))).collect()),
+        ] {
+            let mut seen: HashMap<String, &str> = HashMap::new();
+            for (name, pointer) in names {
+                let snake = Name::new(name).snake;
+                if let Some(first) = seen.get(&snake) {
+                    self.error("name-collision", format!("{kind} `{name}` and {kind} `{first}` have the same Rust name `{snake}`"), Place::key(pointer))
+                        .help = Some("rename one of them; names that differ only in `-`, `.`, `_` or case are hard to tell apart for people too".into());
+                } else {
+                    seen.insert(snake, name);
+                }
+            }
+        }
+    }
+
+    // ----- references -----
+
+    fn scopes_exist(&mut self, scopes: &[String], pointer: &str) {
+        for (i, scope) in scopes.iter().enumerate() {
+            if !self.contract.access.scopes.contains_key(scope) {
+                let at = if pointer.ends_with("/approval") { format!("{pointer}/scope") } else { format!("{pointer}/scopes/{i}") };
+                self.unknown_reference("scope", scope, self.contract.access.scopes.keys(), Place::value(at));
+            }
+        }
+    }
+
+    fn data_class_exists(&mut self, class: Option<&str>, pointer: &str) {
+        if let Some(class) = class
+            && !self.contract.data_classes.contains_key(class)
+        {
+            self.unknown_reference("data class", class, self.contract.data_classes.keys(), Place::value(format!("{pointer}/data_class")));
+        }
+    }
+
+    fn downstreams_exist(&mut self, downstreams: &[String], pointer: &str) {
+        for (i, d) in downstreams.iter().enumerate() {
+            if !self.contract.downstreams.contains_key(d) {
+                self.unknown_reference("downstream", d, self.contract.downstreams.keys(), Place::value(format!("{pointer}/downstreams/{i}")));
+            }
+        }
+    }
+
+    fn unknown_reference<'k>(&mut self, kind: &str, name: &str, known: impl Iterator<Item = &'k String> + Clone, place: Place) {
+        let section = match kind {
+            "scope" => "access.scopes",
+            "data class" => "data_classes",
+            "downstream" => "downstreams",
+            _ => "resources",
+        };
+        let mut d = Diagnostic::error("unknown-reference", format!("no {kind} named `{name}`"), place).with_label(format!("not declared in `{section}`"));
+        d = match did_you_mean(name, known.clone().map(String::as_str)) {
+            Some(k) => d.with_help(format!("did you mean `{k}`?")),
+            None => d.with_help(format!("declare it under `{section}`")),
+        };
+        self.diags.push(d);
+    }
+
+    // ----- scalar values -----
+
+    fn invalid(&mut self, message: String, place: Place) {
+        self.diags.push(Diagnostic::error("invalid-value", message, place));
+    }
+
+    fn capability_name(&mut self, name: &str, pointer: &str, kind: &str) {
+        if !names::is_capability_name(name) {
+            self.error("invalid-name", format!("{kind} name `{name}` is not valid"), Place::key(pointer)).help =
+                Some("start with a letter; use letters, digits, `_`, `-` or `.`; at most 64 characters".into());
+        }
+    }
+
+    fn plain_name(&mut self, name: &str, pointer: &str, kind: &str) {
+        if !names::is_plain_name(name) {
+            self.error("invalid-name", format!("{kind} name `{name}` is not valid"), Place::key(pointer)).help =
+                Some("start with a lowercase letter; use lowercase letters, digits, `_` or `-`".into());
+        }
+    }
+
+    fn env_name(&mut self, name: &str, pointer: &str) {
+        if !names::is_env_name(name) {
+            self.error("invalid-name", format!("`{name}` is not an environment variable name"), Place::value(pointer)).help =
+                Some("use uppercase letters, digits and `_`, e.g. `GITHUB_TOKEN`; the value itself never goes in the contract".into());
+        }
+    }
+
+    fn semver(&mut self, text: &str, pointer: &str) -> semver::Version {
+        semver::Version::parse(text).unwrap_or_else(|e| {
+            self.error("invalid-value", format!("`{text}` is not a semantic version: {e}"), Place::value(pointer)).help =
+                Some("write MAJOR.MINOR.PATCH, e.g. `1.4.0`".into());
+            semver::Version::new(0, 0, 0)
+        })
+    }
+
+    fn date(&mut self, text: &str, pointer: &str) -> Option<jiff::civil::Date> {
+        match text.parse::<jiff::civil::Date>() {
+            Ok(d) if text.len() == 10 => Some(d),
+            _ => {
+                self.error("invalid-value", format!("`{text}` is not a date"), Place::value(pointer)).help =
+                    Some("write YYYY-MM-DD, e.g. `2027-05-01`".into());
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, text: &str, pointer: &str, max: Duration) -> Duration {
+        match parse_duration(text) {
+            Ok(d) if d.is_zero() => {
+                self.invalid(format!("`{text}` is zero"), Place::value(pointer));
+                d
+            }
+            Ok(d) if d > max => {
+                self.invalid(format!("`{text}` is longer than the {} allowed here", humantime::format_duration(max)), Place::value(pointer));
+                d
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.invalid(e, Place::value(pointer));
+                Duration::from_secs(1)
+            }
+        }
+    }
+
+    /// Parses a URL. `https_only` refuses plain HTTP except on loopback (local test identity providers).
+    fn url(&mut self, text: &str, pointer: &str, https_only: bool) -> Option<url::Url> {
+        match url::Url::parse(text) {
+            Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {
+                if https_only && u.scheme() == "http" && !is_loopback(&u) {
+                    self.error("invalid-value", format!("`{text}` is not an https URL"), Place::value(pointer)).help =
+                        Some("identity and token endpoints must use https (plain http is accepted only on loopback, for tests)".into());
+                }
+                if !u.username().is_empty() || u.password().is_some() {
+                    self.error("invalid-value", "a URL in the contract carries credentials", Place::value(pointer)).help =
+                        Some("remove the user and password; credentials come from secret references".into());
+                }
+                Some(u)
+            }
+            _ => {
+                self.error("invalid-value", format!("`{text}` is not an http(s) URL"), Place::value(pointer)).help =
+                    Some("write an absolute URL, e.g. `https://api.example.com`".into());
+                None
+            }
+        }
+    }
+
+    fn egress_host(&mut self, text: &str, default_port: u16, pointer: &str) -> Option<EgressHost> {
+        let (host, port) = match text.rsplit_once(':') {
+            Some((h, p)) if !h.contains(']') || h.ends_with(']') => match p.parse::<u16>() {
+                Ok(port) if port > 0 => (h, port),
+                _ => {
+                    self.invalid(format!("`{p}` is not a port number"), Place::value(pointer));
+                    return None;
+                }
+            },
+            _ => (text, default_port),
+        };
+        let valid = !host.is_empty()
+            && !host.contains("://")
+            && !host.contains('/')
+            && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '*' | '[' | ']' | ':'));
+        if !valid {
+            self.error("invalid-value", format!("`{text}` is not a host"), Place::value(pointer)).help =
+                Some("write a host name with an optional port, e.g. `api.github.com:443`".into());
+            return None;
+        }
+        Some(EgressHost { host: host.to_ascii_lowercase(), port })
+    }
+}
+
+fn suppressions(list: &[raw::Suppression], element: &str) -> Vec<Suppression> {
+    list.iter()
+        .enumerate()
+        .map(|(i, s)| Suppression { rule: s.rule.clone(), reason: s.reason.trim().to_owned(), pointer: format!("{element}/suppress/{i}") })
+        .collect()
+}
+
+/// The `{{name}}` placeholders of a prompt text, in order of first use.
+pub fn placeholders(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let after = &rest[open + 2..];
+        let Some(close) = after.find("}}") else { break };
+        let name = after[..close].trim();
+        if !name.is_empty() && !out.iter().any(|n| n == name) {
+            out.push(name.to_owned());
+        }
+        rest = &after[close + 2..];
+    }
+    out
+}
+
+fn is_absolute_uri(uri: &str) -> bool {
+    match uri.split_once(':') {
+        Some((scheme, rest)) => {
+            scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+                && !rest.is_empty()
+                && !uri.chars().any(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+fn is_mime_type(text: &str) -> bool {
+    let token = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c));
+    let essence = text.split(';').next().unwrap_or_default().trim();
+    essence.split_once('/').is_some_and(|(t, s)| token(t) && token(s))
+}
+
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
