@@ -6,6 +6,9 @@ use crate::diagnostic::{Diagnostic, Place, Source};
 use crate::model::Model;
 use crate::{contract, lint, model};
 
+/// Contracts larger than this are refused before parsing.
+pub const MAX_CONTRACT_BYTES: usize = 8 << 20;
+
 /// How far a contract got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Outcome {
@@ -38,11 +41,14 @@ pub struct Checked {
 }
 
 /// Reads and checks a contract file.
-pub fn check_file(path: &Path) -> Checked {
+pub fn check_file(path: &Path, today: jiff::civil::Date) -> Checked {
     let shown = path.display().to_string();
     match std::fs::read(path) {
+        Ok(bytes) if bytes.len() > MAX_CONTRACT_BYTES => {
+            unreadable(&shown, format!("{shown} is {} bytes; contracts are at most {MAX_CONTRACT_BYTES}", bytes.len()), "split the server: a contract this large cannot be reviewed")
+        }
         Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => check_text(&shown, text),
+            Ok(text) => check_text(&shown, text, today),
             Err(e) => unreadable(&shown, format!("{shown} is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()), "save the contract as UTF-8"),
         },
         Err(e) => unreadable(&shown, format!("cannot read {shown}: {e}"), "check the path"),
@@ -58,15 +64,16 @@ fn unreadable(path: &str, message: String, help: &str) -> Checked {
     }
 }
 
-/// Checks contract text; `path` is how reports name it.
-pub fn check_text(path: &str, text: String) -> Checked {
+/// Checks contract text; `path` is how reports name it, `today` is the date
+/// review deadlines are measured against.
+pub fn check_text(path: &str, text: String, today: jiff::civil::Date) -> Checked {
     let mut source = Source::new(path, text);
     let (model, mut diagnostics, outcome) = match contract::parse(&mut source) {
         Err(diags) => (None, diags, Outcome::Unreadable),
         Ok(raw) => match model::lower(&raw) {
             Err(diags) => (None, diags, Outcome::Unreadable),
             Ok(model) => {
-                let diags = lint::lint(&model);
+                let diags = lint::lint(&model, today);
                 let outcome = if diags.iter().any(Diagnostic::is_failing) { Outcome::Failed } else { Outcome::Passed };
                 (Some(model), diags, outcome)
             }

@@ -88,7 +88,8 @@ pub fn main() -> ExitCode {
 }
 
 fn check_command(paths: &[PathBuf], format: Format, explain_model: bool, color: Color) -> ExitCode {
-    let results: Vec<_> = paths.iter().map(|p| check::check_file(p)).collect();
+    let today = crate::lint::today();
+    let results: Vec<_> = paths.iter().map(|p| check::check_file(p, today)).collect();
     let worst = results.iter().map(|r| r.outcome).max().unwrap_or(Outcome::Passed);
     if explain_model {
         let stderr_color = matches!(color, Color::Always) || (matches!(color, Color::Auto) && std::io::stderr().is_terminal());

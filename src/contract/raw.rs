@@ -18,6 +18,7 @@ use serde_json::Value;
 #[schemars(title = "charter contract, version 1")]
 pub struct Contract {
     /// The contract language version. Always `1` for this release.
+    #[schemars(range(min = 1, max = 1))]
     pub charter: u32,
     /// Identity, ownership, lifecycle and retirement of the server.
     pub server: Server,

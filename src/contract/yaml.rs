@@ -91,9 +91,14 @@ pub struct YamlError {
 
 /// Parses one YAML document into a spanned tree.
 pub fn parse(text: &str) -> Result<Node, YamlError> {
+    // A 200-tool contract is ~20,000 nodes; far beyond that is an alias bomb.
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = 100_000;
+    budget.max_aliases = 1_000;
     let options = serde_saphyr::options! {
         // Duplicates reach the visitor, which reports both places.
         duplicate_keys: DuplicateKeyPolicy::PassThrough,
+        budget: Some(budget),
     };
     let raw: Result<Spanned<RawNode>, _> = serde_saphyr::from_str_with_options(text, options);
     match raw {
@@ -120,6 +125,9 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
 fn yaml_message(err: &serde_saphyr::Error) -> String {
     let text = err.to_string();
     let first = text.lines().next().unwrap_or("invalid YAML").trim();
+    if first.contains("budget breached") {
+        return "the document is too large or expands too far through aliases (over 100,000 nodes)".into();
+    }
     let first = first.strip_prefix("error:").unwrap_or(first).trim();
     // "line 2 column 9: message": the position is rendered from the span instead.
     let first = match first.strip_prefix("line ").and_then(|rest| rest.split_once(": ")) {

@@ -29,7 +29,7 @@ pub struct Rule {
     /// Whether an `experimental` server gets a warning instead of an error:
     /// process rules (owner, disable path, review) bind from `preview` on.
     pub relaxed_when_experimental: bool,
-    check: fn(&Model, &mut Findings),
+    check: fn(&Context, &mut Findings),
 }
 
 /// Checks that are not production rules but still have an explanation:
@@ -60,6 +60,12 @@ pub const CHECKS: &[(&str, &str)] = &[
     ("unused-suppression", "A suppression matches no finding: the rule passes here. Remove it, so the next real finding is not hidden."),
 ];
 
+/// What a rule sees: the model and the date reviews are measured against.
+pub struct Context<'a> {
+    pub model: &'a Model,
+    pub today: jiff::civil::Date,
+}
+
 /// What the rules found, before suppressions apply.
 #[derive(Default)]
 pub struct Findings {
@@ -80,11 +86,12 @@ pub fn rule_by_id(id: &str) -> Option<&'static Rule> {
 }
 
 /// Runs every rule and applies the contract's suppressions.
-pub fn lint(model: &Model) -> Vec<Diagnostic> {
+pub fn lint(model: &Model, today: jiff::civil::Date) -> Vec<Diagnostic> {
+    let cx = Context { model, today };
     let mut findings = Findings::default();
     for rule in RULES {
         let before = findings.items.len();
-        (rule.check)(model, &mut findings);
+        (rule.check)(&cx, &mut findings);
         if rule.relaxed_when_experimental && model.server.status == Status::Experimental {
             for (_, d) in &mut findings.items[before..] {
                 d.severity = Severity::Warning;

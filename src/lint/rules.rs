@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::text;
-use super::{Findings, Rule};
+use super::{Context, Findings, Rule};
 use crate::contract::structure::escape;
 use crate::diagnostic::{Place, Severity};
 use crate::model::schema::{is_object_schema, walk};
@@ -138,7 +138,8 @@ pub static RULES: &[Rule] = &[
 
 // ----- ownership and lifecycle -----
 
-fn owner_missing(m: &Model, f: &mut Findings) {
+fn owner_missing(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     match &m.server.owner {
         None => {
             f.add("owner-missing", "the server names no owner", Place::key("/server"))
@@ -159,30 +160,34 @@ fn owner_missing(m: &Model, f: &mut Findings) {
     }
 }
 
-fn no_disable_path(m: &Model, f: &mut Findings) {
+fn no_disable_path(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     if m.server.retirement.disable.is_none() {
         f.add("no-disable-path", "the server has no kill switch", Place::key("/server"))
             .help = Some("add `retirement: { disable: { env: SERVER_DISABLED } }` under `server`".into());
     }
 }
 
-fn retirement_conditions_missing(m: &Model, f: &mut Findings) {
+fn retirement_conditions_missing(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     if m.server.retirement.when.as_deref().is_none_or(|w| w.trim().is_empty()) {
         f.add("retirement-conditions-missing", "the contract does not say when the server should be retired", Place::key("/server"))
             .help = Some("add `retirement.when`: the condition under which it is disabled, replaced or narrowed".into());
     }
 }
 
-fn review_missing(m: &Model, f: &mut Findings) {
+fn review_missing(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     if m.server.review.is_none() {
         f.add("review-missing", "the contract has no next review date", Place::key("/server"))
             .help = Some("add `review: { next: YYYY-MM-DD }` under `server`".into());
     }
 }
 
-fn review_overdue(m: &Model, f: &mut Findings) {
+fn review_overdue(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     let Some(review) = &m.server.review else { return };
-    let today = today();
+    let today = cx.today;
     if review.next < today {
         let d = f.add("review-overdue", format!("the review was due on {} (today is {today})", review.next), Place::value("/server/review/next"));
         d.help = Some("review the contract, then move `review.next` forward".into());
@@ -202,7 +207,8 @@ pub fn today() -> jiff::civil::Date {
 
 // ----- downstreams and credentials -----
 
-fn token_passthrough(m: &Model, f: &mut Findings) {
+fn token_passthrough(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     for d in &m.downstreams {
         if matches!(d.credentials, Credentials::CallerToken) {
             f.add("token-passthrough", format!("downstream `{}` would receive the caller's token", d.name.original), Place::key(format!("{}/credentials/caller_token", d.pointer)))
@@ -213,7 +219,8 @@ fn token_passthrough(m: &Model, f: &mut Findings) {
 
 const BROAD_WORDS: &[&str] = &["*", "admin", "administrator", "all", "root", "owner", "full", "superuser", "sudo"];
 
-fn broad_credentials(m: &Model, f: &mut Findings) {
+fn broad_credentials(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     for d in &m.downstreams {
         for (i, scope) in d.credential_scopes.iter().enumerate() {
             let lower = scope.to_lowercase();
@@ -226,7 +233,8 @@ fn broad_credentials(m: &Model, f: &mut Findings) {
     }
 }
 
-fn credential_scopes_missing(m: &Model, f: &mut Findings) {
+fn credential_scopes_missing(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     for d in &m.downstreams {
         let has_credential = !matches!(d.credentials, Credentials::None | Credentials::CallerToken);
         if has_credential && d.credential_scopes.is_empty() {
@@ -236,7 +244,8 @@ fn credential_scopes_missing(m: &Model, f: &mut Findings) {
     }
 }
 
-fn wildcard_egress(m: &Model, f: &mut Findings) {
+fn wildcard_egress(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     for d in &m.downstreams {
         for (i, host) in d.egress.iter().enumerate() {
             if host.host.contains('*') {
@@ -247,7 +256,8 @@ fn wildcard_egress(m: &Model, f: &mut Findings) {
     }
 }
 
-fn egress_missing(m: &Model, f: &mut Findings) {
+fn egress_missing(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     for d in &m.downstreams {
         if d.egress.is_empty() {
             f.add("egress-missing", format!("downstream `{}` declares no egress hosts", d.name.original), Place::key(&d.pointer))
@@ -256,7 +266,8 @@ fn egress_missing(m: &Model, f: &mut Findings) {
     }
 }
 
-fn egress_mismatch(m: &Model, f: &mut Findings) {
+fn egress_mismatch(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     for d in &m.downstreams {
         let Ok(url) = url::Url::parse(&d.base_url) else { continue };
         let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else { continue };
@@ -268,7 +279,8 @@ fn egress_mismatch(m: &Model, f: &mut Findings) {
     }
 }
 
-fn insecure_downstream(m: &Model, f: &mut Findings) {
+fn insecure_downstream(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     for d in &m.downstreams {
         if let Ok(url) = url::Url::parse(&d.base_url)
             && url.scheme() == "http"
@@ -288,7 +300,8 @@ const GENERIC_TARGETS: &[&str] = &[
     "operation", "method", "tool", "tool_name", "function", "action", "expression", "code", "host", "hostname",
 ];
 
-fn unbounded_discovery(m: &Model, f: &mut Findings) {
+fn unbounded_discovery(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     for t in &m.tools {
         let Some(props) = t.input.value.get("properties").and_then(Value::as_object) else { continue };
         for (name, schema) in props {
@@ -390,7 +403,8 @@ fn all_texts(m: &Model) -> Vec<(String, &str)> {
     out
 }
 
-fn instruction_in_description(m: &Model, f: &mut Findings) {
+fn instruction_in_description(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     for (pointer, text) in model_visible_texts(m) {
         if let Some((phrase, why)) = text::instruction(text) {
             f.add("instruction-in-description", format!("\"{phrase}\" {why}"), Place::value(pointer))
@@ -399,7 +413,8 @@ fn instruction_in_description(m: &Model, f: &mut Findings) {
     }
 }
 
-fn hidden_characters(m: &Model, f: &mut Findings) {
+fn hidden_characters(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     for (pointer, text) in all_texts(m) {
         if let Some((c, name)) = text::hidden_character(text) {
             f.add("hidden-characters", format!("U+{:04X} {name} is hidden in this text", c as u32), Place::value(pointer))
@@ -408,7 +423,8 @@ fn hidden_characters(m: &Model, f: &mut Findings) {
     }
 }
 
-fn hidden_markup(m: &Model, f: &mut Findings) {
+fn hidden_markup(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     for (pointer, text) in all_texts(m) {
         if text::hiding_markup(text) {
             f.add("hidden-markup", "this text contains markup that hides content from readers", Place::value(pointer))
@@ -417,7 +433,8 @@ fn hidden_markup(m: &Model, f: &mut Findings) {
     }
 }
 
-fn secret_in_contract(m: &Model, f: &mut Findings) {
+fn secret_in_contract(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     let mut texts = all_texts(m);
     let mut examples = Vec::new();
     for t in &m.tools {
@@ -438,7 +455,8 @@ fn secret_in_contract(m: &Model, f: &mut Findings) {
     }
 }
 
-fn no_argument_logging(m: &Model, f: &mut Findings) {
+fn no_argument_logging(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     if !m.audit.arguments {
         f.add("no-argument-logging", "calls are recorded without their arguments", Place::value("/audit/arguments"))
             .help = Some("record arguments; the data class's redaction keeps sensitive values out".into());
@@ -452,7 +470,8 @@ fn no_argument_logging(m: &Model, f: &mut Findings) {
     }
 }
 
-fn write_without_approval(m: &Model, f: &mut Findings) {
+fn write_without_approval(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     for t in &m.tools {
         if t.effect == Effect::Write && t.approval == Approval::None {
             f.add("write-without-approval", format!("`{}` changes state with no human approval", t.name.original), Place::value(format!("{}/effect", t.pointer)))
@@ -461,7 +480,8 @@ fn write_without_approval(m: &Model, f: &mut Findings) {
     }
 }
 
-fn self_approval(m: &Model, f: &mut Findings) {
+fn self_approval(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     for t in &m.tools {
         if let Approval::Reviewer { scope, .. } = &t.approval
             && t.scopes.contains(scope)
@@ -472,7 +492,8 @@ fn self_approval(m: &Model, f: &mut Findings) {
     }
 }
 
-fn data_class_missing(m: &Model, f: &mut Findings) {
+fn data_class_missing(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     let items = m
         .tools
         .iter()
@@ -486,7 +507,8 @@ fn data_class_missing(m: &Model, f: &mut Findings) {
     }
 }
 
-fn confidential_without_redaction(m: &Model, f: &mut Findings) {
+fn confidential_without_redaction(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     for c in &m.data_classes {
         if c.sensitivity >= Sensitivity::Confidential && c.logs == Redaction::Full {
             f.add("confidential-without-redaction", format!("data class `{}` is {:?} but logged in full", c.name, c.sensitivity).to_lowercase(), Place::value(format!("{}/logs", c.pointer)))
@@ -495,7 +517,8 @@ fn confidential_without_redaction(m: &Model, f: &mut Findings) {
     }
 }
 
-fn open_input_schema(m: &Model, f: &mut Findings) {
+fn open_input_schema(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     for t in &m.tools {
         let name = &t.name.original;
         walk(&t.input.value, &t.input.pointer, &mut |obj: &Map<String, Value>, at: &str| {
@@ -526,7 +549,8 @@ fn is_untyped(obj: &Map<String, Value>) -> bool {
     !["type", "enum", "const", "$ref", "anyOf", "oneOf", "allOf", "not"].iter().any(|k| obj.contains_key(*k))
 }
 
-fn unbounded_string(m: &Model, f: &mut Findings) {
+fn unbounded_string(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     for t in &m.tools {
         let name = &t.name.original;
         walk(&t.input.value, &t.input.pointer, &mut |obj: &Map<String, Value>, at: &str| {
@@ -543,7 +567,8 @@ fn unbounded_string(m: &Model, f: &mut Findings) {
     }
 }
 
-fn unbounded_array(m: &Model, f: &mut Findings) {
+fn unbounded_array(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     for t in &m.tools {
         let name = &t.name.original;
         walk(&t.input.value, &t.input.pointer, &mut |obj: &Map<String, Value>, at: &str| {
@@ -560,7 +585,8 @@ const VAGUE_VERBS: &[&str] = &[
     "invoke", "apply", "set", "edit", "operate", "mutate", "control",
 ];
 
-fn vague_tool_name(m: &Model, f: &mut Findings) {
+fn vague_tool_name(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     for t in &m.tools {
         if t.effect == Effect::Read {
             continue;
@@ -594,7 +620,8 @@ fn is_narrow(schema: &Value) -> bool {
     narrow
 }
 
-fn server_too_broad(m: &Model, f: &mut Findings) {
+fn server_too_broad(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     let capabilities = m.tools.len() + m.resources.len() + m.prompts.len();
     if m.downstreams.len() > 3 {
         f.add("server-too-broad", format!("the server calls {} downstream systems", m.downstreams.len()), Place::key("/downstreams"))
@@ -606,7 +633,8 @@ fn server_too_broad(m: &Model, f: &mut Findings) {
     }
 }
 
-fn http_without_auth(m: &Model, f: &mut Findings) {
+fn http_without_auth(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     if m.access.transports.contains(&Transport::Http) && m.access.oauth.is_none() && m.server.status >= Status::Preview {
         let d = f.add("http-without-auth", "the server is offered over http without authentication", Place::key("/access"));
         d.help = Some("add `oauth: { issuer: ..., audience: ... }` under `access`, or offer only `stdio`".into());
@@ -616,7 +644,8 @@ fn http_without_auth(m: &Model, f: &mut Findings) {
     }
 }
 
-fn scope_missing(m: &Model, f: &mut Findings) {
+fn scope_missing(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     if !m.access.transports.contains(&Transport::Http) {
         return;
     }
@@ -634,7 +663,8 @@ fn scope_missing(m: &Model, f: &mut Findings) {
     }
 }
 
-fn output_schema_missing(m: &Model, f: &mut Findings) {
+fn output_schema_missing(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     for t in &m.tools {
         if t.output.is_none() {
             f.add("output-schema-missing", format!("tool `{}` has no output schema", t.name.original), Place::key(&t.pointer))
@@ -643,7 +673,8 @@ fn output_schema_missing(m: &Model, f: &mut Findings) {
     }
 }
 
-fn description_too_short(m: &Model, f: &mut Findings) {
+fn description_too_short(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     let items = std::iter::once(("/server/description".to_string(), m.server.description.as_str()))
         .chain(m.tools.iter().map(|t| (format!("{}/description", t.pointer), t.description.as_str())))
         .chain(m.resources.iter().map(|r| (format!("{}/description", r.pointer), r.description.as_str())))
@@ -656,7 +687,8 @@ fn description_too_short(m: &Model, f: &mut Findings) {
     }
 }
 
-fn unused_declaration(m: &Model, f: &mut Findings) {
+fn unused_declaration(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
     let scope_used = |s: &str| {
         m.tools.iter().any(|t| t.scopes.iter().any(|x| x == s) || matches!(&t.approval, Approval::Reviewer { scope, .. } if scope == s))
             || m.resources.iter().any(|r| r.scopes.iter().any(|x| x == s))

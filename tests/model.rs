@@ -1,0 +1,232 @@
+//! The model and the rules on small contracts written here: effects to
+//! annotations, closed schemas, shared definitions, suppressions and the
+//! experimental downgrade, and no panic on mangled input.
+
+mod common;
+
+use charter::check::{Checked, Outcome, check_text};
+use charter::diagnostic::Severity;
+use common::today;
+
+const BASE: &str = r##"charter: 1
+server:
+  name: demo
+  version: 1.0.0
+  description: Looks up the status of one order for a support agent.
+  owner: { team: orders, contact: orders@example.com, escalation: "pagerduty:orders" }
+  status: STATUS
+  review: { next: 2027-05-01 }
+  retirement: { disable: { env: DEMO_DISABLED }, when: The order system serves this directly. }
+data_classes:
+  internal: { description: Order numbers and statuses., sensitivity: internal, logs: full }
+access:
+  transports: [stdio]
+  scopes:
+    orders.read: Read order status.
+    orders.write: Change orders.
+    orders.approve: Approve order changes.
+$defs:
+  OrderNumber: { type: string, pattern: "^[A-Z]{2}-[0-9]{6}$" }
+tools:
+TOOLS
+"##;
+
+fn contract(status: &str, tools: &str) -> String {
+    BASE.replace("STATUS", status).replace("TOOLS", tools)
+}
+
+fn check(text: String) -> Checked {
+    check_text("test.yaml", text, today())
+}
+
+const READ_TOOL: &str = r##"  get_order:
+    description: The status of one order, by its order number.
+    effect: read
+    scopes: [orders.read]
+    data_class: internal
+    input:
+      type: object
+      required: [order]
+      properties:
+        order: { $ref: "#/$defs/OrderNumber" }
+        filter:
+          type: object
+          properties: { status: { type: string, enum: [open, closed] } }
+    output:
+      type: object
+      properties: { status: { type: string, maxLength: 20 } }
+    handler: rust
+"##;
+
+#[test]
+fn effects_become_annotations() {
+    let write = r##"  cancel_order:
+    description: Cancels one open order by its order number, after approval.
+    effect: write
+    scopes: [orders.write]
+    data_class: internal
+    approval: { mode: reviewer, scope: orders.approve }
+    input: { type: object, required: [order], properties: { order: { $ref: "#/$defs/OrderNumber" } } }
+    output: { type: object, properties: { cancelled: { type: boolean } } }
+    handler: rust
+  hold_order:
+    description: Puts one order on hold; the hold can be lifted again.
+    effect: write
+    reversible: true
+    scopes: [orders.write]
+    data_class: internal
+    approval: { mode: user }
+    input: { type: object, required: [order], properties: { order: { $ref: "#/$defs/OrderNumber" } } }
+    output: { type: object, properties: { held: { type: boolean } } }
+    handler: rust
+"##;
+    let checked = check(contract("production", &format!("{READ_TOOL}{write}")));
+    assert_eq!(checked.outcome, Outcome::Passed, "{:#?}", checked.diagnostics);
+    let model = checked.model.unwrap();
+    let a = |name: &str| model.tool(name).unwrap().annotations;
+    assert!(a("get_order").read_only_hint && !a("get_order").destructive_hint && a("get_order").idempotent_hint);
+    assert!(!a("cancel_order").read_only_hint && a("cancel_order").destructive_hint && !a("cancel_order").idempotent_hint);
+    assert!(!a("hold_order").destructive_hint, "reversible writes are not destructive");
+    assert!(!a("get_order").open_world_hint, "no downstream, closed world");
+}
+
+#[test]
+fn schemas_are_closed_and_self_contained() {
+    let checked = check(contract("production", READ_TOOL));
+    let model = checked.model.expect("lowers");
+    let input = &model.tool("get_order").unwrap().input.value;
+    assert_eq!(input["additionalProperties"], false);
+    assert_eq!(input["properties"]["filter"]["additionalProperties"], false, "nested objects are closed too");
+    assert_eq!(input["$defs"]["OrderNumber"]["pattern"], "^[A-Z]{2}-[0-9]{6}$", "shared definitions are copied in");
+    let validator = jsonschema::draft202012::new(input).unwrap();
+    assert!(validator.is_valid(&serde_json::json!({ "order": "AB-123456" })));
+    assert!(!validator.is_valid(&serde_json::json!({ "order": "AB-123456", "extra": 1 })));
+    assert!(!validator.is_valid(&serde_json::json!({ "order": "nope" })));
+}
+
+#[test]
+fn suppression_needs_a_reason_and_shows_in_reports() {
+    let tool = READ_TOOL.replace(
+        "    handler: rust\n",
+        "    handler: rust\n    suppress:\n      - rule: unbounded-string\n        reason: The status filter is an enum; the free text field is capped by the request size limit.\n",
+    )
+    .replace("filter:\n          type: object\n          properties: { status: { type: string, enum: [open, closed] } }", "note: { type: string }");
+    let checked = check(contract("production", &tool));
+    assert_eq!(checked.outcome, Outcome::Passed);
+    let d = checked.diagnostics.iter().find(|d| d.id == "unbounded-string").expect("still reported");
+    assert!(d.suppressed.as_deref().is_some_and(|r| r.starts_with("The status filter")));
+    let rendered = checked.source.render(&checked.diagnostics, false);
+    assert!(rendered.contains("suppressed: a string in `get_order`'s input has no bound"), "{rendered}");
+    assert!(rendered.contains("reason given: The status filter"), "{rendered}");
+
+    let lazy = tool.replace("reason: The status filter is an enum; the free text field is capped by the request size limit.", "reason: ok");
+    let checked = check(contract("production", &lazy));
+    assert!(checked.diagnostics.iter().any(|d| d.id == "suppression-without-reason" && d.is_failing()));
+}
+
+#[test]
+fn unused_suppressions_are_reported() {
+    let tool = READ_TOOL.replace("    handler: rust\n", "    handler: rust\n    suppress: [{ rule: open-input-schema, reason: Kept from an older version of the tool. }]\n");
+    let checked = check(contract("production", &tool));
+    assert!(checked.diagnostics.iter().any(|d| d.id == "unused-suppression" && d.severity == Severity::Warning));
+}
+
+#[test]
+fn experimental_servers_get_warnings_for_process_rules() {
+    let no_owner = |status: &str| contract(status, READ_TOOL).replace("  owner: { team: orders, contact: orders@example.com, escalation: \"pagerduty:orders\" }\n", "");
+    let production = check(no_owner("production"));
+    assert_eq!(production.outcome, Outcome::Failed);
+    let experimental = check(no_owner("experimental"));
+    assert_eq!(experimental.outcome, Outcome::Passed);
+    assert!(experimental.diagnostics.iter().any(|d| d.id == "owner-missing" && d.severity == Severity::Warning));
+}
+
+#[test]
+fn every_error_of_a_stage_is_reported_at_once() {
+    let text = contract("production", READ_TOOL)
+        .replace("effect: read", "efect: read")
+        .replace("description: The status of one order", "descripton: The status of one order")
+        .replace("transports: [stdio]", "transports: stdio");
+    let checked = check(text);
+    let ids: Vec<&str> = checked.diagnostics.iter().map(|d| d.id).collect();
+    assert_eq!(checked.outcome, Outcome::Unreadable);
+    assert!(ids.iter().filter(|id| **id == "unknown-field").count() == 2, "{ids:?}");
+    assert!(ids.contains(&"wrong-type") && ids.contains(&"missing-field"), "{ids:?}");
+}
+
+#[test]
+fn review_dates_are_measured_against_the_given_day() {
+    let text = contract("production", READ_TOOL);
+    let late = check_text("t.yaml", text.clone(), "2027-06-01".parse().unwrap());
+    assert!(late.diagnostics.iter().any(|d| d.id == "review-overdue" && d.is_failing()));
+    let early = check_text("t.yaml", text, "2027-04-30".parse().unwrap());
+    assert!(!early.diagnostics.iter().any(|d| d.id == "review-overdue"));
+}
+
+#[test]
+fn rust_names_collide_loudly() {
+    let tools = format!("{READ_TOOL}{}", READ_TOOL.replace("  get_order:", "  get-order:"));
+    let checked = check(contract("production", &tools));
+    assert!(checked.diagnostics.iter().any(|d| d.id == "name-collision"));
+}
+
+/// A small deterministic generator, so failures reproduce.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> usize {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) as usize
+    }
+}
+
+#[test]
+fn mangled_contracts_never_panic() {
+    let mut texts: Vec<String> = common::yaml_files("specs").iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    texts.push(contract("production", READ_TOOL));
+    let mut rng = Lcg(0x5eed);
+    let noise: &[&str] = &["\n", ":", "- ", "{", "}", "[", "]", "\"", "'", "&a ", "*a", "!!binary ", "\t", "#", "\u{200B}", "~", "null", "<<: *a\n", "%YAML 1.2\n---\n", "? "];
+    for text in &texts {
+        let bytes = text.as_bytes();
+        // Every truncation on a grid, then random insertions and deletions.
+        for cut in (0..bytes.len()).step_by(37) {
+            let _ = check(String::from_utf8_lossy(&bytes[..cut]).into_owned());
+        }
+        for _ in 0..300 {
+            let mut mangled = text.clone();
+            for _ in 0..1 + rng.next() % 4 {
+                let mut at = rng.next() % (mangled.len() + 1);
+                while !mangled.is_char_boundary(at) {
+                    at -= 1;
+                }
+                if rng.next() % 2 == 0 {
+                    mangled.insert_str(at, noise[rng.next() % noise.len()]);
+                } else {
+                    let mut end = (at + 1 + rng.next() % 20).min(mangled.len());
+                    while !mangled.is_char_boundary(end) {
+                        end += 1;
+                    }
+                    mangled.replace_range(at..end, "");
+                }
+            }
+            let checked = check(mangled);
+            for d in &checked.diagnostics {
+                assert!(d.span.is_some() || checked.source.root.is_none(), "unlocated: {d:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn alias_bombs_are_refused_not_expanded() {
+    let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    let mut prev = 'a';
+    for name in 'b'..='k' {
+        text.push_str(&format!("{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+        prev = name;
+    }
+    let checked = check(text);
+    assert_eq!(checked.outcome, Outcome::Unreadable);
+    let d = &checked.diagnostics[0];
+    assert_eq!(d.id, "yaml-syntax");
+    assert!(d.message.contains("expands too far through aliases"), "{}", d.message);
+}
