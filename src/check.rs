@@ -44,12 +44,24 @@ pub struct Checked {
 pub fn check_file(path: &Path, today: jiff::civil::Date) -> Checked {
     let shown = path.display().to_string();
     match std::fs::read(path) {
-        Ok(bytes) if bytes.len() > MAX_CONTRACT_BYTES => {
-            unreadable(&shown, format!("{shown} is {} bytes; contracts are at most {MAX_CONTRACT_BYTES}", bytes.len()), "split the server: a contract this large cannot be reviewed")
-        }
+        Ok(bytes) if bytes.len() > MAX_CONTRACT_BYTES => unreadable(
+            &shown,
+            format!(
+                "{shown} is {} bytes; contracts are at most {MAX_CONTRACT_BYTES}",
+                bytes.len()
+            ),
+            "split the server: a contract this large cannot be reviewed",
+        ),
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(text) => check_text(&shown, text, today),
-            Err(e) => unreadable(&shown, format!("{shown} is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()), "save the contract as UTF-8"),
+            Err(e) => unreadable(
+                &shown,
+                format!(
+                    "{shown} is not UTF-8 text (invalid byte at offset {})",
+                    e.utf8_error().valid_up_to()
+                ),
+                "save the contract as UTF-8",
+            ),
         },
         Err(e) => unreadable(&shown, format!("cannot read {shown}: {e}"), "check the path"),
     }
@@ -73,12 +85,21 @@ pub fn check_text(path: &str, text: String, today: jiff::civil::Date) -> Checked
         Ok(raw) => match model::lower(&raw) {
             Err(diags) => (None, diags, Outcome::Unreadable),
             Ok(model) => {
-                let diags = lint::lint(&model, today);
-                let outcome = if diags.iter().any(Diagnostic::is_failing) { Outcome::Failed } else { Outcome::Passed };
+                let diags = lint::lint(&model, &source, today);
+                let outcome = if diags.iter().any(Diagnostic::is_failing) {
+                    Outcome::Failed
+                } else {
+                    Outcome::Passed
+                };
                 (Some(model), diags, outcome)
             }
         },
     };
     source.resolve(&mut diagnostics);
-    Checked { source, model, diagnostics, outcome }
+    Checked {
+        source,
+        model,
+        diagnostics,
+        outcome,
+    }
 }

@@ -12,7 +12,11 @@ use crate::model::names::is_server_name;
 use crate::{contract, init, report};
 
 #[derive(Parser)]
-#[command(name = "charter", version, about = "Check MCP server contracts against production rules and generate governed Rust servers from them")]
+#[command(
+    name = "charter",
+    version,
+    about = "Check MCP server contracts against production rules and generate governed Rust servers from them"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -77,10 +81,16 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Check { contracts, format, explain_model, color } => check_command(&contracts, format, explain_model, color),
+        Command::Check {
+            contracts,
+            format,
+            explain_model,
+            color,
+        } => check_command(&contracts, format, explain_model, color),
         Command::Explain { id } => explain_command(id.as_deref()),
         Command::Schema => {
-            let schema = serde_json::to_string_pretty(contract::structure::contract_schema()).expect("schema serializes");
+            let schema =
+                serde_json::to_string_pretty(contract::structure::contract_schema()).expect("schema serializes");
             emit(&format!("{schema}\n"))
         }
         Command::Init { name } => init_command(&name),
@@ -92,7 +102,8 @@ fn check_command(paths: &[PathBuf], format: Format, explain_model: bool, color: 
     let results: Vec<_> = paths.iter().map(|p| check::check_file(p, today)).collect();
     let worst = results.iter().map(|r| r.outcome).max().unwrap_or(Outcome::Passed);
     if explain_model {
-        let stderr_color = matches!(color, Color::Always) || (matches!(color, Color::Auto) && std::io::stderr().is_terminal());
+        let stderr_color =
+            matches!(color, Color::Always) || (matches!(color, Color::Auto) && std::io::stderr().is_terminal());
         eprint!("{}", report::text(&results, stderr_color));
         let models: Vec<_> = results.iter().filter_map(|r| r.model.as_ref()).collect();
         let json = match models.as_slice() {
@@ -110,7 +121,8 @@ fn check_command(paths: &[PathBuf], format: Format, explain_model: bool, color: 
     }
     let text = match format {
         Format::Text => {
-            let color = matches!(color, Color::Always) || (matches!(color, Color::Auto) && std::io::stdout().is_terminal());
+            let color =
+                matches!(color, Color::Always) || (matches!(color, Color::Auto) && std::io::stdout().is_terminal());
             report::text(&results, color)
         }
         Format::Json => report::json(&results),
@@ -128,7 +140,12 @@ fn explain_command(id: Option<&str>) -> ExitCode {
         let mut out = String::from("Production rules (suppressible with a reason unless marked):\n\n");
         for r in RULES {
             let mark = if r.suppressible { "" } else { "  [no suppression]" };
-            out.push_str(&format!("  {:<32} {:<8} {}{mark}\n", r.id, r.severity.to_string(), r.summary));
+            out.push_str(&format!(
+                "  {:<32} {:<8} {}{mark}\n",
+                r.id,
+                r.severity.to_string(),
+                r.summary
+            ));
         }
         out.push_str("\nContract checks (always errors):\n\n");
         for (id, _) in CHECKS {
@@ -138,7 +155,13 @@ fn explain_command(id: Option<&str>) -> ExitCode {
         return emit(&out);
     };
     if let Some(r) = RULES.iter().find(|r| r.id == id) {
-        let mut out = format!("{} ({})\n\n{}.\n\n{}\n", r.id, r.severity, capitalize(r.summary), r.explain);
+        let mut out = format!(
+            "{} ({})\n\n{}.\n\n{}\n",
+            r.id,
+            r.severity,
+            capitalize(r.summary),
+            r.explain
+        );
         if !r.suppressible {
             out.push_str("\nThis rule cannot be suppressed.\n");
         } else {
@@ -166,7 +189,9 @@ fn explain_command(id: Option<&str>) -> ExitCode {
 
 fn init_command(name: &str) -> ExitCode {
     if !is_server_name(name) {
-        eprintln!("error: `{name}` is not a valid server name\n  help: use lowercase letters, digits and dashes, e.g. `release-notes`");
+        eprintln!(
+            "error: `{name}` is not a valid server name\n  help: use lowercase letters, digits and dashes, e.g. `release-notes`"
+        );
         return ExitCode::from(2);
     }
     match init::starter(name, crate::lint::today()) {

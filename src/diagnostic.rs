@@ -37,14 +37,30 @@ pub struct Place {
     /// Point at the mapping key rather than its value (e.g. for unknown fields).
     #[serde(skip)]
     pub key: bool,
+    /// Narrow the underline to this text inside the located value, where it appears verbatim.
+    #[serde(skip)]
+    pub needle: Option<String>,
 }
 
 impl Place {
     pub fn value(pointer: impl Into<String>) -> Place {
-        Place { pointer: pointer.into(), key: false }
+        Place {
+            pointer: pointer.into(),
+            key: false,
+            needle: None,
+        }
     }
     pub fn key(pointer: impl Into<String>) -> Place {
-        Place { pointer: pointer.into(), key: true }
+        Place {
+            pointer: pointer.into(),
+            key: true,
+            needle: None,
+        }
+    }
+    /// The same place, underlining `needle` where it appears in the value.
+    pub fn within(mut self, needle: impl Into<String>) -> Place {
+        self.needle = Some(needle.into());
+        self
     }
 }
 
@@ -120,17 +136,55 @@ pub struct Source {
 
 impl Source {
     pub fn new(path: impl Into<String>, text: impl Into<String>) -> Source {
-        Source { path: path.into(), text: text.into(), root: None }
+        Source {
+            path: path.into(),
+            text: text.into(),
+            root: None,
+        }
     }
 
     /// Fills in the span of each diagnostic from its place, and orders them by position.
     pub fn resolve(&self, diagnostics: &mut [Diagnostic]) {
         for d in diagnostics.iter_mut() {
             if d.span.is_none() {
-                d.span = self.root.as_ref().map(|root| root.locate(&d.place.pointer, d.place.key));
+                d.span = self
+                    .root
+                    .as_ref()
+                    .map(|root| root.locate(&d.place.pointer, d.place.key));
+                if let (Some(span), Some(needle)) = (d.span, &d.place.needle) {
+                    d.span = Some(self.find_within(span, needle).unwrap_or(span));
+                }
             }
         }
-        diagnostics.sort_by_key(|d| (d.span.map(|s| s.start).unwrap_or(0), std::cmp::Reverse(d.severity), d.id));
+        diagnostics.sort_by_key(|d| {
+            (
+                d.span.map(|s| s.start).unwrap_or(0),
+                std::cmp::Reverse(d.severity),
+                d.id,
+            )
+        });
+    }
+
+    /// The span of `needle` inside (or right after the start of) a value, if it is written verbatim.
+    fn find_within(&self, span: Span, needle: &str) -> Option<Span> {
+        let window_end = (span.end.max(span.start + needle.len()) + 4096).min(self.text.len());
+        let window = self.text.get(span.start..window_end)?;
+        let offset = window.find(needle)?;
+        Some(self.span_of(span.start + offset, span.start + offset + needle.len()))
+    }
+
+    /// The span of a byte range of the text.
+    pub fn span_of(&self, start: usize, end: usize) -> Span {
+        let before = &self.text[..start];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let column = self.text[line_start..start].chars().count() + 1;
+        Span {
+            line,
+            column,
+            start,
+            end,
+        }
     }
 
     /// Renders diagnostics as rustc does, with the source line and an underline.
@@ -151,14 +205,20 @@ impl Source {
             let title = level.primary_title(title).id(d.id);
             let group = match d.span {
                 Some(span) => {
-                    let mut snippet = Snippet::source(self.text.as_str()).line_start(1).path(self.path.as_str());
+                    let mut snippet = Snippet::source(self.text.as_str())
+                        .line_start(1)
+                        .path(self.path.as_str());
                     let mut annotation = AnnotationKind::Primary.span(clamp(span, &self.text));
                     if let Some(label) = &d.label {
                         annotation = annotation.label(label.as_str());
                     }
                     snippet = snippet.annotation(annotation);
                     for (span, label) in &d.related {
-                        snippet = snippet.annotation(AnnotationKind::Context.span(clamp(*span, &self.text)).label(label.as_str()));
+                        snippet = snippet.annotation(
+                            AnnotationKind::Context
+                                .span(clamp(*span, &self.text))
+                                .label(label.as_str()),
+                        );
                     }
                     title.element(snippet)
                 }
@@ -169,7 +229,9 @@ impl Source {
                 groups.push(Group::with_title(Level::HELP.secondary_title(help.as_str())));
             }
             if let Some(reason) = &d.suppressed {
-                groups.push(Group::with_title(Level::NOTE.secondary_title(format!("reason given: {reason}"))));
+                groups.push(Group::with_title(
+                    Level::NOTE.secondary_title(format!("reason given: {reason}")),
+                ));
             }
             out.push_str(&renderer.render(&groups));
             out.push_str("\n\n");
@@ -178,8 +240,12 @@ impl Source {
     }
 }
 
+/// The underline: the span's first line only, so a block value does not drag in what follows.
 fn clamp(span: Span, text: &str) -> std::ops::Range<usize> {
     let start = span.start.min(text.len());
-    let end = span.end.max(start).min(text.len());
+    let mut end = span.end.max(start).min(text.len());
+    if let Some(newline) = text[start..end].find('\n') {
+        end = if newline == 0 { start } else { start + newline };
+    }
     start..end
 }

@@ -21,14 +21,24 @@ pub fn text(results: &[Checked], color: bool) -> String {
 }
 
 fn summary_line(r: &Checked) -> String {
-    let count = |sev: Severity| r.diagnostics.iter().filter(|d| d.severity == sev && d.suppressed.is_none()).count();
+    let count = |sev: Severity| {
+        r.diagnostics
+            .iter()
+            .filter(|d| d.severity == sev && d.suppressed.is_none())
+            .count()
+    };
     let suppressed = r.diagnostics.iter().filter(|d| d.suppressed.is_some()).count();
     let verdict = match r.outcome {
         Outcome::Passed => "passed",
         Outcome::Failed => "failed",
         Outcome::Unreadable => "could not be checked",
     };
-    let mut line = format!("{}: {verdict}: {} error(s), {} warning(s)", r.source.path, count(Severity::Error), count(Severity::Warning));
+    let mut line = format!(
+        "{}: {verdict}: {} error(s), {} warning(s)",
+        r.source.path,
+        count(Severity::Error),
+        count(Severity::Warning)
+    );
     if suppressed > 0 {
         line.push_str(&format!(", {suppressed} suppressed"));
     }
@@ -70,7 +80,11 @@ pub fn json(results: &[Checked]) -> String {
                 diagnostics: r
                     .diagnostics
                     .iter()
-                    .map(|d| JsonDiagnostic { diagnostic: d, line: d.span.map(|s| s.line), column: d.span.map(|s| s.column) })
+                    .map(|d| JsonDiagnostic {
+                        diagnostic: d,
+                        line: d.span.map(|s| s.line),
+                        column: d.span.map(|s| s.column),
+                    })
                     .collect(),
             })
             .collect(),
@@ -84,7 +98,11 @@ pub fn sarif(results: &[Checked]) -> String {
         .iter()
         .map(|r| (r.id, r.summary, r.explain))
         .chain(CHECKS.iter().map(|(id, explain)| (*id, *explain, *explain)))
-        .chain(std::iter::once(("unreadable", "the contract file could not be read", "The file does not exist, cannot be opened or is not UTF-8 text.")))
+        .chain(std::iter::once((
+            "unreadable",
+            "the contract file could not be read",
+            "The file does not exist, cannot be opened or is not UTF-8 text.",
+        )))
         .collect();
     let rules: Vec<sarif::ReportingDescriptor> = descriptors
         .iter()
@@ -92,9 +110,21 @@ pub fn sarif(results: &[Checked]) -> String {
             sarif::ReportingDescriptor::builder()
                 .id(id.to_string())
                 .name(id.to_string())
-                .short_description(sarif::MultiformatMessageString::builder().text(summary.to_string()).build())
-                .full_description(sarif::MultiformatMessageString::builder().text(explain.to_string()).build())
-                .help(sarif::MultiformatMessageString::builder().text(format!("charter explain {id}")).build())
+                .short_description(
+                    sarif::MultiformatMessageString::builder()
+                        .text(summary.to_string())
+                        .build(),
+                )
+                .full_description(
+                    sarif::MultiformatMessageString::builder()
+                        .text(explain.to_string())
+                        .build(),
+                )
+                .help(
+                    sarif::MultiformatMessageString::builder()
+                        .text(format!("charter explain {id}"))
+                        .build(),
+                )
                 .build()
         })
         .collect();
@@ -108,13 +138,20 @@ pub fn sarif(results: &[Checked]) -> String {
                 text.push_str(help);
             }
             let region = match d.span {
-                Some(s) => sarif::Region::builder().start_line(s.line.max(1) as i64).start_column(s.column.max(1) as i64).build(),
+                Some(s) => sarif::Region::builder()
+                    .start_line(s.line.max(1) as i64)
+                    .start_column(s.column.max(1) as i64)
+                    .build(),
                 None => sarif::Region::builder().start_line(1).build(),
             };
             let location = sarif::Location::builder()
                 .physical_location(
                     sarif::PhysicalLocation::builder()
-                        .artifact_location(sarif::ArtifactLocation::builder().uri(r.source.path.replace('\\', "/")).build())
+                        .artifact_location(
+                            sarif::ArtifactLocation::builder()
+                                .uri(r.source.path.replace('\\', "/"))
+                                .build(),
+                        )
                         .region(region)
                         .build(),
                 )
@@ -126,7 +163,12 @@ pub fn sarif(results: &[Checked]) -> String {
             let suppressions: Vec<sarif::Suppression> = d
                 .suppressed
                 .iter()
-                .map(|reason| sarif::Suppression::builder().kind(serde_json::json!("inSource")).justification(reason.clone()).build())
+                .map(|reason| {
+                    sarif::Suppression::builder()
+                        .kind(serde_json::json!("inSource"))
+                        .justification(reason.clone())
+                        .build()
+                })
                 .collect();
             let result = sarif::Result::builder()
                 .rule_id(d.id.to_string())
@@ -134,7 +176,11 @@ pub fn sarif(results: &[Checked]) -> String {
                 .level(level)
                 .message(sarif::Message::builder().text(text).build())
                 .locations(vec![location]);
-            sarif_results.push(if suppressions.is_empty() { result.build() } else { result.suppressions(suppressions).build() });
+            sarif_results.push(if suppressions.is_empty() {
+                result.build()
+            } else {
+                result.suppressions(suppressions).build()
+            });
         }
     }
     let driver = sarif::ToolComponent::builder()

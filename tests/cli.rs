@@ -49,9 +49,17 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn the_worst_outcome_decides_the_exit_status() {
-    let out = charter(&["check", "specs/release-notes.yaml", "specs/invalid/write-without-approval.yaml"]);
+    let out = charter(&[
+        "check",
+        "specs/release-notes.yaml",
+        "specs/invalid/write-without-approval.yaml",
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    let out = charter(&["check", "specs/invalid/write-without-approval.yaml", "specs/invalid/unknown-field.yaml"]);
+    let out = charter(&[
+        "check",
+        "specs/invalid/write-without-approval.yaml",
+        "specs/invalid/unknown-field.yaml",
+    ]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -75,12 +83,19 @@ fn explain_covers_every_rule_and_check() {
 
 #[test]
 fn rule_ids_are_unique_and_stable_in_form() {
-    let mut ids: Vec<&str> = RULES.iter().map(|r| r.id).chain(CHECKS.iter().map(|(id, _)| *id)).collect();
+    let mut ids: Vec<&str> = RULES
+        .iter()
+        .map(|r| r.id)
+        .chain(CHECKS.iter().map(|(id, _)| *id))
+        .collect();
     let count = ids.len();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), count, "duplicate ids");
-    assert!(ids.iter().all(|id| id.chars().all(|c| c.is_ascii_lowercase() || c == '-')));
+    assert!(
+        ids.iter()
+            .all(|id| id.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+    );
 }
 
 #[test]
@@ -91,7 +106,10 @@ fn json_report_locates_every_diagnostic() {
     let diags = report["files"][0]["diagnostics"].as_array().unwrap();
     assert!(!diags.is_empty());
     for d in diags {
-        assert!(d["line"].as_u64().unwrap() > 0 && d["column"].as_u64().unwrap() > 0, "{d}");
+        assert!(
+            d["line"].as_u64().unwrap() > 0 && d["column"].as_u64().unwrap() > 0,
+            "{d}"
+        );
         assert!(d["id"].is_string() && d["message"].is_string() && d["severity"].is_string());
     }
 }
@@ -99,20 +117,30 @@ fn json_report_locates_every_diagnostic() {
 #[test]
 fn sarif_report_validates_against_the_sarif_schema() {
     let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("tests/fixtures/sarif-schema-2.1.0.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(root().join("tests/fixtures/sarif-schema-2.1.0.json")).unwrap())
+            .unwrap();
     let validator = jsonschema::draft7::new(&schema).unwrap();
     let mut args = vec!["check", "--format", "sarif", "specs/release-notes.yaml"];
-    let invalid: Vec<String> = common::yaml_files("specs/invalid").iter().map(|p| common::relative(p)).collect();
+    let invalid: Vec<String> = common::yaml_files("specs/invalid")
+        .iter()
+        .map(|p| common::relative(p))
+        .collect();
     args.extend(invalid.iter().map(String::as_str));
     let out = charter(&args);
     let log: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let errors: Vec<String> = validator.iter_errors(&log).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&log)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
     assert!(errors.is_empty(), "{errors:#?}");
     let results = log["runs"][0]["results"].as_array().unwrap();
     assert!(results.len() >= invalid.len());
     for r in results {
         let index = r["ruleIndex"].as_u64().unwrap() as usize;
-        assert_eq!(log["runs"][0]["tool"]["driver"]["rules"][index]["id"], r["ruleId"], "ruleIndex points at the rule");
+        assert_eq!(
+            log["runs"][0]["tool"]["driver"]["rules"][index]["id"], r["ruleId"],
+            "ruleIndex points at the rule"
+        );
     }
 }
 

@@ -20,7 +20,11 @@ fn expectations(text: &str) -> Vec<Expectation> {
         .map(|rest| {
             let (id, place) = rest.trim().split_once(' ').expect("`# expect: ID LINE:COL`");
             let (line, column) = place.trim().split_once(':').expect("LINE:COL");
-            Expectation { id: id.into(), line: line.parse().unwrap(), column: column.parse().unwrap() }
+            Expectation {
+                id: id.into(),
+                line: line.parse().unwrap(),
+                column: column.parse().unwrap(),
+            }
         })
         .collect()
 }
@@ -28,37 +32,72 @@ fn expectations(text: &str) -> Vec<Expectation> {
 #[test]
 fn every_invalid_contract_fails_where_it_says() {
     let files = yaml_files("specs/invalid");
-    assert!(files.len() >= 20, "specs/invalid/ holds {} contracts, want at least 20", files.len());
+    assert!(
+        files.len() >= 20,
+        "specs/invalid/ holds {} contracts, want at least 20",
+        files.len()
+    );
     let mut ids_covered = std::collections::BTreeSet::new();
     for path in &files {
         let text = std::fs::read_to_string(path).unwrap();
         let mut expected = expectations(&text);
         if text.is_empty() {
-            expected.push(Expectation { id: "empty-contract".into(), line: 1, column: 1 });
+            expected.push(Expectation {
+                id: "empty-contract".into(),
+                line: 1,
+                column: 1,
+            });
         }
         assert!(!expected.is_empty(), "{}: no `# expect:` line", path.display());
         let checked = check_file(path, today());
         assert_ne!(checked.outcome, Outcome::Passed, "{} passed", path.display());
         for e in &expected {
             ids_covered.insert(e.id.clone());
-            let found = checked.diagnostics.iter().find(|d| d.id == e.id && d.suppressed.is_none());
+            let found = checked
+                .diagnostics
+                .iter()
+                .find(|d| d.id == e.id && d.suppressed.is_none());
             let Some(d) = found else {
-                panic!("{}: no `{}` among {:?}", path.display(), e.id, checked.diagnostics.iter().map(|d| d.id).collect::<Vec<_>>());
+                panic!(
+                    "{}: no `{}` among {:?}",
+                    path.display(),
+                    e.id,
+                    checked.diagnostics.iter().map(|d| d.id).collect::<Vec<_>>()
+                );
             };
             let span = d.span.expect("located");
-            assert_eq!((span.line, span.column), (e.line, e.column), "{}: `{}` at the wrong place", path.display(), e.id);
+            assert_eq!(
+                (span.line, span.column),
+                (e.line, e.column),
+                "{}: `{}` at the wrong place",
+                path.display(),
+                e.id
+            );
             let is_rule = RULES.iter().any(|r| r.id == e.id);
             let want = if is_rule { Outcome::Failed } else { Outcome::Unreadable };
             assert_eq!(checked.outcome, want, "{}: outcome", path.display());
         }
         // Each file breaks one thing: no error beyond the ones it announces.
         for d in checked.diagnostics.iter().filter(|d| d.is_failing()) {
-            assert!(expected.iter().any(|e| e.id == d.id), "{}: unexpected `{}`: {}", path.display(), d.id, d.message);
+            assert!(
+                expected.iter().any(|e| e.id == d.id),
+                "{}: unexpected `{}`: {}",
+                path.display(),
+                d.id,
+                d.message
+            );
         }
     }
     // Every error-severity production rule has a contract that breaks it.
-    for rule in RULES.iter().filter(|r| r.severity == charter::diagnostic::Severity::Error) {
-        assert!(ids_covered.contains(rule.id), "no invalid contract exercises `{}`", rule.id);
+    for rule in RULES
+        .iter()
+        .filter(|r| r.severity == charter::diagnostic::Severity::Error)
+    {
+        assert!(
+            ids_covered.contains(rule.id),
+            "no invalid contract exercises `{}`",
+            rule.id
+        );
     }
 }
 

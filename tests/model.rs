@@ -85,8 +85,13 @@ fn effects_become_annotations() {
     let model = checked.model.unwrap();
     let a = |name: &str| model.tool(name).unwrap().annotations;
     assert!(a("get_order").read_only_hint && !a("get_order").destructive_hint && a("get_order").idempotent_hint);
-    assert!(!a("cancel_order").read_only_hint && a("cancel_order").destructive_hint && !a("cancel_order").idempotent_hint);
-    assert!(!a("hold_order").destructive_hint, "reversible writes are not destructive");
+    assert!(
+        !a("cancel_order").read_only_hint && a("cancel_order").destructive_hint && !a("cancel_order").idempotent_hint
+    );
+    assert!(
+        !a("hold_order").destructive_hint,
+        "reversible writes are not destructive"
+    );
     assert!(!a("get_order").open_world_hint, "no downstream, closed world");
 }
 
@@ -96,8 +101,14 @@ fn schemas_are_closed_and_self_contained() {
     let model = checked.model.expect("lowers");
     let input = &model.tool("get_order").unwrap().input.value;
     assert_eq!(input["additionalProperties"], false);
-    assert_eq!(input["properties"]["filter"]["additionalProperties"], false, "nested objects are closed too");
-    assert_eq!(input["$defs"]["OrderNumber"]["pattern"], "^[A-Z]{2}-[0-9]{6}$", "shared definitions are copied in");
+    assert_eq!(
+        input["properties"]["filter"]["additionalProperties"], false,
+        "nested objects are closed too"
+    );
+    assert_eq!(
+        input["$defs"]["OrderNumber"]["pattern"], "^[A-Z]{2}-[0-9]{6}$",
+        "shared definitions are copied in"
+    );
     let validator = jsonschema::draft202012::new(input).unwrap();
     assert!(validator.is_valid(&serde_json::json!({ "order": "AB-123456" })));
     assert!(!validator.is_valid(&serde_json::json!({ "order": "AB-123456", "extra": 1 })));
@@ -113,39 +124,76 @@ fn suppression_needs_a_reason_and_shows_in_reports() {
     .replace("filter:\n          type: object\n          properties: { status: { type: string, enum: [open, closed] } }", "note: { type: string }");
     let checked = check(contract("production", &tool));
     assert_eq!(checked.outcome, Outcome::Passed);
-    let d = checked.diagnostics.iter().find(|d| d.id == "unbounded-string").expect("still reported");
-    assert!(d.suppressed.as_deref().is_some_and(|r| r.starts_with("The status filter")));
+    let d = checked
+        .diagnostics
+        .iter()
+        .find(|d| d.id == "unbounded-string")
+        .expect("still reported");
+    assert!(
+        d.suppressed
+            .as_deref()
+            .is_some_and(|r| r.starts_with("The status filter"))
+    );
     let rendered = checked.source.render(&checked.diagnostics, false);
-    assert!(rendered.contains("suppressed: a string in `get_order`'s input has no bound"), "{rendered}");
+    assert!(
+        rendered.contains("suppressed: a string in `get_order`'s input has no bound"),
+        "{rendered}"
+    );
     assert!(rendered.contains("reason given: The status filter"), "{rendered}");
 
-    let lazy = tool.replace("reason: The status filter is an enum; the free text field is capped by the request size limit.", "reason: ok");
+    let lazy = tool.replace(
+        "reason: The status filter is an enum; the free text field is capped by the request size limit.",
+        "reason: ok",
+    );
     let checked = check(contract("production", &lazy));
-    assert!(checked.diagnostics.iter().any(|d| d.id == "suppression-without-reason" && d.is_failing()));
+    assert!(
+        checked
+            .diagnostics
+            .iter()
+            .any(|d| d.id == "suppression-without-reason" && d.is_failing())
+    );
 }
 
 #[test]
 fn unused_suppressions_are_reported() {
     let tool = READ_TOOL.replace("    handler: rust\n", "    handler: rust\n    suppress: [{ rule: open-input-schema, reason: Kept from an older version of the tool. }]\n");
     let checked = check(contract("production", &tool));
-    assert!(checked.diagnostics.iter().any(|d| d.id == "unused-suppression" && d.severity == Severity::Warning));
+    assert!(
+        checked
+            .diagnostics
+            .iter()
+            .any(|d| d.id == "unused-suppression" && d.severity == Severity::Warning)
+    );
 }
 
 #[test]
 fn experimental_servers_get_warnings_for_process_rules() {
-    let no_owner = |status: &str| contract(status, READ_TOOL).replace("  owner: { team: orders, contact: orders@example.com, escalation: \"pagerduty:orders\" }\n", "");
+    let no_owner = |status: &str| {
+        contract(status, READ_TOOL).replace(
+            "  owner: { team: orders, contact: orders@example.com, escalation: \"pagerduty:orders\" }\n",
+            "",
+        )
+    };
     let production = check(no_owner("production"));
     assert_eq!(production.outcome, Outcome::Failed);
     let experimental = check(no_owner("experimental"));
     assert_eq!(experimental.outcome, Outcome::Passed);
-    assert!(experimental.diagnostics.iter().any(|d| d.id == "owner-missing" && d.severity == Severity::Warning));
+    assert!(
+        experimental
+            .diagnostics
+            .iter()
+            .any(|d| d.id == "owner-missing" && d.severity == Severity::Warning)
+    );
 }
 
 #[test]
 fn every_error_of_a_stage_is_reported_at_once() {
     let text = contract("production", READ_TOOL)
         .replace("effect: read", "efect: read")
-        .replace("description: The status of one order", "descripton: The status of one order")
+        .replace(
+            "description: The status of one order",
+            "descripton: The status of one order",
+        )
         .replace("transports: [stdio]", "transports: stdio");
     let checked = check(text);
     let ids: Vec<&str> = checked.diagnostics.iter().map(|d| d.id).collect();
@@ -158,7 +206,11 @@ fn every_error_of_a_stage_is_reported_at_once() {
 fn review_dates_are_measured_against_the_given_day() {
     let text = contract("production", READ_TOOL);
     let late = check_text("t.yaml", text.clone(), "2027-06-01".parse().unwrap());
-    assert!(late.diagnostics.iter().any(|d| d.id == "review-overdue" && d.is_failing()));
+    assert!(
+        late.diagnostics
+            .iter()
+            .any(|d| d.id == "review-overdue" && d.is_failing())
+    );
     let early = check_text("t.yaml", text, "2027-04-30".parse().unwrap());
     assert!(!early.diagnostics.iter().any(|d| d.id == "review-overdue"));
 }
@@ -174,17 +226,44 @@ fn rust_names_collide_loudly() {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> usize {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) as usize
     }
 }
 
 #[test]
 fn mangled_contracts_never_panic() {
-    let mut texts: Vec<String> = common::yaml_files("specs").iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    let mut texts: Vec<String> = common::yaml_files("specs")
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
     texts.push(contract("production", READ_TOOL));
     let mut rng = Lcg(0x5eed);
-    let noise: &[&str] = &["\n", ":", "- ", "{", "}", "[", "]", "\"", "'", "&a ", "*a", "!!binary ", "\t", "#", "\u{200B}", "~", "null", "<<: *a\n", "%YAML 1.2\n---\n", "? "];
+    let noise: &[&str] = &[
+        "\n",
+        ":",
+        "- ",
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"",
+        "'",
+        "&a ",
+        "*a",
+        "!!binary ",
+        "\t",
+        "#",
+        "\u{200B}",
+        "~",
+        "null",
+        "<<: *a\n",
+        "%YAML 1.2\n---\n",
+        "? ",
+    ];
     for text in &texts {
         let bytes = text.as_bytes();
         // Every truncation on a grid, then random insertions and deletions.

@@ -13,7 +13,12 @@ fn every_spec_passes_check() {
     assert!(specs.len() >= 4, "want the article's four servers in specs/");
     for path in &specs {
         let checked = check_file(path, today());
-        let failing: Vec<_> = checked.diagnostics.iter().filter(|d| d.is_failing()).map(|d| format!("{}: {}", d.id, d.message)).collect();
+        let failing: Vec<_> = checked
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_failing())
+            .map(|d| format!("{}: {}", d.id, d.message))
+            .collect();
         assert_eq!(checked.outcome, Outcome::Passed, "{}: {failing:#?}", path.display());
     }
     let mut args = vec!["check".to_string()];
@@ -46,7 +51,10 @@ fn printed_schema_accepts_every_spec() {
     let validator = printed_schema();
     for path in yaml_files("specs") {
         let doc = yaml_as_json(&path).expect("spec is YAML");
-        let errors: Vec<String> = validator.iter_errors(&doc).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
         assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
     }
 }
@@ -61,18 +69,30 @@ fn printed_schema_rejects_structurally_invalid_contracts() {
     for path in yaml_files("specs/invalid") {
         let checked = check_file(&path, today());
         let structural = checked.diagnostics.iter().any(|d| STRUCTURAL.contains(&d.id))
-            || (checked.diagnostics.iter().any(|d| d.id == "invalid-value") && checked.model.is_none() && is_schema_enum_error(&checked));
+            || (checked.diagnostics.iter().any(|d| d.id == "invalid-value")
+                && checked.model.is_none()
+                && is_schema_enum_error(&checked));
         if !structural {
             continue;
         }
         let Some(doc) = yaml_as_json(&path) else { continue };
-        assert!(!validator.is_valid(&doc), "{}: the printed schema accepts a structurally invalid contract", path.display());
+        assert!(
+            !validator.is_valid(&doc),
+            "{}: the printed schema accepts a structurally invalid contract",
+            path.display()
+        );
         rejected += 1;
     }
-    assert!(rejected >= 3, "only {rejected} structurally invalid contracts were tried");
+    assert!(
+        rejected >= 3,
+        "only {rejected} structurally invalid contracts were tried"
+    );
 }
 
 /// An `invalid-value` that the structure stage (not the model) reported: it names the accepted values.
 fn is_schema_enum_error(checked: &charter::check::Checked) -> bool {
-    checked.diagnostics.iter().any(|d| d.id == "invalid-value" && d.message.contains("must be one of"))
+    checked
+        .diagnostics
+        .iter()
+        .any(|d| d.id == "invalid-value" && d.message.contains("must be one of"))
 }

@@ -16,10 +16,17 @@ pub fn parse(source: &mut Source) -> Result<raw::Contract, Vec<Diagnostic>> {
     if source.text.trim().is_empty() {
         return Err(vec![
             Diagnostic::error("empty-contract", "the contract is empty", Place::default())
+                .with_span(yaml::Span::at(&source.text, 1, 1))
                 .with_help("run `charter init` for a commented starter contract"),
         ]);
     }
-    let root = yaml::parse(&source.text).map_err(|e| vec![yaml_diagnostic(e, &source.text)])?;
+    let Some(root) = yaml::parse(&source.text).map_err(|e| vec![yaml_diagnostic(e, &source.text)])? else {
+        return Err(vec![
+            Diagnostic::error("empty-contract", "the contract has no content", Place::default())
+                .with_span(yaml::Span::at(&source.text, 1, 1))
+                .with_help("run `charter init` for a commented starter contract"),
+        ]);
+    };
     let document = root.to_json();
     source.root = Some(root);
     if !document.is_object() {
@@ -28,13 +35,17 @@ pub fn parse(source: &mut Source) -> Result<raw::Contract, Vec<Diagnostic>> {
                 .with_help("start from `charter init`; the first line is `charter: 1`"),
         ]);
     }
-    if let Some(version) = document.get("charter")
+    if let Some(version) = document.get("charter").filter(|v| v.is_u64() || v.is_i64())
         && version != 1
     {
         return Err(vec![
-            Diagnostic::error("unsupported-version", format!("contract language version {version} is not supported"), Place::value("/charter"))
-                .with_label("this charter reads version 1")
-                .with_help("write `charter: 1`, or upgrade charter"),
+            Diagnostic::error(
+                "unsupported-version",
+                format!("contract language version {version} is not supported"),
+                Place::value("/charter"),
+            )
+            .with_label("this charter reads version 1")
+            .with_help("write `charter: 1`, or upgrade charter"),
         ]);
     }
     let structural = structure::check(&document);
@@ -49,17 +60,27 @@ pub fn parse(source: &mut Source) -> Result<raw::Contract, Vec<Diagnostic>> {
             p.push_str(&structure::escape(&seg.to_string()));
             p
         });
-        vec![Diagnostic::error("invalid-value", e.inner().to_string(), Place::value(pointer))]
+        vec![Diagnostic::error(
+            "invalid-value",
+            e.inner().to_string(),
+            Place::value(pointer),
+        )]
     })
 }
 
 fn yaml_diagnostic(e: yaml::YamlError, text: &str) -> Diagnostic {
-    let id = if e.first.is_some() { "duplicate-key" } else { "yaml-syntax" };
+    let id = if e.first.is_some() {
+        "duplicate-key"
+    } else {
+        "yaml-syntax"
+    };
     let mut d = Diagnostic::error(id, e.message, Place::default());
     d.span = Some(e.span.unwrap_or_else(|| yaml::Span::at(text, 1, 1)));
     if let Some(first) = e.first {
         d.related.push((first, "first defined here".into()));
-        d = d.with_label("defined again here").with_help("remove one of the two entries; YAML keys must be unique");
+        d = d
+            .with_label("defined again here")
+            .with_help("remove one of the two entries; YAML keys must be unique");
     } else {
         d = d.with_help("fix the YAML syntax here; the rest of the contract is checked once it parses");
     }

@@ -16,7 +16,10 @@ pub fn contract_schema() -> &'static Value {
     SCHEMA.get_or_init(|| {
         let mut schema = schemars::schema_for!(super::raw::Contract).to_value();
         if let Some(obj) = schema.as_object_mut() {
-            obj.insert("$id".into(), Value::String("https://charter.dev/schema/contract-v1.json".into()));
+            obj.insert(
+                "$id".into(),
+                Value::String("https://charter.dev/schema/contract-v1.json".into()),
+            );
         }
         schema
     })
@@ -64,17 +67,25 @@ pub fn check(document: &Value) -> Vec<Diagnostic> {
             ValidationErrorKind::Required { property } => {
                 let field = property.as_str().unwrap_or_default();
                 out.push(
-                    Diagnostic::error("missing-field", format!("missing field `{field}` in {what}"), Place::key(&pointer))
-                        .with_label(format!("`{field}` is required here"))
-                        .with_help(field_help(root, &schema_path, field)),
+                    Diagnostic::error(
+                        "missing-field",
+                        format!("missing field `{field}` in {what}"),
+                        Place::key(&pointer),
+                    )
+                    .with_label(format!("`{field}` is required here"))
+                    .with_help(field_help(root, &schema_path, field)),
                 );
             }
             ValidationErrorKind::Type { kind } => {
                 let expected = match kind {
                     TypeKind::Single(t) => article(&t.to_string()),
                     TypeKind::Multiple(ts) => {
-                        let names: Vec<String> =
-                            ts.iter().map(|t| t.to_string()).filter(|t| t != "null").map(|t| article(&t)).collect();
+                        let names: Vec<String> = ts
+                            .iter()
+                            .map(|t| t.to_string())
+                            .filter(|t| t != "null")
+                            .map(|t| article(&t))
+                            .collect();
                         names.join(" or ")
                     }
                 };
@@ -92,13 +103,19 @@ pub fn check(document: &Value) -> Vec<Diagnostic> {
             | ValidationErrorKind::OneOfNotValid { .. }
             | ValidationErrorKind::AnyOf { .. } => {
                 // The keyword location ends at `oneOf`/`enum`/...: the schema is its parent.
-                let options = schema_at(root, parent_path(&schema_path)).map(|s| allowed_values(root, s)).unwrap_or_default();
+                let options = schema_at(root, parent_path(&schema_path))
+                    .map(|s| allowed_values(root, s))
+                    .unwrap_or_default();
                 let found = match instance.as_ref() {
                     Value::String(s) => format!("`{s}`"),
                     other => json_kind(other).to_string(),
                 };
                 let mut d = if options.is_empty() {
-                    Diagnostic::error("invalid-value", format!("{what} is not valid: {error}"), Place::value(&pointer))
+                    Diagnostic::error(
+                        "invalid-value",
+                        format!("{what} is not valid: {error}"),
+                        Place::value(&pointer),
+                    )
                 } else {
                     Diagnostic::error(
                         "invalid-value",
@@ -114,7 +131,11 @@ pub fn check(document: &Value) -> Vec<Diagnostic> {
                 }
                 out.push(d);
             }
-            _ => out.push(Diagnostic::error("invalid-value", format!("{what}: {error}"), Place::value(&pointer))),
+            _ => out.push(Diagnostic::error(
+                "invalid-value",
+                format!("{what}: {error}"),
+                Place::value(&pointer),
+            )),
         }
     }
     out
@@ -125,7 +146,11 @@ pub fn describe_place(pointer: &str) -> String {
     if pointer.is_empty() {
         return "the contract".into();
     }
-    let parts: Vec<String> = pointer.split('/').skip(1).map(|t| t.replace("~1", "/").replace("~0", "~")).collect();
+    let parts: Vec<String> = pointer
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect();
     format!("`{}`", parts.join("."))
 }
 
@@ -195,7 +220,10 @@ fn field_help(root: &Value, schema_path: &str, field: &str) -> String {
     let description = schema_at(root, parent_path(schema_path))
         .and_then(|s| s.get("properties"))
         .and_then(|p| p.get(field))
-        .and_then(|f| f.get("description").or_else(|| resolve_ref(root, f).and_then(|t| t.get("description"))))
+        .and_then(|f| {
+            f.get("description")
+                .or_else(|| resolve_ref(root, f).and_then(|t| t.get("description")))
+        })
         .and_then(Value::as_str);
     match description {
         Some(d) => format!("add `{field}`: {}", first_sentence(d)),
@@ -204,7 +232,10 @@ fn field_help(root: &Value, schema_path: &str, field: &str) -> String {
 }
 
 fn first_sentence(text: &str) -> &str {
-    text.split_once(". ").map(|(s, _)| s).unwrap_or(text).trim_end_matches('.')
+    text.split_once(". ")
+        .map(|(s, _)| s)
+        .unwrap_or(text)
+        .trim_end_matches('.')
 }
 
 fn json_kind(value: &Value) -> &'static str {

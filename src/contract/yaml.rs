@@ -1,18 +1,27 @@
 //! YAML to a span-annotated tree.
 //!
-//! serde-saphyr parses the text (YAML 1.2, panic-free, with alias-expansion
-//! budgets against "billion laughs" documents) and hands every node to the
-//! visitor below wrapped in `Spanned`, so each value and each mapping key keeps
-//! its line, column and byte offset. Everything after this stage works on the
-//! tree or on JSON values derived from it, and finds its way back to the
-//! source through JSON pointers (`Node::locate`).
+//! serde-saphyr's YAML 1.2 parser (granit-parser, through serde-saphyr's
+//! re-export) emits events with their source positions; this module builds a
+//! small tree from them in which every value and every mapping key keeps its
+//! line, column and byte range. Building the tree from events rather than
+//! through serde's `Spanned` keeps parsing linear and fast (a 200-tool
+//! contract parses in a few milliseconds), and lets us report duplicate keys
+//! with both places, bound alias expansion and nesting, and resolve scalars by
+//! the YAML 1.2 core schema (so `2027-05-01` and `1.4.0` stay strings).
+//! Everything after this stage works on the tree, or on JSON values derived
+//! from it, and finds its way back to the source through JSON pointers
+//! (`Node::locate`).
 
-use std::fmt;
+use std::collections::HashMap;
 
-use serde::Deserialize;
-use serde::de::{self, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::{DuplicateKeyPolicy, Spanned};
 use serde_json::Value;
+use serde_saphyr::granit_parser::{Event, Marker, Parser, ScalarStyle, Span as EventSpan};
+
+/// Nodes a document may expand to, aliases included: a 200-tool contract is
+/// about 20,000; far beyond that is an alias bomb.
+const MAX_NODES: usize = 100_000;
+/// How deeply collections may nest.
+const MAX_DEPTH: usize = 64;
 
 /// A region of the source text. Lines and columns are 1-based characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -25,32 +34,35 @@ pub struct Span {
 }
 
 impl Span {
-    fn from_location(loc: serde_saphyr::Location, text: &str) -> Span {
-        let line = loc.line() as usize;
-        let column = loc.column() as usize;
-        let span = loc.span();
-        let start = span
-            .byte_offset()
-            .map(|b| b as usize)
-            .unwrap_or_else(|| byte_offset_of(text, line, column));
-        let len = span.byte_len().map(|b| b as usize).unwrap_or(0);
-        let start = start.min(text.len());
-        Span { line, column, start, end: (start + len).min(text.len()) }
-    }
-
-    /// The span of the first `len` bytes from a line and column (for parser errors).
+    /// The span of the character at a line and column (for parser errors).
     pub fn at(text: &str, line: usize, column: usize) -> Span {
         let start = byte_offset_of(text, line, column);
-        let end = text[start..].char_indices().nth(1).map(|(i, _)| start + i).unwrap_or(text.len());
-        Span { line, column, start, end }
+        let end = text[start..]
+            .char_indices()
+            .nth(1)
+            .map(|(i, _)| start + i)
+            .unwrap_or(text.len());
+        Span {
+            line: line.max(1),
+            column: column.max(1),
+            start,
+            end,
+        }
     }
 }
 
 /// The byte offset of a 1-based line and character column.
 fn byte_offset_of(text: &str, line: usize, column: usize) -> usize {
-    let line_start: usize = text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
     let rest = &text[line_start.min(text.len())..];
-    rest.char_indices().nth(column.saturating_sub(1)).map(|(i, _)| line_start + i).unwrap_or(text.len())
+    rest.char_indices()
+        .nth(column.saturating_sub(1))
+        .map(|(i, _)| line_start + i)
+        .unwrap_or(text.len())
 }
 
 /// A YAML node with its location.
@@ -89,72 +101,329 @@ pub struct YamlError {
     pub first: Option<Span>,
 }
 
-/// Parses one YAML document into a spanned tree.
-pub fn parse(text: &str) -> Result<Node, YamlError> {
-    // A 200-tool contract is ~20,000 nodes; far beyond that is an alias bomb.
-    let mut budget = serde_saphyr::Budget::default();
-    budget.max_nodes = 100_000;
-    budget.max_aliases = 1_000;
-    let options = serde_saphyr::options! {
-        // Duplicates reach the visitor, which reports both places.
-        duplicate_keys: DuplicateKeyPolicy::PassThrough,
-        budget: Some(budget),
-    };
-    let raw: Result<Spanned<RawNode>, _> = serde_saphyr::from_str_with_options(text, options);
-    match raw {
-        Ok(root) => {
-            let node = build(root, text);
-            match find_duplicate(&node) {
-                Some((key, first, second)) => Err(YamlError {
-                    message: format!("duplicate key `{key}`"),
-                    span: Some(second),
-                    first: Some(first),
-                }),
-                None => Ok(node),
-            }
-        }
-        Err(err) => Err(YamlError {
-            message: yaml_message(&err),
-            span: err.location().map(|loc| Span::from_location(loc, text)).filter(|s| s.line > 0),
-            first: None,
-        }),
+/// Parses one YAML document into a spanned tree; `None` for a document with no content.
+pub fn parse(text: &str) -> Result<Option<Node>, YamlError> {
+    Builder {
+        text,
+        lines: LineIndex::new(text),
+        anchors: HashMap::new(),
+        nodes: 0,
+    }
+    .document()
+}
+
+/// Line starts, to turn a marker's line and column into a byte offset.
+struct LineIndex(Vec<usize>);
+
+impl LineIndex {
+    fn new(text: &str) -> LineIndex {
+        LineIndex(
+            std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
+        )
     }
 }
 
-/// The parser's message without its own location suffix or snippet: ours renders those.
-fn yaml_message(err: &serde_saphyr::Error) -> String {
-    let text = err.to_string();
-    let first = text.lines().next().unwrap_or("invalid YAML").trim();
-    if first.contains("budget breached") {
-        return "the document is too large or expands too far through aliases (over 100,000 nodes)".into();
-    }
-    let first = first.strip_prefix("error:").unwrap_or(first).trim();
-    // "line 2 column 9: message": the position is rendered from the span instead.
-    let first = match first.strip_prefix("line ").and_then(|rest| rest.split_once(": ")) {
-        Some((position, message)) if position.contains("column") => message,
-        _ => first,
-    };
-    let first = match first.find(" at line ") {
-        Some(i) => &first[..i],
-        None => first,
-    };
-    first.trim_end_matches(':').to_string()
+/// A collection being built.
+enum Open {
+    Seq {
+        start: Span,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        start: Span,
+        anchor: usize,
+        entries: Vec<Entry>,
+        key: Option<(String, Span)>,
+        seen: HashMap<String, Span>,
+    },
 }
 
-fn find_duplicate(node: &Node) -> Option<(String, Span, Span)> {
-    match &node.kind {
-        NodeKind::Map(entries) => {
-            let mut seen: std::collections::HashMap<&str, Span> = std::collections::HashMap::new();
-            for entry in entries {
-                if let Some(first) = seen.get(entry.key.as_str()) {
-                    return Some((entry.key.clone(), *first, entry.key_span));
+struct Builder<'t> {
+    text: &'t str,
+    lines: LineIndex,
+    anchors: HashMap<usize, Node>,
+    nodes: usize,
+}
+
+impl Builder<'_> {
+    fn document(mut self) -> Result<Option<Node>, YamlError> {
+        let mut stack: Vec<Open> = Vec::new();
+        let mut root: Option<Node> = None;
+        let mut documents = 0;
+        for event in Parser::new_from_str(self.text) {
+            let (event, span) = event.map_err(|e| YamlError {
+                message: e.info(),
+                span: Some(self.marker_span(e.marker(), e.marker())),
+                first: None,
+            })?;
+            let here = self.span(&span);
+            let complete = match event {
+                Event::DocumentStart(..) => {
+                    documents += 1;
+                    if documents > 1 {
+                        return Err(self.error(
+                            "a contract is a single YAML document; remove the second `---` and what follows",
+                            here,
+                        ));
+                    }
+                    None
                 }
-                seen.insert(&entry.key, entry.key_span);
+                Event::Scalar(value, style, anchor, tag) => {
+                    // `!!str` and the other core tags; `!` alone forces a string; others are refused.
+                    let tag = tag.map(|t| match t.core_suffix() {
+                        Some(core) => format!("!!{core}"),
+                        None if t.handle() == "!" && t.suffix().is_empty() => "!".to_owned(),
+                        None => t.to_string(),
+                    });
+                    let kind = self.scalar(&value, style, tag.as_deref(), here)?;
+                    Some((Node { span: here, kind }, anchor))
+                }
+                Event::Alias(id) => match self.anchors.get(&id).cloned() {
+                    Some(mut node) => {
+                        self.count(&node, here)?;
+                        node.span = here;
+                        Some((node, 0))
+                    }
+                    None => return Err(self.error("this alias names no anchor", here)),
+                },
+                Event::SequenceStart(_, anchor, _) => {
+                    self.open(&stack, here)?;
+                    stack.push(Open::Seq {
+                        start: here,
+                        anchor,
+                        items: Vec::new(),
+                    });
+                    None
+                }
+                Event::MappingStart(_, anchor, _) => {
+                    self.open(&stack, here)?;
+                    stack.push(Open::Map {
+                        start: here,
+                        anchor,
+                        entries: Vec::new(),
+                        key: None,
+                        seen: HashMap::new(),
+                    });
+                    None
+                }
+                Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
+                    Some(Open::Seq { start, anchor, items }) => Some((
+                        Node {
+                            span: self.through(start, here),
+                            kind: NodeKind::Seq(items),
+                        },
+                        anchor,
+                    )),
+                    Some(Open::Map {
+                        start, anchor, entries, ..
+                    }) => Some((
+                        Node {
+                            span: self.through(start, here),
+                            kind: NodeKind::Map(entries),
+                        },
+                        anchor,
+                    )),
+                    None => None,
+                },
+                _ => None,
+            };
+            let Some((node, anchor)) = complete else { continue };
+            if anchor != 0 {
+                self.anchors.insert(anchor, node.clone());
             }
-            entries.iter().find_map(|e| find_duplicate(&e.value))
+            match stack.last_mut() {
+                None => root = Some(node),
+                Some(Open::Seq { items, .. }) => items.push(node),
+                Some(Open::Map { entries, key, seen, .. }) => match key.take() {
+                    None => {
+                        let text = match &node.kind {
+                            NodeKind::Str(s) => s.clone(),
+                            NodeKind::Null => "null".into(),
+                            NodeKind::Bool(b) => b.to_string(),
+                            NodeKind::Int(i) => i.to_string(),
+                            NodeKind::UInt(u) => u.to_string(),
+                            NodeKind::Float(f) => f.to_string(),
+                            NodeKind::Seq(_) | NodeKind::Map(_) => {
+                                return Err(
+                                    self.error("mapping keys must be plain text, not lists or mappings", node.span)
+                                );
+                            }
+                        };
+                        if let Some(first) = seen.get(&text) {
+                            return Err(YamlError {
+                                message: format!("duplicate key `{text}`"),
+                                span: Some(node.span),
+                                first: Some(*first),
+                            });
+                        }
+                        seen.insert(text.clone(), node.span);
+                        *key = Some((text, node.span));
+                    }
+                    Some((key, key_span)) => entries.push(Entry {
+                        key,
+                        key_span,
+                        value: node,
+                    }),
+                },
+            }
         }
-        NodeKind::Seq(items) => items.iter().find_map(find_duplicate),
-        _ => None,
+        Ok(root.filter(|r| !matches!(r.kind, NodeKind::Null)))
+    }
+
+    fn open(&mut self, stack: &[Open], here: Span) -> Result<(), YamlError> {
+        if stack.len() >= MAX_DEPTH {
+            return Err(self.error(&format!("the document nests deeper than {MAX_DEPTH} levels"), here));
+        }
+        self.nodes += 1;
+        Ok(())
+    }
+
+    /// Counts the nodes an alias expands to against the budget.
+    fn count(&mut self, node: &Node, here: Span) -> Result<(), YamlError> {
+        fn size(node: &Node) -> usize {
+            1 + match &node.kind {
+                NodeKind::Seq(items) => items.iter().map(size).sum(),
+                NodeKind::Map(entries) => entries.iter().map(|e| 1 + size(&e.value)).sum(),
+                _ => 0,
+            }
+        }
+        self.nodes += size(node);
+        if self.nodes > MAX_NODES {
+            return Err(self.error(
+                "the document is too large or expands too far through aliases (over 100,000 nodes)",
+                here,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Resolves a scalar by the YAML 1.2 core schema.
+    fn scalar(
+        &mut self,
+        value: &str,
+        style: ScalarStyle,
+        tag: Option<&str>,
+        here: Span,
+    ) -> Result<NodeKind, YamlError> {
+        self.nodes += 1;
+        if self.nodes > MAX_NODES {
+            return Err(self.error("the document is too large (over 100,000 nodes)", here));
+        }
+        match tag {
+            None | Some("!!int" | "!!float" | "!!bool" | "!!null" | "!") => {}
+            Some("!!str") => return Ok(NodeKind::Str(value.to_owned())),
+            Some(other) => {
+                return Err(self.error(
+                    &format!("the YAML tag `{other}` is not supported in contracts; remove it"),
+                    here,
+                ));
+            }
+        }
+        if style != ScalarStyle::Plain || tag == Some("!") {
+            return Ok(NodeKind::Str(value.to_owned()));
+        }
+        Ok(match value {
+            "" | "~" | "null" | "Null" | "NULL" => NodeKind::Null,
+            "true" | "True" | "TRUE" => NodeKind::Bool(true),
+            "false" | "False" | "FALSE" => NodeKind::Bool(false),
+            ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => NodeKind::Float(f64::INFINITY),
+            "-.inf" | "-.Inf" | "-.INF" => NodeKind::Float(f64::NEG_INFINITY),
+            ".nan" | ".NaN" | ".NAN" => NodeKind::Float(f64::NAN),
+            v => parse_number(v).unwrap_or_else(|| NodeKind::Str(v.to_owned())),
+        })
+    }
+
+    fn error(&self, message: &str, span: Span) -> YamlError {
+        YamlError {
+            message: message.to_owned(),
+            span: Some(span),
+            first: None,
+        }
+    }
+
+    fn span(&self, span: &EventSpan) -> Span {
+        self.marker_span(&span.start, &span.end)
+    }
+
+    fn marker_span(&self, start: &Marker, end: &Marker) -> Span {
+        let start_byte = self.byte(start);
+        let end_byte = self.byte(end).max(start_byte);
+        let mut span = Span {
+            line: start.line().max(1),
+            column: start.col() + 1,
+            start: start_byte,
+            end: end_byte,
+        };
+        if span.end == span.start {
+            // Zero-width (e.g. an error position or an empty scalar): cover one character.
+            span.end = self.text[span.start..]
+                .char_indices()
+                .nth(1)
+                .map(|(i, _)| span.start + i)
+                .unwrap_or(self.text.len());
+        }
+        span
+    }
+
+    fn byte(&self, marker: &Marker) -> usize {
+        if let Some(b) = marker.byte_offset() {
+            return b.min(self.text.len());
+        }
+        let line_start = self
+            .lines
+            .0
+            .get(marker.line().saturating_sub(1))
+            .copied()
+            .unwrap_or(self.text.len());
+        let rest = &self.text[line_start..];
+        rest.char_indices()
+            .nth(marker.col())
+            .map(|(i, _)| line_start + i)
+            .unwrap_or(self.text.len())
+    }
+
+    /// From the start of one span to the end of another.
+    fn through(&self, start: Span, end: Span) -> Span {
+        Span {
+            end: end.end.max(start.end),
+            ..start
+        }
+    }
+}
+
+/// YAML 1.2 core-schema integers and floats.
+fn parse_number(v: &str) -> Option<NodeKind> {
+    let digits = |s: &str, radix: u32| !s.is_empty() && s.chars().all(|c| c.is_digit(radix));
+    if let Some(hex) = v.strip_prefix("0x") {
+        return digits(hex, 16)
+            .then(|| u64::from_str_radix(hex, 16).ok().map(NodeKind::UInt))
+            .flatten();
+    }
+    if let Some(oct) = v.strip_prefix("0o") {
+        return digits(oct, 8)
+            .then(|| u64::from_str_radix(oct, 8).ok().map(NodeKind::UInt))
+            .flatten();
+    }
+    let unsigned = v.strip_prefix(['-', '+']).unwrap_or(v);
+    if digits(unsigned, 10) {
+        return v
+            .parse::<i64>()
+            .map(NodeKind::Int)
+            .ok()
+            .or_else(|| v.parse::<u64>().ok().map(NodeKind::UInt));
+    }
+    let float_like = unsigned.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '.')
+        && unsigned
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+'))
+        && unsigned.chars().any(|c| c.is_ascii_digit());
+    if float_like {
+        v.parse::<f64>().ok().map(NodeKind::Float)
+    } else {
+        None
     }
 }
 
@@ -166,7 +435,9 @@ impl Node {
             NodeKind::Bool(b) => Value::Bool(*b),
             NodeKind::Int(i) => Value::from(*i),
             NodeKind::UInt(u) => Value::from(*u),
-            NodeKind::Float(f) => serde_json::Number::from_f64(*f).map(Value::Number).unwrap_or(Value::Null),
+            NodeKind::Float(f) => serde_json::Number::from_f64(*f)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
             NodeKind::Str(s) => Value::String(s.clone()),
             NodeKind::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
             NodeKind::Map(entries) => {
@@ -184,8 +455,15 @@ impl Node {
         for token in pointer.split('/').skip(1) {
             let token = token.replace("~1", "/").replace("~0", "~");
             let next = match &node.kind {
-                NodeKind::Map(entries) => entries.iter().find(|e| e.key == token).map(|e| (Some(e.key_span), &e.value)),
-                NodeKind::Seq(items) => token.parse::<usize>().ok().and_then(|i| items.get(i)).map(|n| (None, n)),
+                NodeKind::Map(entries) => entries
+                    .iter()
+                    .find(|e| e.key == token)
+                    .map(|e| (Some(e.key_span), &e.value)),
+                NodeKind::Seq(items) => token
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| items.get(i))
+                    .map(|n| (None, n)),
                 _ => None,
             };
             match next {
@@ -207,142 +485,5 @@ impl Node {
             NodeKind::Str(s) => Some(s),
             _ => None,
         }
-    }
-}
-
-fn build(spanned: Spanned<RawNode>, text: &str) -> Node {
-    let span = Span::from_location(spanned.referenced, text);
-    let kind = match spanned.value {
-        RawNode::Null => NodeKind::Null,
-        RawNode::Bool(b) => NodeKind::Bool(b),
-        RawNode::Int(i) => NodeKind::Int(i),
-        RawNode::UInt(u) => NodeKind::UInt(u),
-        RawNode::Float(f) => NodeKind::Float(f),
-        RawNode::Str(s) => NodeKind::Str(s),
-        RawNode::Seq(items) => NodeKind::Seq(items.into_iter().map(|n| build(n, text)).collect()),
-        RawNode::Map(entries) => NodeKind::Map(
-            entries
-                .into_iter()
-                .map(|(k, v)| Entry {
-                    key: k.value,
-                    key_span: Span::from_location(k.referenced, text),
-                    value: build(v, text),
-                })
-                .collect(),
-        ),
-    };
-    // A mapping or sequence is located where its first character is; make the
-    // span cover at least that character so snippets underline something.
-    let span = if span.end <= span.start { Span::at(text, span.line.max(1), span.column.max(1)) } else { span };
-    Node { span, kind }
-}
-
-/// The tree as serde-saphyr hands it over, before spans are converted.
-enum RawNode {
-    Null,
-    Bool(bool),
-    Int(i64),
-    UInt(u64),
-    Float(f64),
-    Str(String),
-    Seq(Vec<Spanned<RawNode>>),
-    Map(Vec<(Spanned<String>, Spanned<RawNode>)>),
-}
-
-impl<'de> Deserialize<'de> for RawNode {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(RawNodeVisitor)
-    }
-}
-
-struct RawNodeVisitor;
-
-impl<'de> Visitor<'de> for RawNodeVisitor {
-    type Value = RawNode;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a YAML value")
-    }
-    fn visit_unit<E>(self) -> Result<RawNode, E> {
-        Ok(RawNode::Null)
-    }
-    fn visit_none<E>(self) -> Result<RawNode, E> {
-        Ok(RawNode::Null)
-    }
-    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<RawNode, D::Error> {
-        RawNode::deserialize(d)
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<RawNode, E> {
-        Ok(RawNode::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<RawNode, E> {
-        Ok(RawNode::Int(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<RawNode, E> {
-        Ok(RawNode::UInt(v))
-    }
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<RawNode, E> {
-        i64::try_from(v).map(RawNode::Int).map_err(|_| E::custom("integer out of range"))
-    }
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<RawNode, E> {
-        u64::try_from(v).map(RawNode::UInt).map_err(|_| E::custom("integer out of range"))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<RawNode, E> {
-        Ok(RawNode::Float(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<RawNode, E> {
-        Ok(RawNode::Str(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<RawNode, E> {
-        Ok(RawNode::Str(v))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawNode, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Spanned<RawNode>>()? {
-            items.push(item);
-        }
-        Ok(RawNode::Seq(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawNode, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<Spanned<KeyText>>()? {
-            let value = map.next_value::<Spanned<RawNode>>()?;
-            entries.push((Spanned::new(key.value.0, key.referenced, key.defined), value));
-        }
-        Ok(RawNode::Map(entries))
-    }
-}
-
-/// A mapping key: any scalar, kept as text (`200:` and `"200":` are the same key).
-struct KeyText(String);
-
-impl<'de> Deserialize<'de> for KeyText {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl Visitor<'_> for KeyVisitor {
-            type Value = KeyText;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a scalar mapping key")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_owned()))
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_unit<E>(self) -> Result<KeyText, E> {
-                Ok(KeyText("null".into()))
-            }
-        }
-        deserializer.deserialize_any(KeyVisitor)
     }
 }

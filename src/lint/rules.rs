@@ -147,14 +147,23 @@ fn owner_missing(cx: &Context, f: &mut Findings) {
         }
         Some(o) => {
             if text::is_placeholder(&o.team) {
-                f.add("owner-missing", format!("`{}` is not a team", o.team), Place::value("/server/owner/team"))
-                    .help = Some("name the team accountable for this server".into());
+                f.add(
+                    "owner-missing",
+                    format!("`{}` is not a team", o.team),
+                    Place::value("/server/owner/team"),
+                )
+                .help = Some("name the team accountable for this server".into());
             }
             let contact = o.contact.as_str();
-            let reachable = contact.contains('@') || contact.contains("://") || contact.starts_with('#') || contact.contains(':');
+            let reachable =
+                contact.contains('@') || contact.contains("://") || contact.starts_with('#') || contact.contains(':');
             if text::is_placeholder(contact) || !reachable {
-                f.add("owner-missing", format!("`{contact}` is not a way to reach the owner"), Place::value("/server/owner/contact"))
-                    .help = Some("give an email address, a chat channel (`#team` or `slack:team`) or a URL".into());
+                f.add(
+                    "owner-missing",
+                    format!("`{contact}` is not a way to reach the owner"),
+                    Place::value("/server/owner/contact"),
+                )
+                .help = Some("give an email address, a chat channel (`#team` or `slack:team`) or a URL".into());
             }
         }
     }
@@ -163,24 +172,36 @@ fn owner_missing(cx: &Context, f: &mut Findings) {
 fn no_disable_path(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     if m.server.retirement.disable.is_none() {
-        f.add("no-disable-path", "the server has no kill switch", Place::key("/server"))
-            .help = Some("add `retirement: { disable: { env: SERVER_DISABLED } }` under `server`".into());
+        f.add(
+            "no-disable-path",
+            "the server has no kill switch",
+            Place::key("/server"),
+        )
+        .help = Some("add `retirement: { disable: { env: SERVER_DISABLED } }` under `server`".into());
     }
 }
 
 fn retirement_conditions_missing(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     if m.server.retirement.when.as_deref().is_none_or(|w| w.trim().is_empty()) {
-        f.add("retirement-conditions-missing", "the contract does not say when the server should be retired", Place::key("/server"))
-            .help = Some("add `retirement.when`: the condition under which it is disabled, replaced or narrowed".into());
+        f.add(
+            "retirement-conditions-missing",
+            "the contract does not say when the server should be retired",
+            Place::key("/server"),
+        )
+        .help = Some("add `retirement.when`: the condition under which it is disabled, replaced or narrowed".into());
     }
 }
 
 fn review_missing(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     if m.server.review.is_none() {
-        f.add("review-missing", "the contract has no next review date", Place::key("/server"))
-            .help = Some("add `review: { next: YYYY-MM-DD }` under `server`".into());
+        f.add(
+            "review-missing",
+            "the contract has no next review date",
+            Place::key("/server"),
+        )
+        .help = Some("add `review: { next: YYYY-MM-DD }` under `server`".into());
     }
 }
 
@@ -189,7 +210,11 @@ fn review_overdue(cx: &Context, f: &mut Findings) {
     let Some(review) = &m.server.review else { return };
     let today = cx.today;
     if review.next < today {
-        let d = f.add("review-overdue", format!("the review was due on {} (today is {today})", review.next), Place::value("/server/review/next"));
+        let d = f.add(
+            "review-overdue",
+            format!("the review was due on {} (today is {today})", review.next),
+            Place::value("/server/review/next"),
+        );
         d.help = Some("review the contract, then move `review.next` forward".into());
         if m.server.status != Status::Production {
             d.severity = Severity::Warning;
@@ -217,17 +242,34 @@ fn token_passthrough(cx: &Context, f: &mut Findings) {
     }
 }
 
-const BROAD_WORDS: &[&str] = &["*", "admin", "administrator", "all", "root", "owner", "full", "superuser", "sudo"];
+const BROAD_WORDS: &[&str] = &[
+    "*",
+    "admin",
+    "administrator",
+    "all",
+    "root",
+    "owner",
+    "full",
+    "superuser",
+    "sudo",
+];
 
 fn broad_credentials(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     for d in &m.downstreams {
         for (i, scope) in d.credential_scopes.iter().enumerate() {
             let lower = scope.to_lowercase();
-            let broad = lower.contains('*') || lower.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| BROAD_WORDS.contains(&w));
+            let broad = lower.contains('*')
+                || lower
+                    .split(|c: char| !c.is_ascii_alphanumeric())
+                    .any(|w| BROAD_WORDS.contains(&w));
             if broad {
-                f.add("broad-credentials", format!("downstream `{}` uses a credential with `{scope}`", d.name.original), Place::value(format!("{}/credentials/scopes/{i}", d.pointer)))
-                    .help = Some("issue a credential with only the rights the tools need".into());
+                f.add(
+                    "broad-credentials",
+                    format!("downstream `{}` uses a credential with `{scope}`", d.name.original),
+                    Place::value(format!("{}/credentials/scopes/{i}", d.pointer)),
+                )
+                .help = Some("issue a credential with only the rights the tools need".into());
             }
         }
     }
@@ -238,8 +280,12 @@ fn credential_scopes_missing(cx: &Context, f: &mut Findings) {
     for d in &m.downstreams {
         let has_credential = !matches!(d.credentials, Credentials::None | Credentials::CallerToken);
         if has_credential && d.credential_scopes.is_empty() {
-            f.add("credential-scopes-missing", format!("the credential for `{}` does not say what it may do", d.name.original), Place::key(format!("{}/credentials", d.pointer)))
-                .help = Some("list its permissions under `credentials.scopes`".into());
+            f.add(
+                "credential-scopes-missing",
+                format!("the credential for `{}` does not say what it may do", d.name.original),
+                Place::key(format!("{}/credentials", d.pointer)),
+            )
+            .help = Some("list its permissions under `credentials.scopes`".into());
         }
     }
 }
@@ -249,8 +295,12 @@ fn wildcard_egress(cx: &Context, f: &mut Findings) {
     for d in &m.downstreams {
         for (i, host) in d.egress.iter().enumerate() {
             if host.host.contains('*') {
-                f.add("wildcard-egress", format!("`{host}` lets `{}` reach any matching host", d.name.original), Place::value(format!("{}/egress/{i}", d.pointer)))
-                    .help = Some("list each host by name".into());
+                f.add(
+                    "wildcard-egress",
+                    format!("`{host}` lets `{}` reach any matching host", d.name.original),
+                    Place::value(format!("{}/egress/{i}", d.pointer)),
+                )
+                .help = Some("list each host by name".into());
             }
         }
     }
@@ -260,8 +310,12 @@ fn egress_missing(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     for d in &m.downstreams {
         if d.egress.is_empty() {
-            f.add("egress-missing", format!("downstream `{}` declares no egress hosts", d.name.original), Place::key(&d.pointer))
-                .help = Some("add `egress: [host:port]`".into());
+            f.add(
+                "egress-missing",
+                format!("downstream `{}` declares no egress hosts", d.name.original),
+                Place::key(&d.pointer),
+            )
+            .help = Some("add `egress: [host:port]`".into());
         }
     }
 }
@@ -269,12 +323,23 @@ fn egress_missing(cx: &Context, f: &mut Findings) {
 fn egress_mismatch(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     for d in &m.downstreams {
-        let Ok(url) = url::Url::parse(&d.base_url) else { continue };
-        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else { continue };
+        let Ok(url) = url::Url::parse(&d.base_url) else {
+            continue;
+        };
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            continue;
+        };
         let host = host.to_ascii_lowercase();
         if !d.egress.is_empty() && !d.egress.iter().any(|e| e.host == host && e.port == port) {
-            f.add("egress-mismatch", format!("`{host}:{port}` (from the base URL) is not in `{}`'s egress list", d.name.original), Place::value(format!("{}/base_url", d.pointer)))
-                .help = Some(format!("add `{host}:{port}` to `egress`"));
+            f.add(
+                "egress-mismatch",
+                format!(
+                    "`{host}:{port}` (from the base URL) is not in `{}`'s egress list",
+                    d.name.original
+                ),
+                Place::value(format!("{}/base_url", d.pointer)),
+            )
+            .help = Some(format!("add `{host}:{port}` to `egress`"));
         }
     }
 }
@@ -286,8 +351,12 @@ fn insecure_downstream(cx: &Context, f: &mut Findings) {
             && url.scheme() == "http"
             && !crate::model::is_loopback(&url)
         {
-            f.add("insecure-downstream", format!("downstream `{}` is called over plain http", d.name.original), Place::value(format!("{}/base_url", d.pointer)))
-                .help = Some("use an https base URL".into());
+            f.add(
+                "insecure-downstream",
+                format!("downstream `{}` is called over plain http", d.name.original),
+                Place::value(format!("{}/base_url", d.pointer)),
+            )
+            .help = Some("use an https base URL".into());
         }
     }
 }
@@ -296,19 +365,48 @@ fn insecure_downstream(cx: &Context, f: &mut Findings) {
 
 /// Input fields whose names say they select an arbitrary target.
 const GENERIC_TARGETS: &[&str] = &[
-    "url", "uri", "endpoint", "path", "file", "filename", "command", "cmd", "shell", "script", "sql", "statement",
-    "operation", "method", "tool", "tool_name", "function", "action", "expression", "code", "host", "hostname",
+    "url",
+    "uri",
+    "endpoint",
+    "path",
+    "file",
+    "filename",
+    "command",
+    "cmd",
+    "shell",
+    "script",
+    "sql",
+    "statement",
+    "operation",
+    "method",
+    "tool",
+    "tool_name",
+    "function",
+    "action",
+    "expression",
+    "code",
+    "host",
+    "hostname",
 ];
 
 fn unbounded_discovery(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     for t in &m.tools {
-        let Some(props) = t.input.value.get("properties").and_then(Value::as_object) else { continue };
+        let Some(props) = t.input.value.get("properties").and_then(Value::as_object) else {
+            continue;
+        };
         for (name, schema) in props {
             let lower = name.to_lowercase();
             if GENERIC_TARGETS.contains(&lower.as_str()) && is_open_string(schema) {
-                f.add("unbounded-discovery", format!("tool `{}` takes any `{name}` the model chooses", t.name.original), Place::key(format!("{}/properties/{}", t.input.pointer, escape(name))))
-                    .help = Some("give it an `enum` or an anchored `pattern` admitting only the intended targets, or split the tool".into());
+                f.add(
+                    "unbounded-discovery",
+                    format!("tool `{}` takes any `{name}` the model chooses", t.name.original),
+                    Place::key(format!("{}/properties/{}", t.input.pointer, escape(name))),
+                )
+                .help = Some(
+                    "give it an `enum` or an anchored `pattern` admitting only the intended targets, or split the tool"
+                        .into(),
+                );
             }
         }
     }
@@ -328,11 +426,15 @@ fn unbounded_discovery(cx: &Context, f: &mut Findings) {
 fn is_open_string(schema: &Value) -> bool {
     let Some(obj) = schema.as_object() else { return false };
     let is_string = obj.get("type").and_then(Value::as_str) == Some("string");
-    is_string && !["enum", "const", "pattern"].iter().any(|k| obj.contains_key(*k)) && !obj.get("format").is_some_and(|f| !matches!(f.as_str(), Some("uri" | "uri-reference" | "iri" | "hostname")))
+    is_string
+        && !["enum", "const", "pattern"].iter().any(|k| obj.contains_key(*k))
+        && !obj
+            .get("format")
+            .is_some_and(|f| !matches!(f.as_str(), Some("uri" | "uri-reference" | "iri" | "hostname")))
 }
 
 /// Every text the model reads about the server, with where it is.
-fn model_visible_texts(m: &Model) -> Vec<(String, &str)> {
+pub(super) fn model_visible_texts(m: &Model) -> Vec<(String, &str)> {
     let mut out: Vec<(String, &str)> = vec![("/server/description".into(), m.server.description.as_str())];
     if let Some(title) = &m.server.title {
         out.push(("/server/title".into(), title));
@@ -359,7 +461,10 @@ fn model_visible_texts(m: &Model) -> Vec<(String, &str)> {
             out.push((format!("{}/title", p.pointer), title));
         }
         for a in &p.arguments {
-            out.push((format!("{}/arguments/{}/description", p.pointer, escape(&a.name.original)), &a.description));
+            out.push((
+                format!("{}/arguments/{}/description", p.pointer, escape(&a.name.original)),
+                &a.description,
+            ));
         }
     }
     out
@@ -376,7 +481,7 @@ fn collect_schema_texts<'a>(schema: &'a Value, pointer: &str, out: &mut Vec<(Str
 }
 
 /// Every text in the contract that a person or the model reads, for hidden-content rules.
-fn all_texts(m: &Model) -> Vec<(String, &str)> {
+pub(super) fn all_texts(m: &Model) -> Vec<(String, &str)> {
     let mut out = model_visible_texts(m);
     for p in &m.prompts {
         out.push((format!("{}/text", p.pointer), &p.text));
@@ -395,7 +500,10 @@ fn all_texts(m: &Model) -> Vec<(String, &str)> {
         out.push(("/server/owner/team".into(), &o.team));
         out.push(("/server/owner/contact".into(), &o.contact));
     }
-    for (field, value) in [("when", &m.server.retirement.when), ("replacement", &m.server.retirement.replacement)] {
+    for (field, value) in [
+        ("when", &m.server.retirement.when),
+        ("replacement", &m.server.retirement.replacement),
+    ] {
         if let Some(v) = value {
             out.push((format!("/server/retirement/{field}"), v));
         }
@@ -404,68 +512,94 @@ fn all_texts(m: &Model) -> Vec<(String, &str)> {
 }
 
 fn instruction_in_description(cx: &Context, f: &mut Findings) {
-    let m = cx.model;
-    for (pointer, text) in model_visible_texts(m) {
+    for (pointer, text) in &cx.visible_texts {
         if let Some((phrase, why)) = text::instruction(text) {
-            f.add("instruction-in-description", format!("\"{phrase}\" {why}"), Place::value(pointer))
-                .help = Some("describe what the capability does, in the third person; enforce policy in code".into());
+            f.add(
+                "instruction-in-description",
+                format!("\"{phrase}\" {why}"),
+                Place::value(pointer.as_str()).within(phrase.as_str()),
+            )
+            .help = Some("describe what the capability does, in the third person; enforce policy in code".into());
         }
     }
 }
 
 fn hidden_characters(cx: &Context, f: &mut Findings) {
-    let m = cx.model;
-    for (pointer, text) in all_texts(m) {
-        if let Some((c, name)) = text::hidden_character(text) {
-            f.add("hidden-characters", format!("U+{:04X} {name} is hidden in this text", c as u32), Place::value(pointer))
-                .help = Some("retype the text without invisible characters".into());
+    // The whole text, comments and keys included: nothing invisible belongs anywhere in a contract.
+    let text = cx.source.text.as_str();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if let Some((i, c, name)) = line
+            .char_indices()
+            .find_map(|(i, c)| text::hidden_name(c).map(|n| (i, c, n)))
+        {
+            let start = offset + i;
+            let d = f.add(
+                "hidden-characters",
+                format!("U+{:04X} {name} is hidden in this line", c as u32),
+                Place::default(),
+            );
+            d.span = Some(cx.source.span_of(start, start + c.len_utf8()));
+            d.label = Some(format!("U+{:04X} is here", c as u32));
+            d.help = Some("retype the line without invisible characters".into());
         }
+        offset += line.len();
     }
 }
 
 fn hidden_markup(cx: &Context, f: &mut Findings) {
-    let m = cx.model;
-    for (pointer, text) in all_texts(m) {
+    for (pointer, text) in &cx.all_texts {
         if text::hiding_markup(text) {
-            f.add("hidden-markup", "this text contains markup that hides content from readers", Place::value(pointer))
-                .help = Some("remove comments, collapsed sections, invisible styles and pseudo-tags".into());
+            f.add(
+                "hidden-markup",
+                "this text contains markup that hides content from readers",
+                Place::value(pointer),
+            )
+            .help = Some("remove comments, collapsed sections, invisible styles and pseudo-tags".into());
         }
     }
 }
 
 fn secret_in_contract(cx: &Context, f: &mut Findings) {
-    let m = cx.model;
-    let mut texts = all_texts(m);
-    let mut examples = Vec::new();
-    for t in &m.tools {
-        walk(&t.input.value, &t.input.pointer, &mut |obj: &Map<String, Value>, at: &str| {
-            for key in ["default", "const", "examples", "enum"] {
-                if let Some(v) = obj.get(key) {
-                    examples.push((format!("{at}/{key}"), v.to_string()));
-                }
-            }
-        });
-    }
-    texts.extend(examples.iter().map(|(p, s)| (p.clone(), s.as_str())));
-    for (pointer, text) in texts {
-        if let Some(what) = text::secret(text) {
-            f.add("secret-in-contract", format!("this looks like {what}"), Place::value(pointer))
-                .help = Some("rotate it now, remove it, and refer to secrets as `{ env: NAME }` or `{ file: /path }`".into());
+    // The whole text, comments included: a secret in a comment is leaked all the same.
+    let text = cx.source.text.as_str();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if let Some((range, what)) = text::secret_at(line) {
+            let d = f.add(
+                "secret-in-contract",
+                format!("this looks like {what}"),
+                Place::default(),
+            );
+            d.span = Some(cx.source.span_of(offset + range.start, offset + range.end));
+            d.help =
+                Some("rotate it now, remove it, and refer to secrets as `{ env: NAME }` or `{ file: /path }`".into());
         }
+        offset += line.len();
     }
 }
 
 fn no_argument_logging(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     if !m.audit.arguments {
-        f.add("no-argument-logging", "calls are recorded without their arguments", Place::value("/audit/arguments"))
-            .help = Some("record arguments; the data class's redaction keeps sensitive values out".into());
+        f.add(
+            "no-argument-logging",
+            "calls are recorded without their arguments",
+            Place::value("/audit/arguments"),
+        )
+        .help = Some("record arguments; the data class's redaction keeps sensitive values out".into());
         return;
     }
     for t in &m.tools {
         if !t.audit.arguments {
-            f.add("no-argument-logging", format!("calls to `{}` are recorded without their arguments", t.name.original), Place::value(format!("{}/audit/arguments", t.pointer)))
-                .help = Some("record arguments; choose a data class with `logs: hash`, `redact` or `omit` for sensitive ones".into());
+            f.add(
+                "no-argument-logging",
+                format!("calls to `{}` are recorded without their arguments", t.name.original),
+                Place::value(format!("{}/audit/arguments", t.pointer)),
+            )
+            .help = Some(
+                "record arguments; choose a data class with `logs: hash`, `redact` or `omit` for sensitive ones".into(),
+            );
         }
     }
 }
@@ -474,8 +608,15 @@ fn write_without_approval(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     for t in &m.tools {
         if t.effect == Effect::Write && t.approval == Approval::None {
-            f.add("write-without-approval", format!("`{}` changes state with no human approval", t.name.original), Place::value(format!("{}/effect", t.pointer)))
-                .help = Some("add `approval: { mode: user }` or `approval: { mode: reviewer, scope: ... }`, or make it a draft".into());
+            f.add(
+                "write-without-approval",
+                format!("`{}` changes state with no human approval", t.name.original),
+                Place::value(format!("{}/effect", t.pointer)),
+            )
+            .help = Some(
+                "add `approval: { mode: user }` or `approval: { mode: reviewer, scope: ... }`, or make it a draft"
+                    .into(),
+            );
         }
     }
 }
@@ -486,8 +627,12 @@ fn self_approval(cx: &Context, f: &mut Findings) {
         if let Approval::Reviewer { scope, .. } = &t.approval
             && t.scopes.contains(scope)
         {
-            f.add("self-approval", format!("`{scope}` both calls `{}` and approves its operations", t.name.original), Place::value(format!("{}/approval/scope", t.pointer)))
-                .help = Some("use an approval scope that callers do not hold".into());
+            f.add(
+                "self-approval",
+                format!("`{scope}` both calls `{}` and approves its operations", t.name.original),
+                Place::value(format!("{}/approval/scope", t.pointer)),
+            )
+            .help = Some("use an approval scope that callers do not hold".into());
         }
     }
 }
@@ -498,11 +643,19 @@ fn data_class_missing(cx: &Context, f: &mut Findings) {
         .tools
         .iter()
         .map(|t| ("tool", &t.name.original, &t.data_class, &t.pointer))
-        .chain(m.resources.iter().map(|r| ("resource", &r.name.original, &r.data_class, &r.pointer)));
+        .chain(
+            m.resources
+                .iter()
+                .map(|r| ("resource", &r.name.original, &r.data_class, &r.pointer)),
+        );
     for (kind, name, class, pointer) in items {
         if class.is_none() {
-            f.add("data-class-missing", format!("{kind} `{name}` does not name its data class"), Place::key(pointer))
-                .help = Some("add `data_class:` naming one of `data_classes`".into());
+            f.add(
+                "data-class-missing",
+                format!("{kind} `{name}` does not name its data class"),
+                Place::key(pointer),
+            )
+            .help = Some("add `data_class:` naming one of `data_classes`".into());
         }
     }
 }
@@ -511,8 +664,12 @@ fn confidential_without_redaction(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     for c in &m.data_classes {
         if c.sensitivity >= Sensitivity::Confidential && c.logs == Redaction::Full {
-            f.add("confidential-without-redaction", format!("data class `{}` is {:?} but logged in full", c.name, c.sensitivity).to_lowercase(), Place::value(format!("{}/logs", c.pointer)))
-                .help = Some("set `logs: hash`, `redact` or `omit`".into());
+            f.add(
+                "confidential-without-redaction",
+                format!("data class `{}` is {:?} but logged in full", c.name, c.sensitivity).to_lowercase(),
+                Place::value(format!("{}/logs", c.pointer)),
+            )
+            .help = Some("set `logs: hash`, `redact` or `omit`".into());
         }
     }
 }
@@ -521,49 +678,87 @@ fn open_input_schema(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     for t in &m.tools {
         let name = &t.name.original;
-        walk(&t.input.value, &t.input.pointer, &mut |obj: &Map<String, Value>, at: &str| {
-            if is_object_schema(obj) {
-                let open = match obj.get("additionalProperties") {
-                    Some(Value::Bool(false)) => false,
-                    Some(_) => true,
-                    None => obj.contains_key("patternProperties") || obj.get("unevaluatedProperties").is_some_and(|v| v != &Value::Bool(false)),
-                };
-                if open {
-                    f.add("open-input-schema", format!("an object in `{name}`'s input accepts extra properties"), Place::value(at))
+        walk(
+            &t.input.value,
+            &t.input.pointer,
+            &mut |obj: &Map<String, Value>, at: &str| {
+                if is_object_schema(obj) {
+                    let open = match obj.get("additionalProperties") {
+                        Some(Value::Bool(false)) => false,
+                        Some(_) => true,
+                        None => {
+                            obj.contains_key("patternProperties")
+                                || obj
+                                    .get("unevaluatedProperties")
+                                    .is_some_and(|v| v != &Value::Bool(false))
+                        }
+                    };
+                    if open {
+                        f.add(
+                            "open-input-schema",
+                            format!("an object in `{name}`'s input accepts extra properties"),
+                            // Point at the keyword that opens it.
+                            match ["additionalProperties", "patternProperties", "unevaluatedProperties"]
+                                .into_iter()
+                                .find(|k| obj.contains_key(*k))
+                            {
+                                Some(k) => Place::key(format!("{at}/{k}")),
+                                None => Place::value(at),
+                            },
+                        )
                         .help = Some("name every property under `properties` and remove `additionalProperties`".into());
-                }
-            }
-            if let Some(props) = obj.get("properties").and_then(Value::as_object) {
-                for (prop, schema) in props {
-                    if schema.as_object().is_some_and(is_untyped) || schema == &Value::Bool(true) {
-                        f.add("open-input-schema", format!("`{prop}` in `{name}`'s input has no type"), Place::value(format!("{at}/properties/{}", escape(prop))))
-                            .help = Some("give it a `type` (and bounds), an `enum`, a `const` or a `$ref`".into());
                     }
                 }
-            }
-        });
+                if let Some(props) = obj.get("properties").and_then(Value::as_object) {
+                    for (prop, schema) in props {
+                        if schema.as_object().is_some_and(is_untyped) || schema == &Value::Bool(true) {
+                            f.add(
+                                "open-input-schema",
+                                format!("`{prop}` in `{name}`'s input has no type"),
+                                Place::value(format!("{at}/properties/{}", escape(prop))),
+                            )
+                            .help = Some("give it a `type` (and bounds), an `enum`, a `const` or a `$ref`".into());
+                        }
+                    }
+                }
+            },
+        );
     }
 }
 
 fn is_untyped(obj: &Map<String, Value>) -> bool {
-    !["type", "enum", "const", "$ref", "anyOf", "oneOf", "allOf", "not"].iter().any(|k| obj.contains_key(*k))
+    !["type", "enum", "const", "$ref", "anyOf", "oneOf", "allOf", "not"]
+        .iter()
+        .any(|k| obj.contains_key(*k))
 }
 
 fn unbounded_string(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     for t in &m.tools {
         let name = &t.name.original;
-        walk(&t.input.value, &t.input.pointer, &mut |obj: &Map<String, Value>, at: &str| {
-            let is_string = match obj.get("type") {
-                Some(Value::String(s)) => s == "string",
-                Some(Value::Array(ts)) => ts.iter().any(|t| t == "string"),
-                _ => false,
-            };
-            if is_string && !["maxLength", "enum", "const", "pattern", "format"].iter().any(|k| obj.contains_key(*k)) {
-                f.add("unbounded-string", format!("a string in `{name}`'s input has no bound"), Place::value(at))
+        walk(
+            &t.input.value,
+            &t.input.pointer,
+            &mut |obj: &Map<String, Value>, at: &str| {
+                let is_string = match obj.get("type") {
+                    Some(Value::String(s)) => s == "string",
+                    Some(Value::Array(ts)) => ts.iter().any(|t| t == "string"),
+                    _ => false,
+                };
+                if is_string
+                    && !["maxLength", "enum", "const", "pattern", "format"]
+                        .iter()
+                        .any(|k| obj.contains_key(*k))
+                {
+                    f.add(
+                        "unbounded-string",
+                        format!("a string in `{name}`'s input has no bound"),
+                        Place::value(at),
+                    )
                     .help = Some("add `maxLength`, or an `enum`, `pattern` or `format`".into());
-            }
-        });
+                }
+            },
+        );
     }
 }
 
@@ -571,12 +766,20 @@ fn unbounded_array(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     for t in &m.tools {
         let name = &t.name.original;
-        walk(&t.input.value, &t.input.pointer, &mut |obj: &Map<String, Value>, at: &str| {
-            if obj.get("type").and_then(Value::as_str) == Some("array") && !obj.contains_key("maxItems") {
-                f.add("unbounded-array", format!("a list in `{name}`'s input has no `maxItems`"), Place::value(at))
+        walk(
+            &t.input.value,
+            &t.input.pointer,
+            &mut |obj: &Map<String, Value>, at: &str| {
+                if obj.get("type").and_then(Value::as_str) == Some("array") && !obj.contains_key("maxItems") {
+                    f.add(
+                        "unbounded-array",
+                        format!("a list in `{name}`'s input has no `maxItems`"),
+                        Place::value(at),
+                    )
                     .help = Some("add `maxItems`".into());
-            }
-        });
+                }
+            },
+        );
     }
 }
 
@@ -601,7 +804,10 @@ fn vague_tool_name(cx: &Context, f: &mut Findings) {
 
 /// Every field typed and bounded, and no open objects.
 fn is_narrow(schema: &Value) -> bool {
-    let mut narrow = schema.get("properties").and_then(Value::as_object).is_some_and(|p| !p.is_empty());
+    let mut narrow = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .is_some_and(|p| !p.is_empty());
     walk(schema, "", &mut |obj: &Map<String, Value>, _| {
         if is_object_schema(obj) && obj.get("additionalProperties") != Some(&Value::Bool(false)) {
             narrow = false;
@@ -610,7 +816,13 @@ fn is_narrow(schema: &Value) -> bool {
             for schema in props.values() {
                 match schema.as_object() {
                     Some(p) if is_untyped(p) => narrow = false,
-                    Some(p) if p.get("type").and_then(Value::as_str) == Some("string") && is_open_string(schema) && !p.contains_key("maxLength") => narrow = false,
+                    Some(p)
+                        if p.get("type").and_then(Value::as_str) == Some("string")
+                            && is_open_string(schema)
+                            && !p.contains_key("maxLength") =>
+                    {
+                        narrow = false
+                    }
                     None => narrow = false,
                     _ => {}
                 }
@@ -624,19 +836,32 @@ fn server_too_broad(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     let capabilities = m.tools.len() + m.resources.len() + m.prompts.len();
     if m.downstreams.len() > 3 {
-        f.add("server-too-broad", format!("the server calls {} downstream systems", m.downstreams.len()), Place::key("/downstreams"))
-            .help = Some("split it into servers that each do one job with one or two systems".into());
+        f.add(
+            "server-too-broad",
+            format!("the server calls {} downstream systems", m.downstreams.len()),
+            Place::key("/downstreams"),
+        )
+        .help = Some("split it into servers that each do one job with one or two systems".into());
     }
     if capabilities > 12 {
-        f.add("server-too-broad", format!("the server exposes {capabilities} tools, resources and prompts"), Place::key("/tools"))
-            .help = Some("split it into servers a reviewer can understand in one sitting".into());
+        f.add(
+            "server-too-broad",
+            format!("the server exposes {capabilities} tools, resources and prompts"),
+            Place::key("/tools"),
+        )
+        .help = Some("split it into servers a reviewer can understand in one sitting".into());
     }
 }
 
 fn http_without_auth(cx: &Context, f: &mut Findings) {
     let m = cx.model;
-    if m.access.transports.contains(&Transport::Http) && m.access.oauth.is_none() && m.server.status >= Status::Preview {
-        let d = f.add("http-without-auth", "the server is offered over http without authentication", Place::key("/access"));
+    if m.access.transports.contains(&Transport::Http) && m.access.oauth.is_none() && m.server.status >= Status::Preview
+    {
+        let d = f.add(
+            "http-without-auth",
+            "the server is offered over http without authentication",
+            Place::key("/access"),
+        );
         d.help = Some("add `oauth: { issuer: ..., audience: ... }` under `access`, or offer only `stdio`".into());
         if m.server.status == Status::Preview {
             d.severity = Severity::Warning;
@@ -653,12 +878,24 @@ fn scope_missing(cx: &Context, f: &mut Findings) {
         .tools
         .iter()
         .map(|t| ("tool", &t.name.original, &t.scopes, &t.pointer))
-        .chain(m.resources.iter().map(|r| ("resource", &r.name.original, &r.scopes, &r.pointer)))
-        .chain(m.prompts.iter().map(|p| ("prompt", &p.name.original, &p.scopes, &p.pointer)));
+        .chain(
+            m.resources
+                .iter()
+                .map(|r| ("resource", &r.name.original, &r.scopes, &r.pointer)),
+        )
+        .chain(
+            m.prompts
+                .iter()
+                .map(|p| ("prompt", &p.name.original, &p.scopes, &p.pointer)),
+        );
     for (kind, name, scopes, pointer) in items {
         if scopes.is_empty() {
-            f.add("scope-missing", format!("{kind} `{name}` requires no scope"), Place::key(pointer))
-                .help = Some("add `scopes:` naming one of `access.scopes`".into());
+            f.add(
+                "scope-missing",
+                format!("{kind} `{name}` requires no scope"),
+                Place::key(pointer),
+            )
+            .help = Some("add `scopes:` naming one of `access.scopes`".into());
         }
     }
 }
@@ -667,8 +904,12 @@ fn output_schema_missing(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     for t in &m.tools {
         if t.output.is_none() {
-            f.add("output-schema-missing", format!("tool `{}` has no output schema", t.name.original), Place::key(&t.pointer))
-                .help = Some("add `output:` describing the structured result".into());
+            f.add(
+                "output-schema-missing",
+                format!("tool `{}` has no output schema", t.name.original),
+                Place::key(&t.pointer),
+            )
+            .help = Some("add `output:` describing the structured result".into());
         }
     }
 }
@@ -676,13 +917,29 @@ fn output_schema_missing(cx: &Context, f: &mut Findings) {
 fn description_too_short(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     let items = std::iter::once(("/server/description".to_string(), m.server.description.as_str()))
-        .chain(m.tools.iter().map(|t| (format!("{}/description", t.pointer), t.description.as_str())))
-        .chain(m.resources.iter().map(|r| (format!("{}/description", r.pointer), r.description.as_str())))
-        .chain(m.prompts.iter().map(|p| (format!("{}/description", p.pointer), p.description.as_str())));
+        .chain(
+            m.tools
+                .iter()
+                .map(|t| (format!("{}/description", t.pointer), t.description.as_str())),
+        )
+        .chain(
+            m.resources
+                .iter()
+                .map(|r| (format!("{}/description", r.pointer), r.description.as_str())),
+        )
+        .chain(
+            m.prompts
+                .iter()
+                .map(|p| (format!("{}/description", p.pointer), p.description.as_str())),
+        );
     for (pointer, text) in items {
         if text.split_whitespace().count() < 4 {
-            f.add("description-too-short", format!("\"{text}\" does not say enough to review"), Place::value(pointer))
-                .help = Some("say what it does, what it returns and what it will not do".into());
+            f.add(
+                "description-too-short",
+                format!("\"{text}\" does not say enough to review"),
+                Place::value(pointer),
+            )
+            .help = Some("say what it does, what it returns and what it will not do".into());
         }
     }
 }
@@ -690,13 +947,18 @@ fn description_too_short(cx: &Context, f: &mut Findings) {
 fn unused_declaration(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     let scope_used = |s: &str| {
-        m.tools.iter().any(|t| t.scopes.iter().any(|x| x == s) || matches!(&t.approval, Approval::Reviewer { scope, .. } if scope == s))
-            || m.resources.iter().any(|r| r.scopes.iter().any(|x| x == s))
+        m.tools.iter().any(|t| {
+            t.scopes.iter().any(|x| x == s) || matches!(&t.approval, Approval::Reviewer { scope, .. } if scope == s)
+        }) || m.resources.iter().any(|r| r.scopes.iter().any(|x| x == s))
             || m.prompts.iter().any(|p| p.scopes.iter().any(|x| x == s))
     };
     for s in &m.access.scopes {
         if !scope_used(&s.name) {
-            f.add("unused-declaration", format!("scope `{}` is not required by anything", s.name), Place::key(&s.pointer));
+            f.add(
+                "unused-declaration",
+                format!("scope `{}` is not required by anything", s.name),
+                Place::key(&s.pointer),
+            );
         }
     }
     for c in &m.data_classes {
@@ -704,14 +966,22 @@ fn unused_declaration(cx: &Context, f: &mut Findings) {
             || m.resources.iter().any(|r| r.data_class.as_deref() == Some(&c.name))
             || m.prompts.iter().any(|p| p.data_class.as_deref() == Some(&c.name));
         if !used {
-            f.add("unused-declaration", format!("data class `{}` is not used", c.name), Place::key(&c.pointer));
+            f.add(
+                "unused-declaration",
+                format!("data class `{}` is not used", c.name),
+                Place::key(&c.pointer),
+            );
         }
     }
     for d in &m.downstreams {
         let used = m.tools.iter().any(|t| t.downstreams.contains(&d.name.original))
             || m.resources.iter().any(|r| r.downstreams.contains(&d.name.original));
         if !used {
-            f.add("unused-declaration", format!("downstream `{}` is not called by any tool or resource", d.name.original), Place::key(&d.pointer));
+            f.add(
+                "unused-declaration",
+                format!("downstream `{}` is not called by any tool or resource", d.name.original),
+                Place::key(&d.pointer),
+            );
         }
     }
 }

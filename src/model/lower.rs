@@ -14,8 +14,9 @@ use crate::diagnostic::{Diagnostic, Place};
 use crate::suggest::did_you_mean;
 
 /// Algorithms a token may be signed with: asymmetric only.
-pub const ASYMMETRIC_ALGORITHMS: &[&str] =
-    &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+pub const ASYMMETRIC_ALGORITHMS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
 const DEFAULT_ALGORITHMS: &[&str] = &["RS256", "ES256"];
 const MAX_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 const MAX_LEEWAY: Duration = Duration::from_secs(5 * 60);
@@ -23,7 +24,10 @@ const MAX_LEEWAY: Duration = Duration::from_secs(5 * 60);
 /// Charter's own defaults, under the contract's `limits`.
 pub fn default_limits() -> Limits {
     Limits {
-        rate: Rate { count: 120, period: Duration::from_secs(60) },
+        rate: Rate {
+            count: 120,
+            period: Duration::from_secs(60),
+        },
         timeout: Duration::from_secs(30),
         concurrency: 16,
         max_request_bytes: 1 << 20,
@@ -33,7 +37,10 @@ pub fn default_limits() -> Limits {
 
 /// Lowers a parsed contract into the model, or returns every error found.
 pub fn lower(contract: &raw::Contract) -> Result<Model, Vec<Diagnostic>> {
-    let mut cx = Lowering { contract, diags: Vec::new() };
+    let mut cx = Lowering {
+        contract,
+        diags: Vec::new(),
+    };
     let model = cx.model();
     if cx.diags.is_empty() { Ok(model) } else { Err(cx.diags) }
 }
@@ -67,7 +74,11 @@ impl Lowering<'_> {
         let limits = self.limits(c.limits.as_ref(), &default_limits(), "/limits");
         let downstreams = c.downstreams.iter().map(|(name, d)| self.downstream(name, d)).collect();
         let tools = c.tools.iter().map(|(name, t)| self.tool(name, t, &limits)).collect();
-        let resources = c.resources.iter().map(|(name, r)| self.resource(name, r, &limits)).collect();
+        let resources = c
+            .resources
+            .iter()
+            .map(|(name, r)| self.resource(name, r, &limits))
+            .collect();
         let prompts = c.prompts.iter().map(|(name, p)| self.prompt(name, p)).collect();
         self.collisions();
         let audit = self.audit(c.audit.as_ref());
@@ -94,8 +105,12 @@ impl Lowering<'_> {
 
     fn server(&mut self, s: &raw::Server) -> Server {
         if !names::is_server_name(&s.name) {
-            self.error("invalid-name", format!("server name `{}` is not a valid package name", s.name), Place::value("/server/name"))
-                .help = Some("use lowercase letters, digits and dashes, e.g. `release-notes`".into());
+            self.error(
+                "invalid-name",
+                format!("server name `{}` is not a valid package name", s.name),
+                Place::value("/server/name"),
+            )
+            .help = Some("use lowercase letters, digits and dashes, e.g. `release-notes`".into());
         }
         let version = self.semver(&s.version, "/server/version");
         let review = s.review.as_ref().map(|r| Review {
@@ -104,13 +119,20 @@ impl Lowering<'_> {
         });
         let disable = s.retirement.as_ref().and_then(|r| r.disable.as_ref()).map(|d| {
             if d.env.is_none() && d.file.is_none() {
-                self.error("invalid-value", "the disable path names neither an environment variable nor a file", Place::value("/server/retirement/disable"))
-                    .help = Some("add `env: SERVER_DISABLED` or `file: /run/server/disabled`".into());
+                self.error(
+                    "invalid-value",
+                    "the disable path names neither an environment variable nor a file",
+                    Place::value("/server/retirement/disable"),
+                )
+                .help = Some("add `env: SERVER_DISABLED` or `file: /run/server/disabled`".into());
             }
             if let Some(env) = &d.env {
                 self.env_name(env, "/server/retirement/disable/env");
             }
-            DisablePath { env: d.env.clone(), file: d.file.clone() }
+            DisablePath {
+                env: d.env.clone(),
+                file: d.file.clone(),
+            }
         });
         Server {
             name: Name::new(&s.name),
@@ -134,19 +156,31 @@ impl Lowering<'_> {
 
     fn access(&mut self, a: &raw::Access) -> Access {
         if a.transports.is_empty() {
-            self.error("invalid-value", "`access.transports` is empty: the server could not be reached", Place::value("/access/transports"))
-                .help = Some("list `stdio`, `http` or both".into());
+            self.error(
+                "invalid-value",
+                "`access.transports` is empty: the server could not be reached",
+                Place::value("/access/transports"),
+            )
+            .help = Some("list `stdio`, `http` or both".into());
         }
         let transports: BTreeSet<Transport> = a.transports.iter().copied().collect();
         for (name, meaning) in &a.scopes {
             let pointer = format!("/access/scopes/{}", escape(name));
             if !names::is_scope_name(name) {
-                self.error("invalid-name", format!("scope `{name}` is not a valid scope name"), Place::key(&pointer))
-                    .help = Some("use lowercase letters, digits and `.`, `:`, `_` or `-`, e.g. `pulls.read`".into());
+                self.error(
+                    "invalid-name",
+                    format!("scope `{name}` is not a valid scope name"),
+                    Place::key(&pointer),
+                )
+                .help = Some("use lowercase letters, digits and `.`, `:`, `_` or `-`, e.g. `pulls.read`".into());
             }
             if meaning.trim().is_empty() {
-                self.error("invalid-value", format!("scope `{name}` has no meaning"), Place::value(&pointer))
-                    .help = Some("say in a sentence what holding the scope allows".into());
+                self.error(
+                    "invalid-value",
+                    format!("scope `{name}` has no meaning"),
+                    Place::value(&pointer),
+                )
+                .help = Some("say in a sentence what holding the scope allows".into());
             }
         }
         let oauth = a.oauth.as_ref().map(|o| {
@@ -187,10 +221,18 @@ impl Lowering<'_> {
         for (i, origin) in a.origins.iter().enumerate() {
             let pointer = format!("/access/origins/{i}");
             match url::Url::parse(origin) {
-                Ok(u) if u.path() == "/" && u.query().is_none() && origin.trim_end_matches('/') == u.origin().ascii_serialization() => {}
+                Ok(u)
+                    if u.path() == "/"
+                        && u.query().is_none()
+                        && origin.trim_end_matches('/') == u.origin().ascii_serialization() => {}
                 _ => {
-                    self.error("invalid-value", format!("`{origin}` is not an origin"), Place::value(&pointer))
-                        .help = Some("an origin is a scheme, host and optional port, e.g. `https://app.example.com`".into());
+                    self.error(
+                        "invalid-value",
+                        format!("`{origin}` is not an origin"),
+                        Place::value(&pointer),
+                    )
+                    .help =
+                        Some("an origin is a scheme, host and optional port, e.g. `https://app.example.com`".into());
                 }
             }
         }
@@ -230,7 +272,10 @@ impl Lowering<'_> {
             .enumerate()
             .filter_map(|(i, host)| self.egress_host(host, default_port, &format!("{pointer}/egress/{i}")))
             .collect();
-        let timeout = d.timeout.as_ref().map(|t| self.duration(t, &format!("{pointer}/timeout"), MAX_TIMEOUT));
+        let timeout = d
+            .timeout
+            .as_ref()
+            .map(|t| self.duration(t, &format!("{pointer}/timeout"), MAX_TIMEOUT));
         let (credentials, credential_scopes) = match &d.credentials {
             None => (Credentials::None, Vec::new()),
             Some(c) => (self.credentials(c, &format!("{pointer}/credentials")), c.scopes.clone()),
@@ -251,7 +296,9 @@ impl Lowering<'_> {
     fn credentials(&mut self, c: &raw::Credentials, pointer: &str) -> Credentials {
         let mut kinds = Vec::new();
         if let Some(secret) = &c.service_token {
-            kinds.push(Credentials::ServiceToken { secret: self.secret(secret, &format!("{pointer}/service_token")) });
+            kinds.push(Credentials::ServiceToken {
+                secret: self.secret(secret, &format!("{pointer}/service_token")),
+            });
         }
         if let Some(cc) = &c.client_credentials {
             let at = format!("{pointer}/client_credentials");
@@ -284,8 +331,12 @@ impl Lowering<'_> {
             }
             1 => kinds.pop().expect("one"),
             _ => {
-                self.error("invalid-value", "the credentials name more than one kind", Place::value(pointer)).help =
-                    Some("a downstream is called with exactly one credential; keep one of them".into());
+                self.error(
+                    "invalid-value",
+                    "the credentials name more than one kind",
+                    Place::value(pointer),
+                )
+                .help = Some("a downstream is called with exactly one credential; keep one of them".into());
                 kinds.swap_remove(0)
             }
         }
@@ -299,8 +350,14 @@ impl Lowering<'_> {
             }
             (None, Some(file)) => SecretRef::File(file.clone()),
             _ => {
-                self.error("invalid-value", "a secret reference names exactly one source", Place::value(pointer)).help =
-                    Some("write `{ env: NAME }` or `{ file: /path }`; the secret itself never goes in the contract".into());
+                self.error(
+                    "invalid-value",
+                    "a secret reference names exactly one source",
+                    Place::value(pointer),
+                )
+                .help = Some(
+                    "write `{ env: NAME }` or `{ file: /path }`; the secret itself never goes in the contract".into(),
+                );
                 SecretRef::Env(String::new())
             }
         }
@@ -313,15 +370,38 @@ impl Lowering<'_> {
         self.data_class_exists(t.data_class.as_deref(), &pointer);
         self.downstreams_exist(&t.downstreams, &pointer);
         let mut schema_diags = Vec::new();
-        let input = lower_schema(&t.input, &format!("{pointer}/input"), Role::Object, &self.contract.defs, &mut schema_diags);
-        let output = t
-            .output
-            .as_ref()
-            .and_then(|o| lower_schema(o, &format!("{pointer}/output"), Role::Object, &self.contract.defs, &mut schema_diags));
+        let input = lower_schema(
+            &t.input,
+            &format!("{pointer}/input"),
+            Role::Object,
+            &self.contract.defs,
+            &mut schema_diags,
+        );
+        let output = t.output.as_ref().and_then(|o| {
+            lower_schema(
+                o,
+                &format!("{pointer}/output"),
+                Role::Object,
+                &self.contract.defs,
+                &mut schema_diags,
+            )
+        });
         self.diags.extend(schema_diags);
         if t.reversible.is_some() && t.effect != Effect::Write {
-            self.error("invalid-value", "`reversible` applies only to tools whose effect is `write`", Place::key(format!("{pointer}/reversible")))
-                .help = Some("remove it: read and draft tools are never destructive".into());
+            self.error(
+                "invalid-value",
+                "`reversible` applies only to tools whose effect is `write`",
+                Place::key(format!("{pointer}/reversible")),
+            )
+            .help = Some("remove it: read and draft tools are never destructive".into());
+        }
+        if t.effect == Effect::Read && t.approval.as_ref().is_some_and(|a| a.mode != ApprovalMode::None) {
+            self.error(
+                "invalid-value",
+                "approval applies to tools that draft or change something; this tool only reads",
+                Place::key(format!("{pointer}/approval")),
+            )
+            .help = Some("remove `approval`, or correct `effect` if the tool does change state".into());
         }
         let approval = self.approval(t.approval.as_ref(), &format!("{pointer}/approval"));
         let annotations = Annotations {
@@ -332,8 +412,18 @@ impl Lowering<'_> {
         };
         let audit_defaults = self.contract.audit.clone().unwrap_or_default();
         let audit = ToolAudit {
-            arguments: t.audit.as_ref().and_then(|a| a.arguments).or(audit_defaults.arguments).unwrap_or(true),
-            results: t.audit.as_ref().and_then(|a| a.results).or(audit_defaults.results).unwrap_or(false),
+            arguments: t
+                .audit
+                .as_ref()
+                .and_then(|a| a.arguments)
+                .or(audit_defaults.arguments)
+                .unwrap_or(true),
+            results: t
+                .audit
+                .as_ref()
+                .and_then(|a| a.results)
+                .or(audit_defaults.results)
+                .unwrap_or(false),
         };
         Tool {
             name: Name::new(name),
@@ -344,7 +434,10 @@ impl Lowering<'_> {
             scopes: t.scopes.clone(),
             data_class: t.data_class.clone(),
             downstreams: t.downstreams.clone(),
-            input: input.unwrap_or_else(|| Schema { value: Value::Null, pointer: format!("{pointer}/input") }),
+            input: input.unwrap_or_else(|| Schema {
+                value: Value::Null,
+                pointer: format!("{pointer}/input"),
+            }),
             output,
             limits: self.limits(t.limits.as_ref(), defaults, &format!("{pointer}/limits")),
             approval,
@@ -357,6 +450,14 @@ impl Lowering<'_> {
 
     fn approval(&mut self, a: Option<&raw::Approval>, pointer: &str) -> Approval {
         let Some(a) = a else { return Approval::None };
+        if a.mode != ApprovalMode::Reviewer && a.scope.is_some() {
+            self.error(
+                "invalid-value",
+                "`scope` applies only to reviewer approval",
+                Place::key(format!("{pointer}/scope")),
+            )
+            .help = Some("remove it, or use `mode: reviewer` so a second person holding the scope approves".into());
+        }
         match a.mode {
             ApprovalMode::None => Approval::None,
             ApprovalMode::User => Approval::User,
@@ -367,7 +468,12 @@ impl Lowering<'_> {
                         scope.clone()
                     }
                     None => {
-                        self.error("missing-field", "reviewer approval names no approval scope", Place::key(pointer)).help =
+                        self.error(
+                            "missing-field",
+                            "reviewer approval names no approval scope",
+                            Place::key(pointer),
+                        )
+                        .help =
                             Some("add `scope:` with the scope an approver must hold, e.g. `changes.approve`".into());
                         String::new()
                     }
@@ -391,11 +497,19 @@ impl Lowering<'_> {
         let target = match (&r.uri, &r.uri_template) {
             (Some(uri), None) => {
                 if !is_absolute_uri(uri) {
-                    self.error("invalid-value", format!("`{uri}` is not an absolute URI"), Place::value(format!("{pointer}/uri")))
-                        .help = Some("write a scheme and a path, e.g. `policy://approved/index`".into());
+                    self.error(
+                        "invalid-value",
+                        format!("`{uri}` is not an absolute URI"),
+                        Place::value(format!("{pointer}/uri")),
+                    )
+                    .help = Some("write a scheme and a path, e.g. `policy://approved/index`".into());
                 }
                 if !r.parameters.is_empty() {
-                    self.error("invalid-value", "`parameters` type the variables of a `uri_template`; this resource has a fixed `uri`", Place::key(format!("{pointer}/parameters")));
+                    self.error(
+                        "invalid-value",
+                        "`parameters` type the variables of a `uri_template`; this resource has a fixed `uri`",
+                        Place::key(format!("{pointer}/parameters")),
+                    );
                 }
                 ResourceTarget::Static { uri: uri.clone() }
             }
@@ -407,34 +521,68 @@ impl Lowering<'_> {
                     match r.parameters.get(variable) {
                         Some(schema) => {
                             let sp = format!("{pointer}/parameters/{}", escape(variable));
-                            if let Some(schema) = lower_schema(schema, &sp, Role::String, &self.contract.defs, &mut schema_diags) {
-                                typed.push(TemplateVariable { name: Name::new(variable), schema });
+                            if let Some(schema) =
+                                lower_schema(schema, &sp, Role::String, &self.contract.defs, &mut schema_diags)
+                            {
+                                typed.push(TemplateVariable {
+                                    name: Name::new(variable),
+                                    schema,
+                                });
                             }
                         }
                         None => {
-                            self.error("untyped-template-variable", format!("template variable `{variable}` has no schema in `parameters`"), Place::value(&at))
-                                .help = Some(format!("add `parameters: {{ {variable}: {{ type: string, pattern: \"...\" }} }}` so only intended values are served"));
+                            self.error(
+                                "untyped-template-variable",
+                                format!("template variable `{variable}` has no schema in `parameters`"),
+                                Place::value(&at),
+                            )
+                            .help = Some(format!(
+                                "add `parameters: {{ {variable}: {{ type: string, pattern: \"...\" }} }}` so only intended values are served"
+                            ));
                         }
                     }
                 }
                 for param in r.parameters.keys() {
                     if !variables.contains(param) {
-                        self.error("invalid-value", format!("parameter `{param}` is not a variable of the URI template"), Place::key(format!("{pointer}/parameters/{}", escape(param))));
+                        self.error(
+                            "invalid-value",
+                            format!("parameter `{param}` is not a variable of the URI template"),
+                            Place::key(format!("{pointer}/parameters/{}", escape(param))),
+                        );
                     }
                 }
-                ResourceTarget::Template { uri_template: template.clone(), variables: typed }
+                ResourceTarget::Template {
+                    uri_template: template.clone(),
+                    variables: typed,
+                }
             }
             _ => {
-                self.error("invalid-value", "a resource has either a `uri` or a `uri_template`", Place::key(&pointer)).help =
-                    Some("give `uri` for one fixed resource, or `uri_template` for a family of them".into());
+                self.error(
+                    "invalid-value",
+                    "a resource has either a `uri` or a `uri_template`",
+                    Place::key(&pointer),
+                )
+                .help = Some("give `uri` for one fixed resource, or `uri_template` for a family of them".into());
                 ResourceTarget::Static { uri: String::new() }
             }
         };
         if !is_mime_type(&r.mime_type) {
-            self.error("invalid-value", format!("`{}` is not a MIME type", r.mime_type), Place::value(format!("{pointer}/mime_type")))
-                .help = Some("write `type/subtype`, e.g. `application/json` or `text/markdown`".into());
+            self.error(
+                "invalid-value",
+                format!("`{}` is not a MIME type", r.mime_type),
+                Place::value(format!("{pointer}/mime_type")),
+            )
+            .help = Some("write `type/subtype`, e.g. `application/json` or `text/markdown`".into());
         }
-        let schema = r.schema.as_ref().and_then(|s| lower_schema(s, &format!("{pointer}/schema"), Role::Any, &self.contract.defs, &mut schema_diags));
+        let schema = r.schema.as_ref().and_then(|s| {
+            lower_schema(
+                s,
+                &format!("{pointer}/schema"),
+                Role::Any,
+                &self.contract.defs,
+                &mut schema_diags,
+            )
+        });
         self.diags.extend(schema_diags);
         Resource {
             name: Name::new(name),
@@ -458,11 +606,19 @@ impl Lowering<'_> {
         let mut out = Vec::new();
         let mut rest = template;
         if !is_absolute_uri(template) {
-            self.error("invalid-value", format!("`{template}` is not an absolute URI template"), Place::value(pointer));
+            self.error(
+                "invalid-value",
+                format!("`{template}` is not an absolute URI template"),
+                Place::value(pointer),
+            );
         }
         while let Some(open) = rest.find('{') {
             let Some(close) = rest[open..].find('}') else {
-                self.error("invalid-value", "unclosed `{` in the URI template", Place::value(pointer));
+                self.error(
+                    "invalid-value",
+                    "unclosed `{` in the URI template",
+                    Place::value(pointer),
+                );
                 break;
             };
             let variable = &rest[open + 1..open + close];
@@ -470,15 +626,23 @@ impl Lowering<'_> {
                 self.error("invalid-value", format!("`{{{variable}}}` is not a simple template variable"), Place::value(pointer))
                     .help = Some("only `{name}` variables (RFC 6570 level 1) are supported: reserved and multi-segment expansions would let a caller reach paths the contract does not name".into());
             } else if out.iter().any(|v| v == variable) {
-                self.error("invalid-value", format!("template variable `{variable}` appears twice"), Place::value(pointer));
+                self.error(
+                    "invalid-value",
+                    format!("template variable `{variable}` appears twice"),
+                    Place::value(pointer),
+                );
             } else {
                 out.push(variable.to_owned());
             }
             rest = &rest[open + close + 1..];
         }
         if out.is_empty() {
-            self.error("invalid-value", "the URI template has no variables", Place::value(pointer)).help =
-                Some("use `uri` for a fixed resource".into());
+            self.error(
+                "invalid-value",
+                "the URI template has no variables",
+                Place::value(pointer),
+            )
+            .help = Some("use `uri` for a fixed resource".into());
         }
         out
     }
@@ -491,13 +655,22 @@ impl Lowering<'_> {
         let version = self.semver(&p.version, &format!("{pointer}/version"));
         for (i, resource) in p.resources.iter().enumerate() {
             if !self.contract.resources.contains_key(resource) {
-                self.unknown_reference("resource", resource, self.contract.resources.keys(), Place::value(format!("{pointer}/resources/{i}")));
+                self.unknown_reference(
+                    "resource",
+                    resource,
+                    self.contract.resources.keys(),
+                    Place::value(format!("{pointer}/resources/{i}")),
+                );
             }
         }
         let placeholders = placeholders(&p.text);
         for used in &placeholders {
             if !p.arguments.contains_key(used) {
-                let mut d = Diagnostic::error("prompt-unknown-argument", format!("the text uses `{{{{{used}}}}}`, which is not an argument"), Place::value(format!("{pointer}/text")));
+                let mut d = Diagnostic::error(
+                    "prompt-unknown-argument",
+                    format!("the text uses `{{{{{used}}}}}`, which is not an argument"),
+                    Place::value(format!("{pointer}/text")),
+                );
                 d = match did_you_mean(used, p.arguments.keys().map(String::as_str)) {
                     Some(k) => d.with_help(format!("did you mean `{{{{{k}}}}}`?")),
                     None => d.with_help(format!("declare `{used}` under `arguments`")),
@@ -512,8 +685,14 @@ impl Lowering<'_> {
                 let at = format!("{pointer}/arguments/{}", escape(arg));
                 self.capability_name(arg, &at, "prompt argument");
                 if !placeholders.contains(arg) {
-                    self.error("prompt-unused-argument", format!("argument `{arg}` is never used in the text"), Place::key(&at))
-                        .help = Some(format!("write `{{{{{arg}}}}}` where it belongs in the text, or remove the argument"));
+                    self.error(
+                        "prompt-unused-argument",
+                        format!("argument `{arg}` is never used in the text"),
+                        Place::key(&at),
+                    )
+                    .help = Some(format!(
+                        "write `{{{{{arg}}}}}` where it belongs in the text, or remove the argument"
+                    ));
                 }
                 PromptArgument {
                     name: Name::new(arg),
@@ -552,7 +731,10 @@ impl Lowering<'_> {
         }
         if let Some(c) = l.concurrency {
             if c == 0 {
-                self.invalid("a concurrency of 0 refuses every call".into(), Place::value(format!("{pointer}/concurrency")));
+                self.invalid(
+                    "a concurrency of 0 refuses every call".into(),
+                    Place::value(format!("{pointer}/concurrency")),
+                );
             }
             out.concurrency = c;
         }
@@ -562,9 +744,17 @@ impl Lowering<'_> {
         ] {
             if let Some(v) = value {
                 match parse_size(v) {
-                    Ok(0) => self.diags.push(Diagnostic::error("invalid-value", "a size of 0 refuses every call", Place::value(format!("{pointer}/{field}")))),
+                    Ok(0) => self.diags.push(Diagnostic::error(
+                        "invalid-value",
+                        "a size of 0 refuses every call",
+                        Place::value(format!("{pointer}/{field}")),
+                    )),
                     Ok(n) => *slot = n,
-                    Err(e) => self.diags.push(Diagnostic::error("invalid-value", e, Place::value(format!("{pointer}/{field}")))),
+                    Err(e) => self.diags.push(Diagnostic::error(
+                        "invalid-value",
+                        e,
+                        Place::value(format!("{pointer}/{field}")),
+                    )),
                 }
             }
         }
@@ -587,7 +777,10 @@ impl Lowering<'_> {
         let d = d.cloned().unwrap_or_default();
         let (min, max) = d.replicas.as_ref().map(|r| (r.min, r.max)).unwrap_or((2, 4));
         if min == 0 || min > max {
-            self.invalid(format!("replicas run from {min} to {max}: the minimum must be at least 1 and at most the maximum"), Place::value("/deploy/replicas"));
+            self.invalid(
+                format!("replicas run from {min} to {max}: the minimum must be at least 1 and at most the maximum"),
+                Place::value("/deploy/replicas"),
+            );
         }
         Deploy {
             namespace: d.namespace.unwrap_or_else(|| server.original.clone()),
@@ -602,9 +795,27 @@ impl Lowering<'_> {
     fn collisions(&mut self) {
         let c = self.contract;
         for (kind, names) in [
-            ("tool", c.tools.keys().map(|k| (k, format!("/tools/{}", escape(k)))).collect::<Vec<_>>()),
-            ("resource", c.resources.keys().map(|k| (k, format!("/resources/{}", escape(k)))).collect()),
-            ("prompt", c.prompts.keys().map(|k| (k, format!("/prompts/{}", escape(k)))).collect()),
+            (
+                "tool",
+                c.tools
+                    .keys()
+                    .map(|k| (k, format!("/tools/{}", escape(k))))
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "resource",
+                c.resources
+                    .keys()
+                    .map(|k| (k, format!("/resources/{}", escape(k))))
+                    .collect(),
+            ),
+            (
+                "prompt",
+                c.prompts
+                    .keys()
+                    .map(|k| (k, format!("/prompts/{}", escape(k))))
+                    .collect(),
+            ),
         ] {
             let mut seen: HashMap<String, &str> = HashMap::new();
             for (name, pointer) in names {
@@ -624,7 +835,11 @@ impl Lowering<'_> {
     fn scopes_exist(&mut self, scopes: &[String], pointer: &str) {
         for (i, scope) in scopes.iter().enumerate() {
             if !self.contract.access.scopes.contains_key(scope) {
-                let at = if pointer.ends_with("/approval") { format!("{pointer}/scope") } else { format!("{pointer}/scopes/{i}") };
+                let at = if pointer.ends_with("/approval") {
+                    format!("{pointer}/scope")
+                } else {
+                    format!("{pointer}/scopes/{i}")
+                };
                 self.unknown_reference("scope", scope, self.contract.access.scopes.keys(), Place::value(at));
             }
         }
@@ -634,26 +849,43 @@ impl Lowering<'_> {
         if let Some(class) = class
             && !self.contract.data_classes.contains_key(class)
         {
-            self.unknown_reference("data class", class, self.contract.data_classes.keys(), Place::value(format!("{pointer}/data_class")));
+            self.unknown_reference(
+                "data class",
+                class,
+                self.contract.data_classes.keys(),
+                Place::value(format!("{pointer}/data_class")),
+            );
         }
     }
 
     fn downstreams_exist(&mut self, downstreams: &[String], pointer: &str) {
         for (i, d) in downstreams.iter().enumerate() {
             if !self.contract.downstreams.contains_key(d) {
-                self.unknown_reference("downstream", d, self.contract.downstreams.keys(), Place::value(format!("{pointer}/downstreams/{i}")));
+                self.unknown_reference(
+                    "downstream",
+                    d,
+                    self.contract.downstreams.keys(),
+                    Place::value(format!("{pointer}/downstreams/{i}")),
+                );
             }
         }
     }
 
-    fn unknown_reference<'k>(&mut self, kind: &str, name: &str, known: impl Iterator<Item = &'k String> + Clone, place: Place) {
+    fn unknown_reference<'k>(
+        &mut self,
+        kind: &str,
+        name: &str,
+        known: impl Iterator<Item = &'k String> + Clone,
+        place: Place,
+    ) {
         let section = match kind {
             "scope" => "access.scopes",
             "data class" => "data_classes",
             "downstream" => "downstreams",
             _ => "resources",
         };
-        let mut d = Diagnostic::error("unknown-reference", format!("no {kind} named `{name}`"), place).with_label(format!("not declared in `{section}`"));
+        let mut d = Diagnostic::error("unknown-reference", format!("no {kind} named `{name}`"), place)
+            .with_label(format!("not declared in `{section}`"));
         d = match did_you_mean(name, known.clone().map(String::as_str)) {
             Some(k) => d.with_help(format!("did you mean `{k}`?")),
             None => d.with_help(format!("declare it under `{section}`")),
@@ -669,15 +901,23 @@ impl Lowering<'_> {
 
     fn capability_name(&mut self, name: &str, pointer: &str, kind: &str) {
         if !names::is_capability_name(name) {
-            self.error("invalid-name", format!("{kind} name `{name}` is not valid"), Place::key(pointer)).help =
-                Some("start with a letter; use letters, digits, `_`, `-` or `.`; at most 64 characters".into());
+            self.error(
+                "invalid-name",
+                format!("{kind} name `{name}` is not valid"),
+                Place::key(pointer),
+            )
+            .help = Some("start with a letter; use letters, digits, `_`, `-` or `.`; at most 64 characters".into());
         }
     }
 
     fn plain_name(&mut self, name: &str, pointer: &str, kind: &str) {
         if !names::is_plain_name(name) {
-            self.error("invalid-name", format!("{kind} name `{name}` is not valid"), Place::key(pointer)).help =
-                Some("start with a lowercase letter; use lowercase letters, digits, `_` or `-`".into());
+            self.error(
+                "invalid-name",
+                format!("{kind} name `{name}` is not valid"),
+                Place::key(pointer),
+            )
+            .help = Some("start with a lowercase letter; use lowercase letters, digits, `_` or `-`".into());
         }
     }
 
@@ -690,8 +930,12 @@ impl Lowering<'_> {
 
     fn semver(&mut self, text: &str, pointer: &str) -> semver::Version {
         semver::Version::parse(text).unwrap_or_else(|e| {
-            self.error("invalid-value", format!("`{text}` is not a semantic version: {e}"), Place::value(pointer)).help =
-                Some("write MAJOR.MINOR.PATCH, e.g. `1.4.0`".into());
+            self.error(
+                "invalid-value",
+                format!("`{text}` is not a semantic version: {e}"),
+                Place::value(pointer),
+            )
+            .help = Some("write MAJOR.MINOR.PATCH, e.g. `1.4.0`".into());
             semver::Version::new(0, 0, 0)
         })
     }
@@ -700,8 +944,12 @@ impl Lowering<'_> {
         match text.parse::<jiff::civil::Date>() {
             Ok(d) if text.len() == 10 => Some(d),
             _ => {
-                self.error("invalid-value", format!("`{text}` is not a date"), Place::value(pointer)).help =
-                    Some("write YYYY-MM-DD, e.g. `2027-05-01`".into());
+                self.error(
+                    "invalid-value",
+                    format!("`{text}` is not a date"),
+                    Place::value(pointer),
+                )
+                .help = Some("write YYYY-MM-DD, e.g. `2027-05-01`".into());
                 None
             }
         }
@@ -714,7 +962,13 @@ impl Lowering<'_> {
                 d
             }
             Ok(d) if d > max => {
-                self.invalid(format!("`{text}` is longer than the {} allowed here", humantime::format_duration(max)), Place::value(pointer));
+                self.invalid(
+                    format!(
+                        "`{text}` is longer than the {} allowed here",
+                        humantime::format_duration(max)
+                    ),
+                    Place::value(pointer),
+                );
                 d
             }
             Ok(d) => d,
@@ -734,14 +988,22 @@ impl Lowering<'_> {
                         Some("identity and token endpoints must use https (plain http is accepted only on loopback, for tests)".into());
                 }
                 if !u.username().is_empty() || u.password().is_some() {
-                    self.error("invalid-value", "a URL in the contract carries credentials", Place::value(pointer)).help =
-                        Some("remove the user and password; credentials come from secret references".into());
+                    self.error(
+                        "invalid-value",
+                        "a URL in the contract carries credentials",
+                        Place::value(pointer),
+                    )
+                    .help = Some("remove the user and password; credentials come from secret references".into());
                 }
                 Some(u)
             }
             _ => {
-                self.error("invalid-value", format!("`{text}` is not an http(s) URL"), Place::value(pointer)).help =
-                    Some("write an absolute URL, e.g. `https://api.example.com`".into());
+                self.error(
+                    "invalid-value",
+                    format!("`{text}` is not an http(s) URL"),
+                    Place::value(pointer),
+                )
+                .help = Some("write an absolute URL, e.g. `https://api.example.com`".into());
                 None
             }
         }
@@ -761,20 +1023,33 @@ impl Lowering<'_> {
         let valid = !host.is_empty()
             && !host.contains("://")
             && !host.contains('/')
-            && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '*' | '[' | ']' | ':'));
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '*' | '[' | ']' | ':'));
         if !valid {
-            self.error("invalid-value", format!("`{text}` is not a host"), Place::value(pointer)).help =
-                Some("write a host name with an optional port, e.g. `api.github.com:443`".into());
+            self.error(
+                "invalid-value",
+                format!("`{text}` is not a host"),
+                Place::value(pointer),
+            )
+            .help = Some("write a host name with an optional port, e.g. `api.github.com:443`".into());
             return None;
         }
-        Some(EgressHost { host: host.to_ascii_lowercase(), port })
+        Some(EgressHost {
+            host: host.to_ascii_lowercase(),
+            port,
+        })
     }
 }
 
 fn suppressions(list: &[raw::Suppression], element: &str) -> Vec<Suppression> {
     list.iter()
         .enumerate()
-        .map(|(i, s)| Suppression { rule: s.rule.clone(), reason: s.reason.trim().to_owned(), pointer: format!("{element}/suppress/{i}") })
+        .map(|(i, s)| Suppression {
+            rule: s.rule.clone(),
+            reason: s.reason.trim().to_owned(),
+            pointer: format!("{element}/suppress/{i}"),
+        })
         .collect()
 }
 
@@ -798,7 +1073,9 @@ fn is_absolute_uri(uri: &str) -> bool {
     match uri.split_once(':') {
         Some((scheme, rest)) => {
             scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
                 && !rest.is_empty()
                 && !uri.chars().any(char::is_whitespace)
         }

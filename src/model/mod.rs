@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use crate::contract::raw::{ApprovalMode, Effect, Handler, Redaction, Sensitivity, Status, Transport};
-pub use lower::{is_loopback, lower, placeholders, ASYMMETRIC_ALGORITHMS};
+pub use lower::{ASYMMETRIC_ALGORITHMS, is_loopback, lower, placeholders};
 pub use names::Name;
 pub use units::Rate;
 
@@ -149,9 +149,20 @@ impl std::fmt::Display for EgressHost {
 pub enum Credentials {
     /// The downstream needs none.
     None,
-    ServiceToken { secret: SecretRef },
-    ClientCredentials { token_url: String, client_id: String, client_secret: SecretRef },
-    TokenExchange { token_url: String, audience: String, client_id: String, client_secret: SecretRef },
+    ServiceToken {
+        secret: SecretRef,
+    },
+    ClientCredentials {
+        token_url: String,
+        client_id: String,
+        client_secret: SecretRef,
+    },
+    TokenExchange {
+        token_url: String,
+        audience: String,
+        client_id: String,
+        client_secret: SecretRef,
+    },
     /// The caller's token forwarded: kept in the model only so lint can refuse it by rule.
     CallerToken,
 }
@@ -261,8 +272,13 @@ pub struct Resource {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResourceTarget {
-    Static { uri: String },
-    Template { uri_template: String, variables: Vec<TemplateVariable> },
+    Static {
+        uri: String,
+    },
+    Template {
+        uri_template: String,
+        variables: Vec<TemplateVariable>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -30,12 +30,20 @@ impl Name {
     pub fn new(original: &str) -> Name {
         let snake = escape(original.to_snake_case());
         let pascal = escape(original.to_upper_camel_case());
-        Name { original: original.to_owned(), snake, pascal }
+        Name {
+            original: original.to_owned(),
+            snake,
+            pascal,
+        }
     }
 }
 
 fn escape(ident: String) -> String {
-    if RESERVED.contains(&ident.as_str()) { format!("{ident}_") } else { ident }
+    if RESERVED.contains(&ident.as_str()) {
+        format!("{ident}_")
+    } else {
+        ident
+    }
 }
 
 /// Whether a name can be a tool, resource or prompt name: a letter, then

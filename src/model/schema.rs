@@ -116,8 +116,12 @@ pub fn lower_schema(
     let before = diags.len();
     let Some(root) = value.as_object() else {
         diags.push(
-            Diagnostic::error("invalid-schema", format!("{} must be a JSON Schema object", describe_place(pointer)), Place::value(pointer))
-                .with_help("write a mapping such as `{ type: object, properties: { ... } }`"),
+            Diagnostic::error(
+                "invalid-schema",
+                format!("{} must be a JSON Schema object", describe_place(pointer)),
+                Place::value(pointer),
+            )
+            .with_help("write a mapping such as `{ type: object, properties: { ... } }`"),
         );
         return None;
     };
@@ -125,8 +129,12 @@ pub fn lower_schema(
         && dialect.as_str() != Some(DIALECT)
     {
         diags.push(
-            Diagnostic::error("invalid-schema", format!("schemas in a contract are JSON Schema 2020-12, not {dialect}"), Place::value(format!("{pointer}/$schema")))
-                .with_help(format!("remove `$schema` or set it to `{DIALECT}`")),
+            Diagnostic::error(
+                "invalid-schema",
+                format!("schemas in a contract are JSON Schema 2020-12, not {dialect}"),
+                Place::value(format!("{pointer}/$schema")),
+            )
+            .with_help(format!("remove `$schema` or set it to `{DIALECT}`")),
         );
     }
     let local_defs = root.get("$defs").and_then(Value::as_object);
@@ -178,8 +186,14 @@ pub fn lower_schema(
         Role::String => {
             if root_type(&normalized).as_deref() != Some("string") {
                 diags.push(
-                    Diagnostic::error("invalid-schema", format!("{} must describe a string", describe_place(pointer)), Place::value(pointer))
-                        .with_help("URI template variables are strings: write `type: string` with a `pattern`, `enum` or `format`"),
+                    Diagnostic::error(
+                        "invalid-schema",
+                        format!("{} must describe a string", describe_place(pointer)),
+                        Place::value(pointer),
+                    )
+                    .with_help(
+                        "URI template variables are strings: write `type: string` with a `pattern`, `enum` or `format`",
+                    ),
                 );
             }
         }
@@ -189,17 +203,43 @@ pub fn lower_schema(
     if diags.len() > before {
         return None;
     }
-    // The validator the generated server compiles at start-up must accept it:
-    // this catches patterns that are not valid regular expressions, among others.
-    if let Err(e) = jsonschema::draft202012::options().build(&normalized) {
-        let at = format!("{pointer}{}", e.schema_path().as_str());
+    // The keywords' values must be what JSON Schema 2020-12 says they are
+    // (e.g. `enum` a list, `minimum` a number): the metaschema decides.
+    let meta = jsonschema::draft202012::meta::validator();
+    for error in meta.iter_errors(value) {
+        let at = format!("{pointer}{}", error.instance_path().as_str());
         diags.push(
-            Diagnostic::error("invalid-schema", format!("{} is not a valid JSON Schema: {e}", describe_place(pointer)), Place::value(at))
-                .with_help("JSON Schema 2020-12 patterns use ECMA-262 regular expressions"),
+            Diagnostic::error(
+                "invalid-schema",
+                format!("not a valid JSON Schema 2020-12: {error}"),
+                Place::value(at),
+            )
+            .with_help("see https://json-schema.org/draft/2020-12 for what each keyword takes"),
         );
+    }
+    // The generated server compiles every pattern at start-up: each must be a
+    // regular expression its validator accepts (ECMA-262 flavoured).
+    walk(value, pointer, &mut |obj: &Map<String, Value>, at: &str| {
+        if let Some(Value::String(pattern)) = obj.get("pattern")
+            && let Err(e) = check_pattern(pattern)
+        {
+            diags.push(
+                Diagnostic::error(
+                    "invalid-schema",
+                    format!("`{pattern}` is not a valid regular expression: {e}"),
+                    Place::value(format!("{at}/pattern")),
+                )
+                .with_help("JSON Schema patterns are ECMA-262 regular expressions; anchor them with `^` and `$`"),
+            );
+        }
+    });
+    if diags.len() > before {
         return None;
     }
-    Some(Schema { value: normalized, pointer: pointer.to_owned() })
+    Some(Schema {
+        value: normalized,
+        pointer: pointer.to_owned(),
+    })
 }
 
 /// The `type` of a schema's root, following a root `$ref` into `$defs`.
@@ -223,18 +263,28 @@ fn check_node(
         Value::Bool(_) => return,
         Value::Object(obj) => obj,
         _ => {
-            diags.push(
-                Diagnostic::error("invalid-schema", format!("{} must be a schema (a mapping or true/false)", describe_place(pointer)), Place::value(pointer)),
-            );
+            diags.push(Diagnostic::error(
+                "invalid-schema",
+                format!("{} must be a schema (a mapping or true/false)", describe_place(pointer)),
+                Place::value(pointer),
+            ));
             return;
         }
     };
-    let known = SCHEMA_MAPS.iter().chain(SCHEMA_SINGLE).chain(SCHEMA_LISTS).chain(PLAIN_KEYWORDS);
+    let known = SCHEMA_MAPS
+        .iter()
+        .chain(SCHEMA_SINGLE)
+        .chain(SCHEMA_LISTS)
+        .chain(PLAIN_KEYWORDS);
     for (key, value) in obj {
         let at = format!("{pointer}/{}", escape(key));
         if !known.clone().any(|k| k == key) {
-            let mut d = Diagnostic::error("schema-unknown-keyword", format!("`{key}` is not a JSON Schema keyword"), Place::key(&at))
-                .with_label("JSON Schema would silently ignore this");
+            let mut d = Diagnostic::error(
+                "schema-unknown-keyword",
+                format!("`{key}` is not a JSON Schema keyword"),
+                Place::key(&at),
+            )
+            .with_label("JSON Schema would silently ignore this");
             if let Some(k) = did_you_mean(key, known.clone().copied()) {
                 d = d.with_help(format!("did you mean `{k}`?"));
             } else if obj.contains_key("type") && !obj.contains_key("properties") {
@@ -249,8 +299,12 @@ fn check_node(
                 if let Some(f) = value.as_str()
                     && !FORMATS.contains(&f)
                 {
-                    let mut d = Diagnostic::error("schema-unknown-format", format!("`{f}` is not a JSON Schema format"), Place::value(&at))
-                        .with_label("no validator checks this format");
+                    let mut d = Diagnostic::error(
+                        "schema-unknown-format",
+                        format!("`{f}` is not a JSON Schema format"),
+                        Place::value(&at),
+                    )
+                    .with_label("no validator checks this format");
                     if let Some(k) = did_you_mean(f, FORMATS.iter().copied()) {
                         d = d.with_help(format!("did you mean `{k}`?"));
                     } else {
@@ -261,13 +315,19 @@ fn check_node(
             }
             "$ref" => check_ref(value, &at, local_defs, shared_defs, needed, diags),
             "required" => {
-                if let (Some(required), Some(props)) = (value.as_array(), obj.get("properties").and_then(Value::as_object)) {
+                if let (Some(required), Some(props)) =
+                    (value.as_array(), obj.get("properties").and_then(Value::as_object))
+                {
                     for (i, name) in required.iter().enumerate() {
                         if let Some(name) = name.as_str()
                             && !props.contains_key(name)
                         {
-                            let mut d = Diagnostic::error("schema-required-unknown", format!("required field `{name}` is not among the properties"), Place::value(format!("{at}/{i}")))
-                                .with_label("no property of this name");
+                            let mut d = Diagnostic::error(
+                                "schema-required-unknown",
+                                format!("required field `{name}` is not among the properties"),
+                                Place::value(format!("{at}/{i}")),
+                            )
+                            .with_label("no property of this name");
                             if let Some(k) = did_you_mean(name, props.keys().map(String::as_str)) {
                                 d = d.with_help(format!("did you mean `{k}`?"));
                             }
@@ -278,16 +338,31 @@ fn check_node(
             }
             "minLength" | "maxLength" | "minItems" | "maxItems" | "minProperties" | "maxProperties" => {
                 if !value.as_u64().is_some() {
-                    diags.push(Diagnostic::error("invalid-schema", format!("`{key}` must be a whole number, not {value}"), Place::value(&at)));
+                    diags.push(Diagnostic::error(
+                        "invalid-schema",
+                        format!("`{key}` must be a whole number, not {value}"),
+                        Place::value(&at),
+                    ));
                 }
             }
             k if SCHEMA_MAPS.contains(&k) => match value.as_object() {
                 Some(map) => {
                     for (name, sub) in map {
-                        check_node(sub, &format!("{at}/{}", escape(name)), local_defs, shared_defs, needed, diags);
+                        check_node(
+                            sub,
+                            &format!("{at}/{}", escape(name)),
+                            local_defs,
+                            shared_defs,
+                            needed,
+                            diags,
+                        );
                     }
                 }
-                None => diags.push(Diagnostic::error("invalid-schema", format!("`{key}` must be a mapping of schemas"), Place::value(&at))),
+                None => diags.push(Diagnostic::error(
+                    "invalid-schema",
+                    format!("`{key}` must be a mapping of schemas"),
+                    Place::value(&at),
+                )),
             },
             k if SCHEMA_SINGLE.contains(&k) => check_node(value, &at, local_defs, shared_defs, needed, diags),
             k if SCHEMA_LISTS.contains(&k) => match value.as_array() {
@@ -296,18 +371,30 @@ fn check_node(
                         check_node(sub, &format!("{at}/{i}"), local_defs, shared_defs, needed, diags);
                     }
                 }
-                None => diags.push(Diagnostic::error("invalid-schema", format!("`{key}` must be a list of schemas"), Place::value(&at))),
+                None => diags.push(Diagnostic::error(
+                    "invalid-schema",
+                    format!("`{key}` must be a list of schemas"),
+                    Place::value(&at),
+                )),
             },
             _ => {}
         }
     }
-    for (low, high) in [("minLength", "maxLength"), ("minItems", "maxItems"), ("minimum", "maximum")] {
-        if let (Some(lo), Some(hi)) = (obj.get(low).and_then(Value::as_f64), obj.get(high).and_then(Value::as_f64))
-            && lo > hi
+    for (low, high) in [
+        ("minLength", "maxLength"),
+        ("minItems", "maxItems"),
+        ("minimum", "maximum"),
+    ] {
+        if let (Some(lo), Some(hi)) = (
+            obj.get(low).and_then(Value::as_f64),
+            obj.get(high).and_then(Value::as_f64),
+        ) && lo > hi
         {
-            diags.push(
-                Diagnostic::error("invalid-schema", format!("`{low}` ({lo}) is greater than `{high}` ({hi}): no value can pass"), Place::value(format!("{pointer}/{low}"))),
-            );
+            diags.push(Diagnostic::error(
+                "invalid-schema",
+                format!("`{low}` ({lo}) is greater than `{high}` ({hi}): no value can pass"),
+                Place::value(format!("{pointer}/{low}")),
+            ));
         }
     }
 }
@@ -321,8 +408,12 @@ fn check_type(value: &Value, at: &str, diags: &mut Vec<Diagnostic>) {
         match name.as_str() {
             Some(t) if TYPES.contains(&t) => {}
             Some(t) => {
-                let mut d = Diagnostic::error("invalid-schema", format!("`{t}` is not a JSON Schema type"), Place::value(at))
-                    .with_label(format!("expected one of {}", TYPES.join(", ")));
+                let mut d = Diagnostic::error(
+                    "invalid-schema",
+                    format!("`{t}` is not a JSON Schema type"),
+                    Place::value(at),
+                )
+                .with_label(format!("expected one of {}", TYPES.join(", ")));
                 let hint = match t {
                     "int" | "long" => Some("integer"),
                     "float" | "double" | "decimal" => Some("number"),
@@ -337,7 +428,11 @@ fn check_type(value: &Value, at: &str, diags: &mut Vec<Diagnostic>) {
                 }
                 diags.push(d);
             }
-            None => diags.push(Diagnostic::error("invalid-schema", "`type` must be a type name or a list of them", Place::value(at))),
+            None => diags.push(Diagnostic::error(
+                "invalid-schema",
+                "`type` must be a type name or a list of them",
+                Place::value(at),
+            )),
         }
     }
 }
@@ -351,7 +446,11 @@ fn check_ref(
     diags: &mut Vec<Diagnostic>,
 ) {
     let Some(reference) = value.as_str() else {
-        diags.push(Diagnostic::error("schema-ref", "`$ref` must be a string", Place::value(at)));
+        diags.push(Diagnostic::error(
+            "schema-ref",
+            "`$ref` must be a string",
+            Place::value(at),
+        ));
         return;
     };
     let Some(name) = reference.strip_prefix("#/$defs/") else {
@@ -361,9 +460,13 @@ fn check_ref(
             "refer to definitions as `#/$defs/Name`"
         };
         diags.push(
-            Diagnostic::error("schema-ref", format!("`{reference}` is not a local definition reference"), Place::value(at))
-                .with_label("only `#/$defs/...` references are followed")
-                .with_help(help),
+            Diagnostic::error(
+                "schema-ref",
+                format!("`{reference}` is not a local definition reference"),
+                Place::value(at),
+            )
+            .with_label("only `#/$defs/...` references are followed")
+            .with_help(help),
         );
         return;
     };
@@ -376,8 +479,12 @@ fn check_ref(
         needed.push(name);
         return;
     }
-    let candidates: Vec<&str> =
-        local_defs.into_iter().flat_map(|d| d.keys()).chain(shared_defs.keys()).map(String::as_str).collect();
+    let candidates: Vec<&str> = local_defs
+        .into_iter()
+        .flat_map(|d| d.keys())
+        .chain(shared_defs.keys())
+        .map(String::as_str)
+        .collect();
     let mut d = Diagnostic::error("schema-ref", format!("no definition named `{name}`"), Place::value(at))
         .with_label("this reference does not resolve");
     d = match did_you_mean(&name, candidates.iter().copied()) {
@@ -391,7 +498,11 @@ fn check_ref(
 fn collect_refs(node: &Value, out: &mut Vec<String>) {
     match node {
         Value::Object(obj) => {
-            if let Some(name) = obj.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/")) {
+            if let Some(name) = obj
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/$defs/"))
+            {
                 out.push(name.to_owned());
             }
             obj.values().for_each(|v| collect_refs(v, out));
@@ -399,6 +510,21 @@ fn collect_refs(node: &Value, out: &mut Vec<String>) {
         Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
         _ => {}
     }
+}
+
+/// Compiles a pattern the way the generated server's validator will, once per distinct pattern.
+fn check_pattern(pattern: &str) -> Result<(), String> {
+    type Cache = std::sync::Mutex<std::collections::HashMap<String, Result<(), String>>>;
+    static CHECKED: std::sync::LazyLock<Cache> = std::sync::LazyLock::new(Default::default);
+    let mut cache = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    cache
+        .entry(pattern.to_owned())
+        .or_insert_with(|| {
+            jsonschema::draft202012::new(&serde_json::json!({ "pattern": pattern }))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .clone()
 }
 
 /// Whether a schema node describes an object.

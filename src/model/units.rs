@@ -53,9 +53,16 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
         "m" | "min" | "minute" => 60,
         "h" | "hour" => 3600,
         "d" | "day" => 86_400,
-        other => return Err(format!("`{other}` is not a rate period; use second, minute, hour or day")),
+        other => {
+            return Err(format!(
+                "`{other}` is not a rate period; use second, minute, hour or day"
+            ));
+        }
     };
-    Ok(Rate { count, period: Duration::from_secs(secs) })
+    Ok(Rate {
+        count,
+        period: Duration::from_secs(secs),
+    })
 }
 
 /// Parses a duration such as `10s`, `1m 30s`, `24h` or `400d`.
@@ -100,7 +107,13 @@ mod tests {
 
     #[test]
     fn rates() {
-        assert_eq!(parse_rate("60/minute").unwrap(), Rate { count: 60, period: Duration::from_secs(60) });
+        assert_eq!(
+            parse_rate("60/minute").unwrap(),
+            Rate {
+                count: 60,
+                period: Duration::from_secs(60)
+            }
+        );
         assert_eq!(parse_rate("5 / s").unwrap().to_string(), "5/second");
         assert!(parse_rate("0/minute").is_err());
         assert!(parse_rate("fast").is_err());

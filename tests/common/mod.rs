@@ -39,7 +39,10 @@ pub fn charter(args: &[&str]) -> Output {
 
 /// The path relative to the repository root, with forward slashes, for stable snapshots.
 pub fn relative(path: &Path) -> String {
-    path.strip_prefix(root()).unwrap_or(path).to_string_lossy().replace('\\', "/")
+    path.strip_prefix(root())
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
 }
 
 /// A YAML file as JSON, read with the YAML parser directly (not through charter).
