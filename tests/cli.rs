@@ -116,6 +116,9 @@ fn json_report_locates_every_diagnostic() {
 
 #[test]
 fn sarif_report_validates_against_the_sarif_schema() {
+    // The OASIS SARIF 2.1.0 schema (as shipped in serde-sarif), with one erratum
+    // fixed: its `run.language` pattern has an unbalanced `]`, which strict
+    // validators refuse to compile.
     let schema: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root().join("tests/fixtures/sarif-schema-2.1.0.json")).unwrap())
             .unwrap();
