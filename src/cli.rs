@@ -102,8 +102,7 @@ fn check_command(paths: &[PathBuf], format: Format, explain_model: bool, color: 
     let results: Vec<_> = paths.iter().map(|p| check::check_file(p, today)).collect();
     let worst = results.iter().map(|r| r.outcome).max().unwrap_or(Outcome::Passed);
     if explain_model {
-        let stderr_color =
-            matches!(color, Color::Always) || (matches!(color, Color::Auto) && std::io::stderr().is_terminal());
+        let stderr_color = use_color(color, std::io::stderr().is_terminal());
         eprint!("{}", report::text(&results, stderr_color));
         let models: Vec<_> = results.iter().filter_map(|r| r.model.as_ref()).collect();
         let json = match models.as_slice() {
@@ -121,8 +120,7 @@ fn check_command(paths: &[PathBuf], format: Format, explain_model: bool, color: 
     }
     let text = match format {
         Format::Text => {
-            let color =
-                matches!(color, Color::Always) || (matches!(color, Color::Auto) && std::io::stdout().is_terminal());
+            let color = use_color(color, std::io::stdout().is_terminal());
             report::text(&results, color)
         }
         Format::Json => report::json(&results),
@@ -147,7 +145,7 @@ fn explain_command(id: Option<&str>) -> ExitCode {
                 r.summary
             ));
         }
-        out.push_str("\nContract checks (always errors):\n\n");
+        out.push_str("\nContract checks (what makes a contract unreadable, and the checks of suppressions):\n\n");
         for (id, _) in CHECKS {
             out.push_str(&format!("  {id}\n"));
         }
@@ -213,6 +211,15 @@ fn emit(text: &str) -> ExitCode {
             eprintln!("error: cannot write output: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Colour when asked, or when writing to a terminal and `NO_COLOR` is unset (https://no-color.org).
+fn use_color(choice: Color, terminal: bool) -> bool {
+    match choice {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     }
 }
 

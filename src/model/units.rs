@@ -79,8 +79,19 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .map_err(|_| format!("`{text}` is not a size; write e.g. `64KiB` or `1MiB`"))
 }
 
+/// A duration in the largest whole unit that fits: `400d`, `90s`, `1500ms`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        if ms >= size && ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
 pub fn duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&humantime::format_duration(*d))
+    s.collect_str(&format_duration(*d))
 }
 
 pub fn duration_opt<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -128,5 +139,8 @@ mod tests {
         assert_eq!(parse_size("64KiB").unwrap(), 65_536);
         assert_eq!(parse_size("1MiB").unwrap(), 1_048_576);
         assert!(parse_size("lots").is_err());
+        assert_eq!(format_duration(Duration::from_secs(400 * 86_400)), "400d");
+        assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
     }
 }
