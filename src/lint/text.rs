@@ -1,45 +1,89 @@
 //! Heuristics over text the model reads: instructions, hidden characters,
 //! hiding markup and secrets.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
-use regex::{Regex, RegexSet};
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+
+/// Patterns tried together in one pass; a single one is compiled and run only on a hit.
+/// ASCII mode keeps compilation cheap: the phrases are English and the secrets ASCII.
+struct Patterns {
+    list: &'static [(&'static str, &'static str)],
+    set: OnceLock<RegexSet>,
+    each: OnceLock<Vec<Regex>>,
+}
+
+impl Patterns {
+    const fn new(list: &'static [(&'static str, &'static str)]) -> Patterns {
+        Patterns {
+            list,
+            set: OnceLock::new(),
+            each: OnceLock::new(),
+        }
+    }
+
+    /// The first pattern that matches, with its match and its note.
+    fn first<'t>(&self, text: &'t str) -> Option<(regex::Match<'t>, &'static str)> {
+        let set = self.set.get_or_init(|| {
+            RegexSetBuilder::new(self.list.iter().map(|(p, _)| p))
+                .unicode(false)
+                .build()
+                .expect("valid patterns")
+        });
+        let index = set.matches(text).iter().next()?;
+        let each = self.each.get_or_init(|| {
+            self.list
+                .iter()
+                .map(|(p, _)| RegexBuilder::new(p).unicode(false).build().expect("valid pattern"))
+                .collect()
+        });
+        each[index].find(text).map(|m| (m, self.list[index].1))
+    }
+}
 
 /// Phrases that address the assistant rather than describe the capability.
-static INSTRUCTIONS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
-    [
-        (r"(?i)\b(ignore|disregard|forget|override)\s+(all\s+|any\s+)?(the\s+)?(previous|prior|earlier|above|other|system|user'?s?)\b", "tells the assistant to ignore other instructions"),
-        (r"(?i)\byou\s+(must|should|shall|need\s+to|have\s+to|are\s+(required|instructed|expected)\s+to|will\s+now)\b", "gives the assistant orders (\"you must ...\")"),
-        (r"(?i)\b(the\s+)?(assistant|model|ai|llm|agent)\s+(must|should|shall|needs\s+to|has\s+to|is\s+required\s+to)\b", "gives the assistant orders"),
-        (r"(?i)(^|[.!?:;]\s*)(always|never|do\s+not|don't|make\s+sure\s+to|be\s+sure\s+to|remember\s+to)\s+(call|use|invoke|run|tell|mention|reveal|inform|ask|share|send|read|include|pass|forward|show|answer|respond|reply|trust|follow|obey)\b", "is an imperative aimed at the assistant"),
-        (r"(?i)\b(before|instead\s+of)\s+(using|calling|answering|responding|replying)\b", "tells the assistant how to sequence its calls"),
-        (r"(?i)\b(without\s+(telling|informing|asking)|do\s+not\s+(tell|inform|mention)|secretly|silently\s+(send|call|include|forward))\b", "asks the assistant to hide what it does from the user"),
-        (r"(?i)\b(system\s+prompt|these\s+instructions|the\s+instructions\s+above|new\s+instructions)\b", "refers to the assistant's instructions"),
-    ]
-    .into_iter()
-    .map(|(pattern, why)| (Regex::new(pattern).expect("valid pattern"), why))
-    .collect()
-});
+static INSTRUCTIONS: Patterns = Patterns::new(&[
+    (
+        r"(?i)\b(ignore|disregard|forget|override)\s+(all\s+|any\s+)?(the\s+)?(previous|prior|earlier|above|other|system|user'?s?)\b",
+        "tells the assistant to ignore other instructions",
+    ),
+    (
+        r"(?i)\byou\s+(must|should|shall|need\s+to|have\s+to|are\s+(required|instructed|expected)\s+to|will\s+now)\b",
+        "gives the assistant orders (\"you must ...\")",
+    ),
+    (
+        r"(?i)\b(the\s+)?(assistant|model|ai|llm|agent)\s+(must|should|shall|needs\s+to|has\s+to|is\s+required\s+to)\b",
+        "gives the assistant orders",
+    ),
+    (
+        r"(?i)(^|[.!?:;]\s*)(always|never|do\s+not|don't|make\s+sure\s+to|be\s+sure\s+to|remember\s+to)\s+(call|use|invoke|run|tell|mention|reveal|inform|ask|share|send|read|include|pass|forward|show|answer|respond|reply|trust|follow|obey)\b",
+        "is an imperative aimed at the assistant",
+    ),
+    (
+        r"(?i)\b(before|instead\s+of)\s+(using|calling|answering|responding|replying)\b",
+        "tells the assistant how to sequence its calls",
+    ),
+    (
+        r"(?i)\b(without\s+(telling|informing|asking)|do\s+not\s+(tell|inform|mention)|secretly|silently\s+(send|call|include|forward))\b",
+        "asks the assistant to hide what it does from the user",
+    ),
+    (
+        r"(?i)\b(system\s+prompt|these\s+instructions|the\s+instructions\s+above|new\s+instructions)\b",
+        "refers to the assistant's instructions",
+    ),
+]);
 
 /// If the text reads like an instruction to the model, the phrase and why.
 pub fn instruction(text: &str) -> Option<(String, &'static str)> {
-    // One pass over the text with all patterns; the individual ones only on a hit.
-    static ANY: LazyLock<RegexSet> =
-        LazyLock::new(|| RegexSet::new(INSTRUCTIONS.iter().map(|(re, _)| re.as_str())).expect("valid patterns"));
-    if !ANY.is_match(text) {
-        return None;
-    }
-    INSTRUCTIONS.iter().find_map(|(re, why)| {
-        re.find(text).map(|m| {
-            (
-                m.as_str()
-                    .trim()
-                    .trim_start_matches(['.', '!', '?', ':', ';'])
-                    .trim()
-                    .to_owned(),
-                *why,
-            )
-        })
+    INSTRUCTIONS.first(text).map(|(m, why)| {
+        (
+            m.as_str()
+                .trim()
+                .trim_start_matches(['.', '!', '?', ':', ';'])
+                .trim()
+                .to_owned(),
+            why,
+        )
     })
 }
 
@@ -94,37 +138,25 @@ pub fn hiding_markup(text: &str) -> bool {
 }
 
 /// Well-known shapes of credentials.
-static SECRETS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
-    [
-        (r"\bgh[pousr]_[A-Za-z0-9]{30,}", "a GitHub token"),
-        (r"\bgithub_pat_[A-Za-z0-9_]{30,}", "a GitHub token"),
-        (r"\bglpat-[A-Za-z0-9_-]{20,}", "a GitLab token"),
-        (r"\bxox[abposr]-[A-Za-z0-9-]{10,}", "a Slack token"),
-        (r"\b(AKIA|ASIA)[0-9A-Z]{16}\b", "an AWS access key"),
-        (r"\bAIza[0-9A-Za-z_-]{35}", "a Google API key"),
-        (r"\b(sk|rk)_(live|test)_[0-9A-Za-z]{16,}", "a Stripe key"),
-        (r"\bsk-[A-Za-z0-9_-]{20,}", "an API secret key"),
-        (r"-----BEGIN [A-Z ]*PRIVATE KEY-----", "a private key"),
-        (
-            r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]+",
-            "a JSON Web Token",
-        ),
-    ]
-    .into_iter()
-    .map(|(pattern, what)| (Regex::new(pattern).expect("valid pattern"), what))
-    .collect()
-});
+static SECRETS: Patterns = Patterns::new(&[
+    (r"\bgh[pousr]_[A-Za-z0-9]{30,}", "a GitHub token"),
+    (r"\bgithub_pat_[A-Za-z0-9_]{30,}", "a GitHub token"),
+    (r"\bglpat-[A-Za-z0-9_-]{20,}", "a GitLab token"),
+    (r"\bxox[abposr]-[A-Za-z0-9-]{10,}", "a Slack token"),
+    (r"\b(AKIA|ASIA)[0-9A-Z]{16}\b", "an AWS access key"),
+    (r"\bAIza[0-9A-Za-z_-]{35}", "a Google API key"),
+    (r"\b(sk|rk)_(live|test)_[0-9A-Za-z]{16,}", "a Stripe key"),
+    (r"\bsk-[A-Za-z0-9_-]{20,}", "an API secret key"),
+    (r"-----BEGIN [A-Z ]*PRIVATE KEY-----", "a private key"),
+    (
+        r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]+",
+        "a JSON Web Token",
+    ),
+]);
 
 /// Where a credential-shaped string is in a text, and what it looks like.
 pub fn secret_at(text: &str) -> Option<(std::ops::Range<usize>, &'static str)> {
-    static ANY: LazyLock<RegexSet> =
-        LazyLock::new(|| RegexSet::new(SECRETS.iter().map(|(re, _)| re.as_str())).expect("valid patterns"));
-    if !ANY.is_match(text) {
-        return None;
-    }
-    SECRETS
-        .iter()
-        .find_map(|(re, what)| re.find(text).map(|m| (m.range(), *what)))
+    SECRETS.first(text).map(|(m, what)| (m.range(), what))
 }
 
 #[cfg(test)]
