@@ -567,18 +567,21 @@ pub fn walk<'a>(node: &'a Value, pointer: &str, visit: &mut dyn FnMut(&'a Map<St
     let Value::Object(obj) = node else { return };
     visit(obj, pointer);
     for (key, value) in obj {
-        let at = format!("{pointer}/{}", escape(key));
+        // Keywords are plain names: no pointer escaping needed, and no pointer built for non-schema keywords.
+        let at = || format!("{pointer}/{key}");
         if SCHEMA_MAPS.contains(&key.as_str()) {
             if let Value::Object(map) = value {
+                let at = at();
                 for (name, sub) in map {
                     walk(sub, &format!("{at}/{}", escape(name)), visit);
                 }
             }
         } else if SCHEMA_SINGLE.contains(&key.as_str()) {
-            walk(value, &at, visit);
+            walk(value, &at(), visit);
         } else if SCHEMA_LISTS.contains(&key.as_str())
             && let Value::Array(list) = value
         {
+            let at = at();
             for (i, sub) in list.iter().enumerate() {
                 walk(sub, &format!("{at}/{i}"), visit);
             }
