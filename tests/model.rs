@@ -277,7 +277,7 @@ fn mangled_contracts_never_panic() {
                 while !mangled.is_char_boundary(at) {
                     at -= 1;
                 }
-                if rng.next() % 2 == 0 {
+                if rng.next().is_multiple_of(2) {
                     mangled.insert_str(at, noise[rng.next() % noise.len()]);
                 } else {
                     let mut end = (at + 1 + rng.next() % 20).min(mangled.len());

@@ -336,14 +336,14 @@ fn check_node(
                     }
                 }
             }
-            "minLength" | "maxLength" | "minItems" | "maxItems" | "minProperties" | "maxProperties" => {
-                if !value.as_u64().is_some() {
-                    diags.push(Diagnostic::error(
-                        "invalid-schema",
-                        format!("`{key}` must be a whole number, not {value}"),
-                        Place::value(&at),
-                    ));
-                }
+            "minLength" | "maxLength" | "minItems" | "maxItems" | "minProperties" | "maxProperties"
+                if value.as_u64().is_none() =>
+            {
+                diags.push(Diagnostic::error(
+                    "invalid-schema",
+                    format!("`{key}` must be a whole number, not {value}"),
+                    Place::value(&at),
+                ));
             }
             k if SCHEMA_MAPS.contains(&k) => match value.as_object() {
                 Some(map) => {
