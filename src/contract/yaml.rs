@@ -479,11 +479,4 @@ impl Node {
             _ => node.span,
         }
     }
-
-    pub fn as_str(&self) -> Option<&str> {
-        match &self.kind {
-            NodeKind::Str(s) => Some(s),
-            _ => None,
-        }
-    }
 }
