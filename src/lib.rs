@@ -14,3 +14,4 @@ pub mod lint;
 pub mod model;
 pub mod report;
 pub mod suggest;
+pub mod surface;
