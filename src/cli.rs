@@ -55,6 +55,21 @@ enum Command {
         #[arg(long, default_value = "my-server")]
         name: String,
     },
+    /// Generate (or regenerate) the Rust MCP server crate for a contract.
+    ///
+    /// Generated files are rewritten; a generated file edited by hand is refused unless
+    /// `--force`; `src/handlers/` is written once and never touched again. Exit status: 0 written
+    /// or up to date, 1 refused or stale (`--check`), 2 unreadable input or a failed write.
+    Generate(crate::generate::GenerateArgs),
+    /// Compare two versions of a contract: what changed, whether it needs re-review, and the version bump it needs.
+    ///
+    /// Each side is a contract, a `charter.lock.json`, or `REV:path` read from git. Exit status: 0
+    /// when nothing fails, 1 when a change meets `--fail-on` or the version bump is too small, 2 when
+    /// a side cannot be read or is not a valid contract.
+    Diff(crate::diff::command::DiffArgs),
+    /// Print (or write with `--out`) the tool-surface lock of a contract: a SHA-256 of each tool,
+    /// resource and prompt definition as clients see it.
+    Lock(crate::diff::command::LockArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -94,6 +109,9 @@ pub fn main() -> ExitCode {
             emit(&format!("{schema}\n"))
         }
         Command::Init { name } => init_command(&name),
+        Command::Generate(args) => crate::generate::run(&args),
+        Command::Diff(args) => crate::diff::command::diff(&args),
+        Command::Lock(args) => crate::diff::command::lock(&args),
     }
 }
 

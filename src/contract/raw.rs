@@ -48,6 +48,9 @@ pub struct Contract {
     /// How the server is deployed.
     #[serde(default)]
     pub deploy: Option<Deploy>,
+    /// What the team's hand-written handlers need beyond the generated code.
+    #[serde(default)]
+    pub handlers: Option<Handlers>,
     /// Shared JSON Schema definitions, referred to from any schema as `#/$defs/Name`.
     #[serde(default, rename = "$defs")]
     pub defs: IndexMap<String, Value>,
@@ -557,6 +560,39 @@ pub struct Deploy {
     /// Memory limit per replica, e.g. `256Mi`.
     #[serde(default)]
     pub memory: Option<String>,
+}
+
+/// What the hand-written handlers need.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Handlers {
+    /// Crates from crates.io the handlers use, added to the generated Cargo.toml. Listed in the
+    /// contract so reviewers see every crate that runs in front of the data.
+    #[serde(default)]
+    pub dependencies: IndexMap<String, Dependency>,
+}
+
+/// A crate dependency: a version requirement, or one with features.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Dependency {
+    /// A version requirement, e.g. `"0.37"`.
+    Version(String),
+    Detailed(DetailedDependency),
+}
+
+/// A crate dependency with features.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetailedDependency {
+    /// A version requirement, e.g. `"0.37"`.
+    pub version: String,
+    /// Cargo features to enable.
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Whether the crate's default features stay on (default true).
+    #[serde(default)]
+    pub default_features: Option<bool>,
 }
 
 /// Replica bounds.

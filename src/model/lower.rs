@@ -14,6 +14,12 @@ use crate::diagnostic::{Diagnostic, Place};
 use crate::suggest::did_you_mean;
 
 /// Algorithms a token may be signed with: asymmetric only.
+/// Crates every generated server already depends on (the runtime's and the generated code's).
+pub const RUNTIME_CRATES: &[&str] = &[
+    "axum", "base64", "clap", "jsonschema", "rmcp", "serde", "serde_json", "tokio", "tokio-util", "toml", "tracing",
+    "tracing-subscriber",
+];
+
 pub const ASYMMETRIC_ALGORITHMS: &[&str] = &[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
 ];
@@ -83,6 +89,7 @@ impl Lowering<'_> {
         self.collisions();
         let audit = self.audit(c.audit.as_ref());
         let deploy = self.deploy(c.deploy.as_ref(), &server.name);
+        let handler_dependencies = self.handler_dependencies(c.handlers.as_ref());
         Model {
             server,
             data_classes,
@@ -94,6 +101,7 @@ impl Lowering<'_> {
             limits,
             audit,
             deploy,
+            handler_dependencies,
             suppressions: suppressions(&c.suppress, ""),
         }
     }
@@ -789,6 +797,55 @@ impl Lowering<'_> {
             cpu: d.cpu.unwrap_or_else(|| "250m".into()),
             memory: d.memory.unwrap_or_else(|| "256Mi".into()),
         }
+    }
+
+    fn handler_dependencies(&mut self, h: Option<&raw::Handlers>) -> Vec<HandlerDependency> {
+        let Some(h) = h else { return Vec::new() };
+        let mut out = Vec::new();
+        for (name, dep) in &h.dependencies {
+            let pointer = format!("/handlers/dependencies/{}", escape(name));
+            let (version, features, default_features) = match dep {
+                raw::Dependency::Version(v) => (v.clone(), Vec::new(), true),
+                raw::Dependency::Detailed(d) => (d.version.clone(), d.features.clone(), d.default_features.unwrap_or(true)),
+            };
+            let valid_name = !name.is_empty()
+                && name.starts_with(|c: char| c.is_ascii_alphabetic())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid_name {
+                self.invalid(format!("`{name}` is not a crates.io crate name"), Place::key(&pointer));
+                continue;
+            }
+            if RUNTIME_CRATES.contains(&name.as_str()) {
+                self.error(
+                    "invalid-value",
+                    format!("`{name}` is already a dependency of every generated server"),
+                    Place::key(&pointer),
+                )
+                .help = Some("remove it here; the handlers can use it as it is".into());
+                continue;
+            }
+            if semver::VersionReq::parse(&version).is_err() || version.trim() == "*" {
+                let version_pointer = match dep {
+                    raw::Dependency::Version(_) => pointer.clone(),
+                    raw::Dependency::Detailed(_) => format!("{pointer}/version"),
+                };
+                self.error(
+                    "invalid-value",
+                    format!("`{version}` is not a version requirement for `{name}`"),
+                    Place::value(&version_pointer),
+                )
+                .help = Some("write a bounded requirement such as \"0.37\" or \"1.2.3\"".into());
+                continue;
+            }
+            out.push(HandlerDependency {
+                name: name.clone(),
+                version,
+                features,
+                default_features,
+                pointer,
+            });
+        }
+        out
     }
 
     /// Two capabilities whose Rust names would collide in generated code.

@@ -35,6 +35,8 @@ pub struct Model {
     pub limits: Limits,
     pub audit: Audit,
     pub deploy: Deploy,
+    /// Crates the hand-written handlers use.
+    pub handler_dependencies: Vec<HandlerDependency>,
     /// Rules suppressed for the whole contract.
     pub suppressions: Vec<Suppression>,
 }
@@ -326,6 +328,16 @@ pub struct Deploy {
     pub replicas_max: u32,
     pub cpu: String,
     pub memory: String,
+}
+
+/// A crate the handlers use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HandlerDependency {
+    pub name: String,
+    pub version: String,
+    pub features: Vec<String>,
+    pub default_features: bool,
+    pub pointer: String,
 }
 
 /// A rule switched off with a reason, where the contract wrote it.

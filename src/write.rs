@@ -1,0 +1,339 @@
+//! Stage 4, WRITE: put a FileTree on disk without losing anyone's work.
+//!
+//! Ownership decides what may be written. Generated files are rewritten only
+//! when the disk still holds what charter wrote last time (the manifest
+//! records each file's hash); a hand edit is refused unless forced. Scaffolded
+//! files are written once, when missing. Files charter no longer generates are
+//! removed only if unmodified. Every check runs before the first write, new
+//! contents are staged next to their targets and renamed into place, and the
+//! manifest is written last, so a failed run leaves the previous crate intact.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::emit::{FileTree, Ownership};
+
+/// The manifest's path in the crate.
+pub const MANIFEST: &str = "charter.manifest.json";
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Always `"charter"`: marks the directory as charter's output.
+    pub generator: String,
+    /// Each generated file (not scaffolds) with the SHA-256 of what was written.
+    pub files: BTreeMap<String, String>,
+}
+
+/// What one run does to one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Create { path: String, contents: String },
+    Update { path: String, old: String, contents: String },
+    Unchanged { path: String },
+    /// A scaffold already there: the team's file.
+    KeepScaffold { path: String },
+    /// Generated before, not any more, unmodified: deleted.
+    Remove { path: String, old: String },
+    /// Generated before, not any more, but edited by hand: left alone.
+    KeepOrphan { path: String },
+    /// A generated file whose disk contents are not what charter wrote.
+    Conflict { path: String, old: String, contents: String, reason: String },
+}
+
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    manifest: Manifest,
+}
+
+impl Plan {
+    pub fn conflicts(&self) -> impl Iterator<Item = &Action> {
+        self.actions.iter().filter(|a| matches!(a, Action::Conflict { .. }))
+    }
+
+    /// Whether the disk differs from the generated output (for `--check`).
+    pub fn is_stale(&self) -> bool {
+        self.actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::Create { .. } | Action::Update { .. } | Action::Remove { .. } | Action::Conflict { .. }
+            )
+        })
+    }
+}
+
+pub fn sha256(text: &str) -> String {
+    crate::surface::hex(&Sha256::digest(text.as_bytes()))
+}
+
+/// Reads the manifest of a previous run, if any.
+pub fn read_manifest(out: &Path) -> Result<Option<Manifest>, String> {
+    let path = out.join(MANIFEST);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("{} is not a charter manifest ({e}); restore it from version control", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn read_existing(path: &Path) -> Result<Option<String>, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Decides every action without writing anything. `force` turns conflicts into updates.
+pub fn plan(out: &Path, tree: &FileTree, force: bool) -> Result<Plan, String> {
+    let previous = read_manifest(out)?;
+    let known = previous.as_ref().map(|m| &m.files);
+    let mut actions = Vec::new();
+    let mut manifest = Manifest {
+        generator: "charter".into(),
+        files: BTreeMap::new(),
+    };
+    for (path, file) in tree {
+        let target = out.join(path);
+        let existing = read_existing(&target)?;
+        if file.ownership == Ownership::Scaffold {
+            actions.push(match existing {
+                Some(_) => Action::KeepScaffold { path: path.clone() },
+                None => Action::Create {
+                    path: path.clone(),
+                    contents: file.contents.clone(),
+                },
+            });
+            continue;
+        }
+        manifest.files.insert(path.clone(), sha256(&file.contents));
+        let Some(old) = existing else {
+            actions.push(Action::Create {
+                path: path.clone(),
+                contents: file.contents.clone(),
+            });
+            continue;
+        };
+        if old == file.contents {
+            actions.push(Action::Unchanged { path: path.clone() });
+            continue;
+        }
+        let recorded = known.and_then(|files| files.get(path));
+        let ours = recorded.is_some_and(|hash| *hash == sha256(&old));
+        if ours || force {
+            actions.push(Action::Update {
+                path: path.clone(),
+                old,
+                contents: file.contents.clone(),
+            });
+        } else {
+            let reason = match recorded {
+                Some(_) => "was edited by hand since charter wrote it".to_string(),
+                None => "exists but was not written by charter".to_string(),
+            };
+            actions.push(Action::Conflict {
+                path: path.clone(),
+                old,
+                contents: file.contents.clone(),
+                reason,
+            });
+        }
+    }
+    let generated: BTreeSet<&String> = tree.keys().collect();
+    for (path, hash) in known.into_iter().flatten() {
+        if generated.contains(path) || !is_safe_relative(path) {
+            continue;
+        }
+        match read_existing(&out.join(path))? {
+            Some(old) if sha256(&old) == *hash => actions.push(Action::Remove { path: path.clone(), old }),
+            Some(_) => actions.push(Action::KeepOrphan { path: path.clone() }),
+            None => {}
+        }
+    }
+    Ok(Plan { actions, manifest })
+}
+
+/// A manifest path that stays inside the crate (a tampered manifest must not
+/// make charter delete files elsewhere).
+fn is_safe_relative(path: &str) -> bool {
+    let p = Path::new(path);
+    !path.is_empty()
+        && p.is_relative()
+        && p.components().all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
+/// Carries out a plan with no conflicts: stage, rename, remove, then the manifest.
+pub fn apply(out: &Path, plan: &Plan) -> Result<(), String> {
+    if let Some(Action::Conflict { path, .. }) = plan.conflicts().next() {
+        return Err(format!("refusing to write: {path} is in conflict"));
+    }
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let cleanup = |staged: &[(PathBuf, PathBuf)]| {
+        for (temp, _) in staged {
+            let _ = std::fs::remove_file(temp);
+        }
+    };
+    for action in &plan.actions {
+        let (path, contents) = match action {
+            Action::Create { path, contents } | Action::Update { path, contents, .. } => (path, contents),
+            _ => continue,
+        };
+        let target = out.join(path);
+        match stage(&target, contents) {
+            Ok(temp) => staged.push((temp, target)),
+            Err(e) => {
+                cleanup(&staged);
+                return Err(e);
+            }
+        }
+    }
+    let manifest_text = format!(
+        "{}\n",
+        serde_json::to_string_pretty(&plan.manifest).expect("the manifest always serializes")
+    );
+    let manifest_target = out.join(MANIFEST);
+    let manifest_temp = match stage(&manifest_target, &manifest_text) {
+        Ok(temp) => temp,
+        Err(e) => {
+            cleanup(&staged);
+            return Err(e);
+        }
+    };
+    for (temp, target) in &staged {
+        std::fs::rename(temp, target).map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+    }
+    for action in &plan.actions {
+        if let Action::Remove { path, .. } = action {
+            let target = out.join(path);
+            std::fs::remove_file(&target).map_err(|e| format!("cannot remove {}: {e}", target.display()))?;
+            remove_empty_parents(out, &target);
+        }
+    }
+    std::fs::rename(&manifest_temp, &manifest_target)
+        .map_err(|e| format!("cannot write {}: {e}", manifest_target.display()))?;
+    Ok(())
+}
+
+/// Writes `contents` to a temporary file beside `target` and returns its path.
+fn stage(target: &Path, contents: &str) -> Result<PathBuf, String> {
+    let dir = target.parent().expect("targets are inside the output directory");
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let name = target.file_name().expect("targets are files").to_string_lossy();
+    let temp = dir.join(format!(".{name}.charter-tmp"));
+    std::fs::write(&temp, contents).map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        format!("cannot write {}: {e}", temp.display())
+    })?;
+    Ok(temp)
+}
+
+fn remove_empty_parents(out: &Path, file: &Path) {
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        if d == out || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+/// A unified diff of `old` and `new`, as `--check` and conflicts show it.
+pub fn unified_diff(path: &str, old: &str, new: &str) -> String {
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{path}"), &format!("b/{path}"))
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emit::File;
+
+    fn tree(files: &[(&str, &str, Ownership)]) -> FileTree {
+        files
+            .iter()
+            .map(|(p, c, o)| {
+                (
+                    p.to_string(),
+                    File {
+                        contents: c.to_string(),
+                        ownership: *o,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn regeneration_keeps_hand_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        let first = tree(&[
+            ("src/a.rs", "a1", Ownership::Generated),
+            ("src/old.rs", "old", Ownership::Generated),
+            ("src/handlers/mod.rs", "scaffold", Ownership::Scaffold),
+        ]);
+        apply(out, &plan(out, &first, false).unwrap()).unwrap();
+        std::fs::write(out.join("src/handlers/mod.rs"), "team code").unwrap();
+
+        let second = tree(&[
+            ("src/a.rs", "a2", Ownership::Generated),
+            ("src/handlers/mod.rs", "scaffold v2", Ownership::Scaffold),
+        ]);
+        let p = plan(out, &second, false).unwrap();
+        assert!(p.conflicts().next().is_none());
+        apply(out, &p).unwrap();
+        assert_eq!(std::fs::read_to_string(out.join("src/a.rs")).unwrap(), "a2");
+        assert_eq!(std::fs::read_to_string(out.join("src/handlers/mod.rs")).unwrap(), "team code");
+        assert!(!out.join("src/old.rs").exists());
+
+        std::fs::write(out.join("src/a.rs"), "hand edit").unwrap();
+        let third = tree(&[("src/a.rs", "a3", Ownership::Generated)]);
+        let p = plan(out, &third, false).unwrap();
+        assert_eq!(p.conflicts().count(), 1);
+        assert!(apply(out, &p).is_err());
+        assert_eq!(std::fs::read_to_string(out.join("src/a.rs")).unwrap(), "hand edit");
+        apply(out, &plan(out, &third, true).unwrap()).unwrap();
+        assert_eq!(std::fs::read_to_string(out.join("src/a.rs")).unwrap(), "a3");
+    }
+
+    #[test]
+    fn foreign_files_and_edited_orphans_survive() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        std::fs::write(out.join("README.md"), "mine").unwrap();
+        let t = tree(&[("README.md", "generated", Ownership::Generated)]);
+        let p = plan(out, &t, false).unwrap();
+        assert!(matches!(&p.actions[0], Action::Conflict { reason, .. } if reason.contains("not written by charter")));
+
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        apply(out, &plan(out, &tree(&[("x.rs", "x", Ownership::Generated)]), false).unwrap()).unwrap();
+        std::fs::write(out.join("x.rs"), "edited").unwrap();
+        let p = plan(out, &tree(&[]), false).unwrap();
+        assert_eq!(p.actions, [Action::KeepOrphan { path: "x.rs".into() }]);
+    }
+
+    #[test]
+    fn a_tampered_manifest_cannot_reach_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("crate");
+        std::fs::create_dir(&out).unwrap();
+        std::fs::write(dir.path().join("victim"), "v").unwrap();
+        let manifest = format!(
+            r#"{{"generator":"charter","files":{{"../victim":"{}","/etc/passwd":"x"}}}}"#,
+            sha256("v")
+        );
+        std::fs::write(out.join(MANIFEST), manifest).unwrap();
+        let p = plan(&out, &tree(&[]), false).unwrap();
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+    }
+}
