@@ -54,9 +54,12 @@ fn generate(args: &GenerateArgs) -> Result<u8, String> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "contract".into());
-    let tree = emit::emit(model, &Options {
-        contract_name: &contract_name,
-    })?;
+    let tree = emit::emit(
+        model,
+        &Options {
+            contract_name: &contract_name,
+        },
+    )?;
     let plan = write::plan(&args.out, &tree, args.force)?;
     let out = args.out.display();
 
@@ -68,7 +71,10 @@ fn generate(args: &GenerateArgs) -> Result<u8, String> {
         for action in &plan.actions {
             match action {
                 Action::Create { path, contents } => print!("{}", write::unified_diff(path, "", contents)),
-                Action::Update { path, old, contents } | Action::Conflict { path, old, contents, .. } => {
+                Action::Update { path, old, contents }
+                | Action::Conflict {
+                    path, old, contents, ..
+                } => {
                     print!("{}", write::unified_diff(path, old, contents))
                 }
                 Action::Remove { path, old } => print!("{}", write::unified_diff(path, old, "")),
@@ -85,7 +91,13 @@ fn generate(args: &GenerateArgs) -> Result<u8, String> {
     let conflicts: Vec<&Action> = plan.conflicts().collect();
     if !conflicts.is_empty() {
         for action in &conflicts {
-            if let Action::Conflict { path, old, contents, reason } = action {
+            if let Action::Conflict {
+                path,
+                old,
+                contents,
+                reason,
+            } = action
+            {
                 eprintln!("error: {out}/{path} {reason}; charter would write:");
                 eprint!("{}", write::unified_diff(path, old, contents));
             }
@@ -151,7 +163,9 @@ pub fn handler_impl_methods(dir: &Path) -> Vec<(String, String, usize)> {
     collect_rs(dir, &mut files);
     files.sort();
     for file in files {
-        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
         let Ok(parsed) = syn::parse_file(&text) else { continue };
         let shown = file
             .strip_prefix(dir.parent().and_then(Path::parent).unwrap_or(dir))

@@ -31,17 +31,38 @@ pub struct Manifest {
 /// What one run does to one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Create { path: String, contents: String },
-    Update { path: String, old: String, contents: String },
-    Unchanged { path: String },
+    Create {
+        path: String,
+        contents: String,
+    },
+    Update {
+        path: String,
+        old: String,
+        contents: String,
+    },
+    Unchanged {
+        path: String,
+    },
     /// A scaffold already there: the team's file.
-    KeepScaffold { path: String },
+    KeepScaffold {
+        path: String,
+    },
     /// Generated before, not any more, unmodified: deleted.
-    Remove { path: String, old: String },
+    Remove {
+        path: String,
+        old: String,
+    },
     /// Generated before, not any more, but edited by hand: left alone.
-    KeepOrphan { path: String },
+    KeepOrphan {
+        path: String,
+    },
     /// A generated file whose disk contents are not what charter wrote.
-    Conflict { path: String, old: String, contents: String, reason: String },
+    Conflict {
+        path: String,
+        old: String,
+        contents: String,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -74,9 +95,12 @@ pub fn sha256(text: &str) -> String {
 pub fn read_manifest(out: &Path) -> Result<Option<Manifest>, String> {
     let path = out.join(MANIFEST);
     match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| format!("{} is not a charter manifest ({e}); restore it from version control", path.display())),
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+            format!(
+                "{} is not a charter manifest ({e}); restore it from version control",
+                path.display()
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
@@ -151,7 +175,10 @@ pub fn plan(out: &Path, tree: &FileTree, force: bool) -> Result<Plan, String> {
             continue;
         }
         match read_existing(&out.join(path))? {
-            Some(old) if sha256(&old) == *hash => actions.push(Action::Remove { path: path.clone(), old }),
+            Some(old) if sha256(&old) == *hash => actions.push(Action::Remove {
+                path: path.clone(),
+                old,
+            }),
             Some(_) => actions.push(Action::KeepOrphan { path: path.clone() }),
             None => {}
         }
@@ -163,9 +190,7 @@ pub fn plan(out: &Path, tree: &FileTree, force: bool) -> Result<Plan, String> {
 /// make charter delete files elsewhere).
 fn is_safe_relative(path: &str) -> bool {
     let p = Path::new(path);
-    !path.is_empty()
-        && p.is_relative()
-        && p.components().all(|c| matches!(c, std::path::Component::Normal(_)))
+    !path.is_empty() && p.is_relative() && p.components().all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 /// Carries out a plan with no conflicts: stage, rename, remove, then the manifest.
@@ -292,7 +317,10 @@ mod tests {
         assert!(p.conflicts().next().is_none());
         apply(out, &p).unwrap();
         assert_eq!(std::fs::read_to_string(out.join("src/a.rs")).unwrap(), "a2");
-        assert_eq!(std::fs::read_to_string(out.join("src/handlers/mod.rs")).unwrap(), "team code");
+        assert_eq!(
+            std::fs::read_to_string(out.join("src/handlers/mod.rs")).unwrap(),
+            "team code"
+        );
         assert!(!out.join("src/old.rs").exists());
 
         std::fs::write(out.join("src/a.rs"), "hand edit").unwrap();
@@ -316,7 +344,11 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path();
-        apply(out, &plan(out, &tree(&[("x.rs", "x", Ownership::Generated)]), false).unwrap()).unwrap();
+        apply(
+            out,
+            &plan(out, &tree(&[("x.rs", "x", Ownership::Generated)]), false).unwrap(),
+        )
+        .unwrap();
         std::fs::write(out.join("x.rs"), "edited").unwrap();
         let p = plan(out, &tree(&[]), false).unwrap();
         assert_eq!(p.actions, [Action::KeepOrphan { path: "x.rs".into() }]);

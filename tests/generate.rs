@@ -18,8 +18,19 @@ fn every_example_is_exactly_what_the_generator_produces() {
     assert!(specs.len() >= 4);
     for spec in specs {
         let dir = example_dir(&spec);
-        assert!(dir.is_dir(), "{} has no generated example at {}", spec.display(), dir.display());
-        let out = charter(&["generate", spec.to_str().unwrap(), "--out", dir.to_str().unwrap(), "--check"]);
+        assert!(
+            dir.is_dir(),
+            "{} has no generated example at {}",
+            spec.display(),
+            dir.display()
+        );
+        let out = charter(&[
+            "generate",
+            spec.to_str().unwrap(),
+            "--out",
+            dir.to_str().unwrap(),
+            "--check",
+        ]);
         assert!(
             out.status.success(),
             "{} is stale; run `charter generate {} --out {}`:\n{}{}",
@@ -37,7 +48,12 @@ fn output_is_byte_for_byte_deterministic() {
     let temp = tempfile::tempdir().unwrap();
     let spec = root().join("specs/release-notes.yaml");
     for name in ["a", "b"] {
-        let out = charter(&["generate", spec.to_str().unwrap(), "--out", temp.path().join(name).to_str().unwrap()]);
+        let out = charter(&[
+            "generate",
+            spec.to_str().unwrap(),
+            "--out",
+            temp.path().join(name).to_str().unwrap(),
+        ]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     let listing = |dir: &Path| {
@@ -89,7 +105,12 @@ fn regeneration_keeps_team_code_and_names_what_to_write() {
     let v1 = std::fs::read_to_string(root().join("tests/fixtures/regenerate/v1.yaml")).unwrap();
     std::fs::write(&contract, &v1).unwrap();
     let generate = |extra: &[&str]| {
-        let mut args = vec!["generate", contract.to_str().unwrap(), "--out", crate_dir.to_str().unwrap()];
+        let mut args = vec![
+            "generate",
+            contract.to_str().unwrap(),
+            "--out",
+            crate_dir.to_str().unwrap(),
+        ];
         args.extend_from_slice(extra);
         charter(&args)
     };
@@ -108,24 +129,31 @@ fn regeneration_keeps_team_code_and_names_what_to_write() {
     std::fs::write(&handlers, &written).unwrap();
 
     // The contract moves: a new tool, a changed input type, and the old tool removed.
-    let v2 = v1
-        .replace("  get_order_status:\n", "  get_order_summary:\n")
-        .replace(
-            "        order_number:\n          type: string\n          pattern: \"^[A-Z]{2}-[0-9]{6}$\"",
-            "        order_number:\n          type: integer\n          minimum: 1",
-        );
+    let v2 = v1.replace("  get_order_status:\n", "  get_order_summary:\n").replace(
+        "        order_number:\n          type: string\n          pattern: \"^[A-Z]{2}-[0-9]{6}$\"",
+        "        order_number:\n          type: integer\n          minimum: 1",
+    );
     assert_ne!(v1, v2);
     std::fs::write(&contract, &v2).unwrap();
     let second = generate(&[]);
     let stdout = String::from_utf8_lossy(&second.stdout);
-    assert!(second.status.success(), "{stdout}{}", String::from_utf8_lossy(&second.stderr));
-    assert_eq!(std::fs::read_to_string(&handlers).unwrap(), written, "the team's handler survived");
+    assert!(
+        second.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&handlers).unwrap(),
+        written,
+        "the team's handler survived"
+    );
     assert!(
         stdout.contains("todo: implement `Handler::get_order_summary` for tool `get_order_summary`"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("src/handlers/mod.rs:") && stdout.contains("`get_order_status` handles something that is no longer in the contract"),
+        stdout.contains("src/handlers/mod.rs:")
+            && stdout.contains("`get_order_status` handles something that is no longer in the contract"),
         "{stdout}"
     );
     let trait_file = std::fs::read_to_string(crate_dir.join("src/generated/handler.rs")).unwrap();
@@ -143,7 +171,10 @@ fn regeneration_keeps_team_code_and_names_what_to_write() {
         .output()
         .unwrap();
     let errors = String::from_utf8_lossy(&build.stderr);
-    assert!(!build.status.success(), "the build must fail until the team writes the new handler");
+    assert!(
+        !build.status.success(),
+        "the build must fail until the team writes the new handler"
+    );
     assert!(errors.contains("get_order_summary"), "{errors}");
     assert!(errors.contains("E0046"), "missing trait item: {errors}");
     assert!(errors.contains("E0407"), "method not in trait: {errors}");
@@ -159,12 +190,19 @@ fn regeneration_keeps_team_code_and_names_what_to_write() {
     assert!(stderr.contains("-// a hand edit"), "the diff shows the edit: {stderr}");
     assert!(std::fs::read_to_string(&types_path).unwrap().contains("// a hand edit"));
     let cargo_toml = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
-    assert!(cargo_toml.contains("version = \"0.1.0\""), "nothing was written: {cargo_toml}");
+    assert!(
+        cargo_toml.contains("version = \"0.1.0\""),
+        "nothing was written: {cargo_toml}"
+    );
 
     let forced = generate(&["--force"]);
     assert!(forced.status.success(), "{}", String::from_utf8_lossy(&forced.stderr));
     assert!(!std::fs::read_to_string(&types_path).unwrap().contains("// a hand edit"));
-    assert_eq!(std::fs::read_to_string(&handlers).unwrap(), written, "--force never touches handlers");
+    assert_eq!(
+        std::fs::read_to_string(&handlers).unwrap(),
+        written,
+        "--force never touches handlers"
+    );
 
     let check = generate(&["--check"]);
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));

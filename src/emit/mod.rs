@@ -64,11 +64,23 @@ pub fn emit(model: &Model, options: &Options) -> Result<FileTree, String> {
     generated("src/main.rs", rust::format(&header, rust::main_rs(&crate_ident))?);
     generated("src/generated/mod.rs", rust::format(&header, rust::generated_mod())?);
     generated("src/generated/types.rs", rust::format(&header, rust::types_rs(model))?);
-    generated("src/generated/handler.rs", rust::format(&header, rust::handler_rs(model))?);
-    generated("src/generated/dispatch.rs", rust::format(&header, rust::dispatch_rs(model))?);
-    generated("tests/contract.rs", rust::format(&header, rust::contract_tests(model, &crate_ident))?);
+    generated(
+        "src/generated/handler.rs",
+        rust::format(&header, rust::handler_rs(model))?,
+    );
+    generated(
+        "src/generated/dispatch.rs",
+        rust::format(&header, rust::dispatch_rs(model))?,
+    );
+    generated(
+        "tests/contract.rs",
+        rust::format(&header, rust::contract_tests(model, &crate_ident))?,
+    );
     for (path, contents) in runtime::SOURCES {
-        generated(&format!("src/runtime/{}", runtime::destination(path)), contents.to_string());
+        generated(
+            &format!("src/runtime/{}", runtime::destination(path)),
+            contents.to_string(),
+        );
     }
     let texts = text::Texts::new(model, options)?;
     generated("Cargo.toml", texts.render("Cargo.toml.j2")?);
@@ -121,7 +133,10 @@ pub fn surface_json(model: &Model) -> String {
             let variables = match &r.target {
                 ResourceTarget::Static { .. } => Value::Null,
                 ResourceTarget::Template { variables, .. } => Value::Object(
-                    variables.iter().map(|v| (v.name.original.clone(), v.schema.value.clone())).collect(),
+                    variables
+                        .iter()
+                        .map(|v| (v.name.original.clone(), v.schema.value.clone()))
+                        .collect(),
                 ),
             };
             json!({
@@ -138,8 +153,11 @@ pub fn surface_json(model: &Model) -> String {
         .iter()
         .map(|p| {
             let definition = surface::prompt(p);
-            let max_lengths: serde_json::Map<String, Value> =
-                p.arguments.iter().map(|a| (a.name.original.clone(), json!(a.max_length))).collect();
+            let max_lengths: serde_json::Map<String, Value> = p
+                .arguments
+                .iter()
+                .map(|a| (a.name.original.clone(), json!(a.max_length)))
+                .collect();
             json!({
                 "definition": definition,
                 "hash": surface::definition_hash(&definition),

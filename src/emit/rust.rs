@@ -101,7 +101,10 @@ pub fn types_rs(model: &Model) -> TokenStream {
     }
     for resource in &model.resources {
         if let ResourceTarget::Template { variables, .. } = &resource.target {
-            let vars: Vec<_> = variables.iter().map(|v| (v.name.clone(), v.schema.value.clone())).collect();
+            let vars: Vec<_> = variables
+                .iter()
+                .map(|v| (v.name.clone(), v.schema.value.clone()))
+                .collect();
             let doc = format!("The variables of `{}`.", template_of(resource));
             set.params(&params_type(resource), &doc, &vars);
         }
@@ -128,7 +131,11 @@ fn template_of(resource: &Resource) -> &str {
 }
 
 fn tool_doc(tool: &Tool) -> TokenStream {
-    let scopes = if tool.scopes.is_empty() { "none".to_string() } else { tool.scopes.join(", ") };
+    let scopes = if tool.scopes.is_empty() {
+        "none".to_string()
+    } else {
+        tool.scopes.join(", ")
+    };
     let effect = serde_json::to_value(tool.effect)
         .ok()
         .and_then(|v| v.as_str().map(String::from))
@@ -370,7 +377,13 @@ pub fn contract_tests(model: &Model, crate_ident: &str) -> TokenStream {
     let required_tools: Vec<&str> = model
         .tools
         .iter()
-        .filter(|t| t.input.value.get("required").and_then(|r| r.as_array()).is_some_and(|r| !r.is_empty()))
+        .filter(|t| {
+            t.input
+                .value
+                .get("required")
+                .and_then(|r| r.as_array())
+                .is_some_and(|r| !r.is_empty())
+        })
         .map(|t| t.name.original.as_str())
         .collect();
     let closed_tools: Vec<&str> = model

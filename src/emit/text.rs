@@ -13,9 +13,15 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("Cargo.toml.j2", include_str!("../../templates/generate/Cargo.toml.j2")),
     ("README.md.j2", include_str!("../../templates/generate/README.md.j2")),
     ("REVIEW.md.j2", include_str!("../../templates/generate/REVIEW.md.j2")),
-    ("config.example.toml.j2", include_str!("../../templates/generate/config.example.toml.j2")),
+    (
+        "config.example.toml.j2",
+        include_str!("../../templates/generate/config.example.toml.j2"),
+    ),
     ("Dockerfile.j2", include_str!("../../templates/generate/Dockerfile.j2")),
-    ("kubernetes.yaml.j2", include_str!("../../templates/generate/kubernetes.yaml.j2")),
+    (
+        "kubernetes.yaml.j2",
+        include_str!("../../templates/generate/kubernetes.yaml.j2"),
+    ),
 ];
 
 pub struct Texts {
@@ -65,7 +71,8 @@ impl Texts {
         env.set_keep_trailing_newline(true);
         env.add_filter("cell", cell);
         for (name, source) in TEMPLATES {
-            env.add_template(name, source).map_err(|e| format!("template {name}: {e}"))?;
+            env.add_template(name, source)
+                .map_err(|e| format!("template {name}: {e}"))?;
         }
         let (dependencies, http_dependencies) = dependency_lines(model)?;
         let http = model.access.transports.contains(&Transport::Http);
@@ -98,14 +105,22 @@ impl Texts {
     }
 
     pub fn render(&self, name: &str) -> Result<String, String> {
-        let template = self.env.get_template(name).map_err(|e| format!("template {name}: {e}"))?;
-        template.render(&self.ctx).map_err(|e| format!("template {name}: {e:#}"))
+        let template = self
+            .env
+            .get_template(name)
+            .map_err(|e| format!("template {name}: {e}"))?;
+        template
+            .render(&self.ctx)
+            .map_err(|e| format!("template {name}: {e:#}"))
     }
 }
 
 /// Escapes text for a Markdown table cell.
 fn cell(text: String) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|")
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('|', "\\|")
 }
 
 /// The runtime's dependencies (from `runtime/Cargo.toml`, so the copy and its
@@ -147,8 +162,19 @@ fn dependency_lines(model: &Model) -> Result<(Vec<DependencyLine>, Vec<Dependenc
 }
 
 fn rows(model: &Model) -> Vec<Row> {
-    let effect = |e| serde_json::to_value(e).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-    let list = |items: &[String]| if items.is_empty() { "none".to_string() } else { items.join(", ") };
+    let effect = |e| {
+        serde_json::to_value(e)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    };
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "none".to_string()
+        } else {
+            items.join(", ")
+        }
+    };
     let limits = |l: &crate::model::Limits| {
         format!(
             "{}, {} timeout, {} concurrent",
@@ -200,7 +226,11 @@ fn rows(model: &Model) -> Vec<Row> {
         scopes: list(&p.scopes),
         data_class: p.data_class.clone().unwrap_or_else(|| "none".into()),
         approval: "none".into(),
-        downstreams: if p.resources.is_empty() { "none".into() } else { format!("resources: {}", p.resources.join(", ")) },
+        downstreams: if p.resources.is_empty() {
+            "none".into()
+        } else {
+            format!("resources: {}", p.resources.join(", "))
+        },
         limits: "-".into(),
         description: p.description.clone(),
     }));
@@ -225,16 +255,31 @@ fn downstream_rows(model: &Model) -> Vec<DownstreamRow> {
             credentials: match &d.credentials {
                 Credentials::None => "none".into(),
                 Credentials::ServiceToken { secret: s } => format!("service token ({})", secret(s)),
-                Credentials::ClientCredentials { client_id, client_secret, .. } => {
+                Credentials::ClientCredentials {
+                    client_id,
+                    client_secret,
+                    ..
+                } => {
                     format!("client credentials for `{client_id}` ({})", secret(client_secret))
                 }
-                Credentials::TokenExchange { audience, client_secret, .. } => {
+                Credentials::TokenExchange {
+                    audience,
+                    client_secret,
+                    ..
+                } => {
                     format!("token exchange for audience `{audience}` ({})", secret(client_secret))
                 }
                 Credentials::CallerToken => "the caller's token (refused by charter check)".into(),
             },
-            credential_scopes: if d.credential_scopes.is_empty() { "none".into() } else { d.credential_scopes.join(", ") },
-            timeout: d.timeout.map(crate::model::units::format_duration).unwrap_or_else(|| "tool timeout".into()),
+            credential_scopes: if d.credential_scopes.is_empty() {
+                "none".into()
+            } else {
+                d.credential_scopes.join(", ")
+            },
+            timeout: d
+                .timeout
+                .map(crate::model::units::format_duration)
+                .unwrap_or_else(|| "tool timeout".into()),
         })
         .collect()
 }

@@ -71,13 +71,21 @@ impl TypeSet {
         if let Some(Value::String(reference)) = map.get("$ref") {
             return self.reference(reference, scope);
         }
-        if map.contains_key("const") || map.contains_key("oneOf") || map.contains_key("anyOf") || map.contains_key("allOf") {
+        if map.contains_key("const")
+            || map.contains_key("oneOf")
+            || map.contains_key("anyOf")
+            || map.contains_key("allOf")
+        {
             return quote! { serde_json::Value };
         }
         match map.get("type") {
             Some(Value::String(ty)) => self.typed(ty, name, map, scope),
             Some(Value::Array(types)) => {
-                let non_null: Vec<&str> = types.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect();
+                let non_null: Vec<&str> = types
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter(|t| *t != "null")
+                    .collect();
                 if non_null.len() == 1 && types.len() == 2 {
                     let inner = self.typed(non_null[0], name, map, scope);
                     quote! { Option<#inner> }
@@ -162,7 +170,11 @@ impl TypeSet {
                 let ty = self.type_of(&format!("{name}{}", rust.pascal), prop_schema, scope);
                 let doc = doc_attr(prop_schema);
                 let rename = (field.trim_start_matches("r#") != prop).then(|| quote! { #[serde(rename = #prop)] });
-                let boxed = if ty.to_string() == type_ident.to_string() { quote! { Box<#ty> } } else { ty };
+                let boxed = if ty.to_string() == type_ident.to_string() {
+                    quote! { Box<#ty> }
+                } else {
+                    ty
+                };
                 if required.contains(&prop.as_str()) {
                     fields.push(quote! { #doc #rename pub #field_ident: #boxed, });
                 } else {
@@ -287,9 +299,15 @@ mod tests {
         }));
         assert!(text.contains("pub type PolicyId = String;"), "{text}");
         assert!(text.contains("#[serde(deny_unknown_fields)]"), "{text}");
-        assert!(text.contains("/// What to search for.\n    pub query: String,"), "{text}");
+        assert!(
+            text.contains("/// What to search for.\n    pub query: String,"),
+            "{text}"
+        );
         assert!(text.contains("#[serde(rename = \"type\")]\n    #[serde(default, skip_serializing_if = \"Option::is_none\")]\n    pub type_: Option<InputType>,"), "{text}");
-        assert!(text.contains("#[serde(rename = \"standard-procedure\")]\n    StandardProcedure,"), "{text}");
+        assert!(
+            text.contains("#[serde(rename = \"standard-procedure\")]\n    StandardProcedure,"),
+            "{text}"
+        );
         assert!(text.contains("pub ids: Option<Vec<PolicyId>>,"), "{text}");
     }
 

@@ -16,7 +16,17 @@ use crate::suggest::did_you_mean;
 /// Algorithms a token may be signed with: asymmetric only.
 /// Crates every generated server already depends on (the runtime's and the generated code's).
 pub const RUNTIME_CRATES: &[&str] = &[
-    "axum", "base64", "clap", "jsonschema", "rmcp", "serde", "serde_json", "tokio", "tokio-util", "toml", "tracing",
+    "axum",
+    "base64",
+    "clap",
+    "jsonschema",
+    "rmcp",
+    "serde",
+    "serde_json",
+    "tokio",
+    "tokio-util",
+    "toml",
+    "tracing",
     "tracing-subscriber",
 ];
 
@@ -806,7 +816,11 @@ impl Lowering<'_> {
             let pointer = format!("/handlers/dependencies/{}", escape(name));
             let (version, features, default_features) = match dep {
                 raw::Dependency::Version(v) => (v.clone(), Vec::new(), true),
-                raw::Dependency::Detailed(d) => (d.version.clone(), d.features.clone(), d.default_features.unwrap_or(true)),
+                raw::Dependency::Detailed(d) => (
+                    d.version.clone(),
+                    d.features.clone(),
+                    d.default_features.unwrap_or(true),
+                ),
             };
             let valid_name = !name.is_empty()
                 && name.starts_with(|c: char| c.is_ascii_alphabetic())

@@ -11,9 +11,9 @@ use base64::Engine as _;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse,
     GetPromptResult, Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, Prompt, PromptMessage, ProtocolVersion, Role,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource, ResourceContents,
-    ResourceTemplate, ServerCapabilities, ServerConfig, Tool,
+    ListToolsResult, PaginatedRequestParams, Prompt, PromptMessage, ProtocolVersion, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate, Role, ServerCapabilities,
+    ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -148,12 +148,19 @@ impl<D: Dispatch> McpServer<D> {
 
     /// Runs one tool call through every gate. Failures the caller can act on
     /// come back as `isError` results naming what was wrong.
-    pub async fn call(&self, name: &str, arguments: Option<Map<String, Value>>, context: Context) -> Result<CallToolResult, McpError> {
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        context: Context,
+    ) -> Result<CallToolResult, McpError> {
         let Some(tool) = self.inner.tools.get(name) else {
             return Err(McpError::invalid_params(format!("unknown tool `{name}`"), None));
         };
         let arguments = Value::Object(arguments.unwrap_or_default());
-        let size = serde_json::to_vec(&arguments).map(|v| v.len() as u64).unwrap_or(u64::MAX);
+        let size = serde_json::to_vec(&arguments)
+            .map(|v| v.len() as u64)
+            .unwrap_or(u64::MAX);
         if size > tool.spec.limits.max_request_bytes {
             return Ok(error_result(format!(
                 "arguments are {size} bytes; `{name}` accepts at most {}",
@@ -229,8 +236,12 @@ impl<D: Dispatch> McpServer<D> {
                 (&inner.surface.resources[compiled.index], variables)
             }
         };
-        let read = inner.dispatch.read_resource(spec.name(), uri, variables, context.clone());
-        let body = with_deadline(&spec.limits, &context, read).await.map_err(|e| resource_error(spec, &e))?;
+        let read = inner
+            .dispatch
+            .read_resource(spec.name(), uri, variables, context.clone());
+        let body = with_deadline(&spec.limits, &context, read)
+            .await
+            .map_err(|e| resource_error(spec, &e))?;
         let size = match &body {
             ResourceBody::Text(text) => text.len(),
             ResourceBody::Blob(bytes) => bytes.len(),
@@ -342,7 +353,9 @@ fn typed_variables(compiled: &CompiledTemplate, raw: Map<String, Value>) -> Resu
         };
         let candidates = [
             text.parse::<i64>().ok().map(Value::from),
-            text.parse::<f64>().ok().and_then(|f| serde_json::Number::from_f64(f).map(Value::Number)),
+            text.parse::<f64>()
+                .ok()
+                .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number)),
             text.parse::<bool>().ok().map(Value::Bool),
             Some(Value::String(text.clone())),
         ];
@@ -364,7 +377,10 @@ fn typed_variables(compiled: &CompiledTemplate, raw: Map<String, Value>) -> Resu
 }
 
 fn prompt_arguments(spec: &PromptSpec, given: Map<String, Value>) -> Result<BTreeMap<String, String>, McpError> {
-    let declared: Vec<&Value> = spec.definition["arguments"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
+    let declared: Vec<&Value> = spec.definition["arguments"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
     let mut arguments = BTreeMap::new();
     for (name, value) in given {
         if !declared.iter().any(|d| d["name"] == name.as_str()) {
@@ -374,7 +390,10 @@ fn prompt_arguments(spec: &PromptSpec, given: Map<String, Value>) -> Result<BTre
             ));
         }
         let Value::String(text) = value else {
-            return Err(McpError::invalid_params(format!("argument `{name}` must be a string"), None));
+            return Err(McpError::invalid_params(
+                format!("argument `{name}` must be a string"),
+                None,
+            ));
         };
         let max = spec.max_lengths.get(&name).copied().unwrap_or(u64::MAX);
         if text.chars().count() as u64 > max {
@@ -461,7 +480,9 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let ctx = context_of(&context, &self.inner.default_caller);
-        self.call(&request.name, request.arguments, ctx).await.map(CallToolResponse::from)
+        self.call(&request.name, request.arguments, ctx)
+            .await
+            .map(CallToolResponse::from)
     }
 
     async fn list_resources(
@@ -477,7 +498,9 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        Ok(ListResourceTemplatesResult::with_all_items(self.inner.listed_templates.clone()))
+        Ok(ListResourceTemplatesResult::with_all_items(
+            self.inner.listed_templates.clone(),
+        ))
     }
 
     async fn read_resource(
@@ -502,6 +525,7 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
         request: GetPromptRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        self.prompt(&request.name, request.arguments).map(GetPromptResponse::from)
+        self.prompt(&request.name, request.arguments)
+            .map(GetPromptResponse::from)
     }
 }

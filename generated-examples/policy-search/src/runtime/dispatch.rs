@@ -99,8 +99,12 @@ pub enum ResourceBody {
 /// Implemented by generated code: decode validated JSON into the typed
 /// inputs, call the team's handler, encode its typed output.
 pub trait Dispatch: Send + Sync + 'static {
-    fn call_tool<'a>(&'a self, tool: &'a str, arguments: Value, context: Context)
-    -> BoxFuture<'a, Result<ToolOutput, ToolError>>;
+    fn call_tool<'a>(
+        &'a self,
+        tool: &'a str,
+        arguments: Value,
+        context: Context,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>>;
 
     fn read_resource<'a>(
         &'a self,
@@ -115,7 +119,8 @@ pub trait Dispatch: Send + Sync + 'static {
 /// first, so a failure here means the schema and the type disagree: a bug in
 /// the generator, reported as such.
 pub fn decode<T: serde::de::DeserializeOwned>(what: &str, value: Value) -> Result<T, ToolError> {
-    serde_json::from_value(value).map_err(|e| ToolError::internal(format!("{what}: arguments do not fit the generated type: {e}")))
+    serde_json::from_value(value)
+        .map_err(|e| ToolError::internal(format!("{what}: arguments do not fit the generated type: {e}")))
 }
 
 /// Encodes a handler's output.

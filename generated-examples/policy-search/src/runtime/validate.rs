@@ -68,7 +68,10 @@ mod tests {
         assert_eq!(found.len(), 3, "{found:?}");
         assert!(found.iter().any(|f| f.starts_with("at /query:")), "{found:?}");
         assert!(found.iter().any(|f| f.starts_with("at /limit:")), "{found:?}");
-        assert!(found.iter().any(|f| f.starts_with("at /:") && f.contains("extra")), "{found:?}");
+        assert!(
+            found.iter().any(|f| f.starts_with("at /:") && f.contains("extra")),
+            "{found:?}"
+        );
         assert_eq!(v.violations(&json!({"query": 1, "limit": 0, "x": 1}), 1).len(), 1);
     }
 

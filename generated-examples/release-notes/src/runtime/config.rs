@@ -102,7 +102,12 @@ impl Config {
     /// separated), `_LOG`, `_DOWNSTREAM_{NAME}_BASE_URL` and `_HANDLERS_{KEY}`.
     pub fn apply_env(&mut self, prefix: &str, var: impl Fn(&str) -> Option<String>) -> Result<(), String> {
         let list = |value: String| -> Vec<String> {
-            value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
         };
         if let Some(v) = var(&format!("{prefix}_LISTEN")) {
             self.http.listen = v;
@@ -150,7 +155,13 @@ impl Config {
 
 fn screaming(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 

@@ -45,7 +45,12 @@ pub fn run<D: Dispatch>(surface_json: &str, handlers: impl FnOnce(&Config) -> Re
     let name: &'static str = Box::leak(surface.server.name.clone().into_boxed_str());
     let version: &'static str = Box::leak(surface.server.version.clone().into_boxed_str());
     let about: &'static str = Box::leak(surface.server.description.clone().into_boxed_str());
-    let matches = Cli::command().name(name).bin_name(name).version(version).about(about).get_matches();
+    let matches = Cli::command()
+        .name(name)
+        .bin_name(name)
+        .version(version)
+        .about(about)
+        .get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -110,7 +115,9 @@ fn init_logging(config: &Config) {
 
 /// The operating-system user, which is who a stdio caller is.
 fn local_user() -> String {
-    std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "local".into())
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "local".into())
 }
 
 fn fail(message: &str) -> ExitCode {

@@ -64,7 +64,10 @@ pub async fn http<D: Dispatch>(server: McpServer<D>, config: &Config, listen: &s
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| listen.to_string());
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| listen.to_string());
     let listener = listener.tap_io(|stream| {
         // Small JSON-RPC messages: send them now, not after Nagle's delay.
         let _ = stream.set_nodelay(true);

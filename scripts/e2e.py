@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""End-to-end checks of the generated examples with clients nobody here wrote.
+
+For every example in generated-examples/ (built by `cargo build --workspace`):
+- the official Python SDK client (PyPI `mcp`), over stdio and Streamable HTTP, in `legacy`
+  (2025-11-25 handshake) and `2026-07-28` modes: list tools, resources and prompts; call a tool
+  with valid input and get a typed structured result that validates against its output schema;
+  call it with invalid input and get an isError result naming the violation;
+- the MCP Inspector CLI: `--cli <server> stdio --method tools/list --strict` must exit 0.
+
+Usage: scripts/e2e.py [--bin-dir target/debug] [--inspector PATH] [example ...]
+Exits non-zero on the first failing check, printing what failed.
+"""
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+from mcp import Client, StdioServerParameters
+
+ROOT = Path(__file__).resolve().parent.parent
+# One valid call per example: (tool, arguments). The invalid call adds an unknown argument
+# and breaks the first required property's type.
+CALLS = json.loads((ROOT / "scripts" / "e2e-calls.json").read_text())
+MODES = ["legacy", "2026-07-28"]
+
+
+def fail(message):
+    print(f"FAIL: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def invalid_arguments(arguments):
+    broken = dict(arguments)
+    broken["charter_e2e_unknown"] = True
+    for key, value in arguments.items():
+        broken[key] = 12345 if isinstance(value, str) else "not-the-right-type"
+        break
+    return broken
+
+
+async def exercise(example, target, mode, label):
+    tool_name, arguments = CALLS[example]
+    async with Client(target, mode=mode) as client:
+        tools = (await client.list_tools()).tools
+        names = [t.name for t in tools]
+        if tool_name not in names:
+            fail(f"{label}: {tool_name} not in tools/list {names}")
+        tool = next(t for t in tools if t.name == tool_name)
+        resources = (await client.list_resources()).resources
+        templates = (await client.list_resource_templates()).resource_templates
+        prompts = (await client.list_prompts()).prompts
+
+        result = await client.call_tool(tool_name, arguments)
+        text = result.content[0].text if result.content else ""
+        if result.is_error:
+            fail(f"{label}: valid call of {tool_name} failed: {text}")
+        if tool.output_schema is not None:
+            if result.structured_content is None:
+                fail(f"{label}: {tool_name} returned no structuredContent")
+            jsonschema.validate(result.structured_content, tool.output_schema)
+            if json.loads(text) != result.structured_content:
+                fail(f"{label}: the text content does not mirror structuredContent")
+
+        bad = await client.call_tool(tool_name, invalid_arguments(arguments))
+        bad_text = " ".join(getattr(c, "text", "") for c in bad.content)
+        if not bad.is_error:
+            fail(f"{label}: invalid call of {tool_name} was not an isError result")
+        if "charter_e2e_unknown" not in bad_text or "invalid arguments" not in bad_text:
+            fail(f"{label}: the error does not name the violation: {bad_text}")
+        print(
+            f"ok  {label}: {client.protocol_version}, {len(tools)} tools, {len(resources)} resources, "
+            f"{len(templates)} templates, {len(prompts)} prompts; valid and invalid calls of {tool_name}"
+        )
+
+
+def start_http(binary):
+    process = subprocess.Popen(
+        [binary, "http", "--listen", "127.0.0.1:0"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    for line in process.stderr:
+        match = re.search(r"listening on (http://\S+)", line)
+        if match:
+            return process, match.group(1)
+    process.kill()
+    fail(f"{binary} http did not report its address")
+
+
+def inspector(inspector_bin, binary, label):
+    completed = subprocess.run(
+        [inspector_bin, "--cli", binary, "stdio", "--method", "tools/list", "--strict"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if completed.returncode != 0:
+        fail(f"{label}: inspector --strict exited {completed.returncode}:\n{completed.stdout}\n{completed.stderr}")
+    print(f"ok  {label}: MCP Inspector CLI tools/list --strict")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin-dir", default=str(ROOT / "target" / "debug"))
+    parser.add_argument("--inspector", default=os.environ.get("MCP_INSPECTOR"))
+    parser.add_argument("examples", nargs="*")
+    args = parser.parse_args()
+    examples = args.examples or sorted(CALLS)
+    for example in examples:
+        binary = str(Path(args.bin_dir) / example)
+        if not Path(binary).exists():
+            fail(f"{binary} is missing: run `cargo build --workspace` first")
+        for mode in MODES:
+            stdio = StdioServerParameters(command=binary, args=["stdio"])
+            asyncio.run(exercise(example, stdio, mode, f"{example} stdio {mode}"))
+            process, url = start_http(binary)
+            try:
+                asyncio.run(exercise(example, url, mode, f"{example} http {mode}"))
+            finally:
+                process.terminate()
+                process.wait(timeout=10)
+        if args.inspector:
+            inspector(args.inspector, binary, example)
+    print("e2e: all checks passed")
+
+
+if __name__ == "__main__":
+    main()
