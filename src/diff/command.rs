@@ -77,7 +77,12 @@ pub fn diff(args: &DiffArgs) -> ExitCode {
     };
     let report = compare(&old, &new);
     let text = match args.format {
-        Format::Text => render::text(&report, &old, &new, use_color(args.color, std::io::stdout().is_terminal())),
+        Format::Text => render::text(
+            &report,
+            &old,
+            &new,
+            use_color(args.color, std::io::stdout().is_terminal()),
+        ),
         Format::Markdown => render::markdown(&report, &old, &new),
         Format::Json => render::json(&report, &old, &new),
         Format::Github => render::github(&report, &old, &new),
@@ -133,7 +138,10 @@ pub fn write_lock(path: &Path, text: &str) -> Result<(), String> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = std::fs::File::create(&tmp)
         .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|_| f.sync_all()))

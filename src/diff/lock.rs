@@ -232,9 +232,12 @@ mod tests {
         let text = lock.to_json_pretty();
         assert!(text.ends_with("}\n"));
         assert_eq!(Lock::parse(&text).unwrap(), lock);
-        let edited = text.replace(r#""name": "t"
-      }"#, r#""name": "t", "description": "x"
-      }"#);
+        let edited = text.replace(
+            r#""name": "t"
+      }"#,
+            r#""name": "t", "description": "x"
+      }"#,
+        );
         assert_ne!(edited, text);
         assert!(Lock::parse(&edited).unwrap_err().contains("edited by hand"));
         let future = text.replace(r#""charter_lock": 1"#, r#""charter_lock": 9"#);

@@ -230,13 +230,15 @@ pub fn compare(old: &Side, new: &Side) -> Report {
     }
     let mut findings = d.findings;
     for f in &mut findings {
+        // What was added or removed as a whole is shown at its key (`refund_order:`), the rest at its value.
+        let key = f.old.is_none() || f.new.is_none();
         if let Some(source) = old.source()
             && (f.in_old || f.old.is_some())
         {
-            f.old_span = locate(source, &f.pointer);
+            f.old_span = locate(source, &f.pointer, key);
         }
         if let Some(source) = new.source() {
-            f.new_span = locate(source, &f.pointer);
+            f.new_span = locate(source, &f.pointer, key);
         }
     }
     findings.sort_by_key(|f| {
@@ -260,8 +262,8 @@ pub fn compare(old: &Side, new: &Side) -> Report {
     }
 }
 
-fn locate(source: &Source, pointer: &str) -> Option<Span> {
-    source.root.as_ref().map(|root| root.locate(pointer, false))
+fn locate(source: &Source, pointer: &str, key: bool) -> Option<Span> {
+    source.root.as_ref().map(|root| root.locate(pointer, key))
 }
 
 /// The bump from `old` to `new`. For 0.x versions a minor bump is allowed to
@@ -308,7 +310,7 @@ fn version_check(old: &Side, new: &Side, findings: &[Finding]) -> VersionCheck {
     } else {
         None
     };
-    let span = new.source().and_then(|s| locate(s, "/server/version"));
+    let span = new.source().and_then(|s| locate(s, "/server/version", false));
     VersionCheck {
         old: o,
         new: n,

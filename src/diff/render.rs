@@ -33,17 +33,28 @@ pub fn show_value(value: &Value, max: usize) -> String {
     truncate(&text, max)
 }
 
-/// Old and new values for display. Two long strings are cut down to where
-/// they differ, with a little context, so a one-word change in a long
-/// description shows the word.
-pub fn show_pair(old: Option<&Value>, new: Option<&Value>, max: usize) -> (Option<String>, Option<String>) {
+/// Old and new values for display, each cut to `max` characters. Two long
+/// strings are cut down to where they differ, with a little context, so a
+/// one-word change in a long description shows the word. With `quote`,
+/// strings are shown as JSON strings (newlines visible as `\n`).
+pub fn show_pair(
+    old: Option<&Value>,
+    new: Option<&Value>,
+    max: usize,
+    quote: bool,
+) -> (Option<String>, Option<String>) {
+    let string = |s: &str| if quote { json!(s).to_string() } else { s.to_owned() };
     if let (Some(Value::String(a)), Some(Value::String(b))) = (old, new)
-        && (a.chars().count() > max || b.chars().count() > max)
+        && (string(a).chars().count() > max || string(b).chars().count() > max)
     {
         let (x, y) = excerpts(a, b, 24);
-        return (Some(truncate(&json!(x).to_string(), max)), Some(truncate(&json!(y).to_string(), max)));
+        return (Some(truncate(&string(&x), max)), Some(truncate(&string(&y), max)));
     }
-    (old.map(|v| show_value(v, max)), new.map(|v| show_value(v, max)))
+    let one = |v: &Value| match v {
+        Value::String(s) => truncate(&string(s), max),
+        other => show_value(other, max),
+    };
+    (old.map(one), new.map(one))
 }
 
 /// The differing middle of two strings, with `context` characters either side.
@@ -110,7 +121,12 @@ fn version_line(report: &Report) -> String {
 pub fn text(report: &Report, old: &Side, new: &Side, color: bool) -> String {
     let renderer = if color { Renderer::styled() } else { Renderer::plain() };
     let mut out = String::new();
-    let mut render = |level: Level<'static>, id: &'static str, message: String, side: &Side, span: Option<Span>, notes: Vec<String>| {
+    let mut render = |level: Level<'static>,
+                      id: &'static str,
+                      message: String,
+                      side: &Side,
+                      span: Option<Span>,
+                      notes: Vec<String>| {
         let title = level.primary_title(message).id(id);
         let group = match (side, span) {
             (Side::Contract { source, .. }, Some(span)) => {
@@ -153,7 +169,7 @@ pub fn text(report: &Report, old: &Side, new: &Side, color: bool) -> String {
         let (in_old, span) = f.primary_span();
         let side = if in_old { old } else { new };
         let mut notes = vec![format!("{} at `{}`", f.class.as_str(), f.pointer)];
-        let (a, b) = show_pair(f.old.as_ref(), f.new.as_ref(), 240);
+        let (a, b) = show_pair(f.old.as_ref(), f.new.as_ref(), 240, true);
         notes.extend(a.map(|v| format!("old: {v}")));
         notes.extend(b.map(|v| format!("new: {v}")));
         render(level, f.rule, f.message.clone(), side, span, notes);
@@ -191,13 +207,9 @@ fn code_cell(text: &str, max: usize) -> String {
 }
 
 fn value_cells(old: Option<&Value>, new: Option<&Value>) -> (String, String) {
-    let (a, b) = show_pair(old, new, 80);
-    let plain = |shown: Option<String>, value: Option<&Value>| match (shown, value) {
-        (Some(_), Some(Value::String(s))) if s.chars().count() <= 80 => code_cell(s, 80),
-        (Some(shown), _) => code_cell(&shown, 80),
-        (None, _) => String::new(),
-    };
-    (plain(a, old), plain(b, new))
+    let (a, b) = show_pair(old, new, 80, false);
+    let cell = |shown: Option<String>| shown.map(|s| code_cell(&s, 80)).unwrap_or_default();
+    (cell(a), cell(b))
 }
 
 /// Markdown for a pull-request comment: a summary, then one table per class.
@@ -315,7 +327,9 @@ pub fn json(report: &Report, old: &Side, new: &Side) -> String {
 pub fn github(report: &Report, old: &Side, new: &Side) -> String {
     let file_of = |side: &Side| {
         let path = side.path();
-        split_revision(path).map(|(_, p)| p.to_owned()).unwrap_or_else(|| path.to_owned())
+        split_revision(path)
+            .map(|(_, p)| p.to_owned())
+            .unwrap_or_else(|| path.to_owned())
     };
     let mut out = String::new();
     let mut line = |level: &str, file: Option<String>, span: Option<Span>, title: String, message: String| {
@@ -351,7 +365,7 @@ pub fn github(report: &Report, old: &Side, new: &Side) -> String {
             _ => (file_of(new), None),
         };
         let mut message = format!("{} ({} at {})", f.message, f.class.as_str(), f.pointer);
-        let (a, b) = show_pair(f.old.as_ref(), f.new.as_ref(), 400);
+        let (a, b) = show_pair(f.old.as_ref(), f.new.as_ref(), 400, true);
         if let Some(v) = a {
             message.push_str(&format!("\nold: {v}"));
         }
@@ -375,4 +389,32 @@ fn escape_data(text: &str) -> String {
 
 fn escape_property(text: &str) -> String {
     escape_data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_one_line_with_pipes_escaped() {
+        assert_eq!(cell("a|b\nc", 100), "a\\|b ⏎ c");
+        assert_eq!(code_cell("x`y", 100), "x`y");
+        assert_eq!(code_cell("xy", 100), "`xy`");
+        assert_eq!(truncate("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn long_strings_show_where_they_differ() {
+        let a = json!(format!("{} old ending", "x".repeat(100)));
+        let b = json!(format!("{} new ending", "x".repeat(100)));
+        let (x, y) = show_pair(Some(&a), Some(&b), 60, false);
+        assert_eq!(x.unwrap(), format!("…{} old ending", "x".repeat(23)));
+        assert_eq!(y.unwrap(), format!("…{} new ending", "x".repeat(23)));
+    }
+
+    #[test]
+    fn github_commands_are_escaped() {
+        assert_eq!(escape_data("50%\nnext"), "50%25%0Anext");
+        assert_eq!(escape_property("a:b,c"), "a%3Ab%2Cc");
+    }
 }

@@ -39,33 +39,85 @@ pub const RULES: &[Rule] = &[
     rule("prompt-removed", B, "a prompt was removed"),
     rule("prompt-renamed", B, "a prompt was renamed"),
     rule("prompt-argument-removed", B, "a prompt argument was removed"),
-    rule("prompt-argument-required", B, "a prompt argument became required, or a required one was added"),
-    rule("input-required-added", B, "an input field became required, or a required field was added"),
+    rule(
+        "prompt-argument-required",
+        B,
+        "a prompt argument became required, or a required one was added",
+    ),
+    rule(
+        "input-required-added",
+        B,
+        "an input field became required, or a required field was added",
+    ),
     rule("input-field-removed", B, "an input field was removed"),
     rule("input-type-changed", B, "an input field's type changed or narrowed"),
-    rule("input-enum-narrowed", B, "an input enum lost values, or an input became an enum"),
-    rule("input-bounds-tightened", B, "an input bound became tighter (min, max, length, items, multipleOf, uniqueness)"),
-    rule("input-pattern-changed", B, "an input pattern or format was added or changed"),
-    rule("input-closed", B, "an input object no longer accepts additional properties"),
-    rule("input-schema-changed", B, "an input schema changed in a way charter does not classify (treated as breaking)"),
+    rule(
+        "input-enum-narrowed",
+        B,
+        "an input enum lost values, or an input became an enum",
+    ),
+    rule(
+        "input-bounds-tightened",
+        B,
+        "an input bound became tighter (min, max, length, items, multipleOf, uniqueness)",
+    ),
+    rule(
+        "input-pattern-changed",
+        B,
+        "an input pattern or format was added or changed",
+    ),
+    rule(
+        "input-closed",
+        B,
+        "an input object no longer accepts additional properties",
+    ),
+    rule(
+        "input-schema-changed",
+        B,
+        "an input schema changed in a way charter does not classify (treated as breaking)",
+    ),
     rule("output-removed", B, "a tool's output schema was removed"),
     rule("output-field-removed", B, "an output field was removed"),
-    rule("output-required-removed", B, "an output field is no longer always present"),
+    rule(
+        "output-required-removed",
+        B,
+        "an output field is no longer always present",
+    ),
     rule("output-type-changed", B, "an output field's type changed or widened"),
-    rule("output-enum-widened", B, "an output enum gained values, or an output is no longer an enum"),
+    rule(
+        "output-enum-widened",
+        B,
+        "an output enum gained values, or an output is no longer an enum",
+    ),
     rule("output-bounds-loosened", B, "an output bound became looser"),
-    rule("output-pattern-changed", B, "an output pattern or format was removed or changed"),
+    rule(
+        "output-pattern-changed",
+        B,
+        "an output pattern or format was removed or changed",
+    ),
     // Needs re-review: the access boundary moved, or text the model reads changed.
     rule("tool-added", R, "a tool was added"),
     rule("resource-added", R, "a resource was added"),
     rule("prompt-added", R, "a prompt was added"),
-    rule("description-changed", R, "a description the model or the user reads changed"),
+    rule(
+        "description-changed",
+        R,
+        "a description the model or the user reads changed",
+    ),
     rule("title-changed", R, "a title shown to users changed"),
     rule("prompt-text-changed", R, "a prompt's text changed"),
     rule("prompt-resource-added", R, "a prompt started relying on a resource"),
     rule("schema-default-changed", R, "a schema's default or examples changed"),
-    rule("output-schema-changed", R, "an output schema changed in a way charter does not classify"),
-    rule("effect-escalated", R, "a tool's effect escalated (read -> draft -> write)"),
+    rule(
+        "output-schema-changed",
+        R,
+        "an output schema changed in a way charter does not classify",
+    ),
+    rule(
+        "effect-escalated",
+        R,
+        "a tool's effect escalated (read -> draft -> write)",
+    ),
     rule("annotations-changed", R, "a tool's MCP annotations changed"),
     rule("approval-relaxed", R, "a tool's approval was removed or relaxed"),
     rule("approval-changed", R, "the scope that approves a tool's calls changed"),
@@ -76,20 +128,52 @@ pub const RULES: &[Rule] = &[
     rule("resource-scope-changed", R, "the scopes a resource requires changed"),
     rule("prompt-scope-changed", R, "the scopes a prompt requires changed"),
     rule("data-class-added", R, "a data class was added"),
-    rule("data-class-changed", R, "a data class's description changed, or an element moved to another data class of the same sensitivity"),
-    rule("data-class-widened", R, "a data class became more sensitive, or an element now handles more sensitive data"),
+    rule(
+        "data-class-changed",
+        R,
+        "a data class's description changed, or an element moved to another data class of the same sensitivity",
+    ),
+    rule(
+        "data-class-widened",
+        R,
+        "a data class became more sensitive, or an element now handles more sensitive data",
+    ),
     rule("redaction-relaxed", R, "a data class is logged with less redaction"),
     rule("downstream-added", R, "a downstream was added"),
-    rule("downstream-changed", R, "a downstream's base URL or description changed"),
-    rule("tool-downstream-added", R, "a tool or resource now calls a downstream it did not call"),
+    rule(
+        "downstream-changed",
+        R,
+        "a downstream's base URL or description changed",
+    ),
+    rule(
+        "tool-downstream-added",
+        R,
+        "a tool or resource now calls a downstream it did not call",
+    ),
     rule("egress-host-added", R, "an egress host was added"),
-    rule("credentials-changed", R, "the credentials for a downstream, or what they may do, changed"),
+    rule(
+        "credentials-changed",
+        R,
+        "the credentials for a downstream, or what they may do, changed",
+    ),
     rule("transport-added", R, "a transport was added"),
     rule("auth-changed", R, "the OAuth settings or allowed origins changed"),
-    rule("limit-loosened", R, "a rate, time, concurrency or size limit was loosened"),
-    rule("audit-reduced", R, "less is audited, or audit records are kept for less time"),
+    rule(
+        "limit-loosened",
+        R,
+        "a rate, time, concurrency or size limit was loosened",
+    ),
+    rule(
+        "audit-reduced",
+        R,
+        "less is audited, or audit records are kept for less time",
+    ),
     rule("owner-changed", R, "the owner changed or was removed"),
-    rule("disable-path-changed", R, "the disable path (kill switch) changed or was removed"),
+    rule(
+        "disable-path-changed",
+        R,
+        "the disable path (kill switch) changed or was removed",
+    ),
     rule("status-changed", R, "the lifecycle status changed"),
     rule("deploy-changed", R, "the deployment moved (namespace)"),
     rule("suppression-added", R, "a production rule was suppressed"),
@@ -97,32 +181,76 @@ pub const RULES: &[Rule] = &[
     rule("input-field-added", C, "an optional input field was added"),
     rule("input-required-removed", C, "an input field is no longer required"),
     rule("input-type-widened", C, "an input field accepts more types"),
-    rule("input-enum-widened", C, "an input enum gained values, or an input is no longer an enum"),
-    rule("input-bounds-loosened", C, "an input bound, pattern or format became looser or was removed"),
+    rule(
+        "input-enum-widened",
+        C,
+        "an input enum gained values, or an input is no longer an enum",
+    ),
+    rule(
+        "input-bounds-loosened",
+        C,
+        "an input bound, pattern or format became looser or was removed",
+    ),
     rule("input-opened", C, "an input object now accepts additional properties"),
     rule("output-added", C, "a tool gained an output schema"),
     rule("output-field-added", C, "an output field was added"),
     rule("output-required-added", C, "an output field is now always present"),
     rule("output-type-narrowed", C, "an output field has fewer types"),
-    rule("output-enum-narrowed", C, "an output enum lost values, or an output became an enum"),
-    rule("output-bounds-tightened", C, "an output bound, pattern or format became tighter"),
-    rule("output-closed", C, "an output object no longer carries additional properties"),
+    rule(
+        "output-enum-narrowed",
+        C,
+        "an output enum lost values, or an output became an enum",
+    ),
+    rule(
+        "output-bounds-tightened",
+        C,
+        "an output bound, pattern or format became tighter",
+    ),
+    rule(
+        "output-closed",
+        C,
+        "an output object no longer carries additional properties",
+    ),
     rule("prompt-argument-added", C, "an optional prompt argument was added"),
     rule("prompt-argument-optional", C, "a prompt argument is no longer required"),
     rule("prompt-resource-removed", C, "a prompt no longer relies on a resource"),
     rule("prompt-version-changed", C, "a prompt's version changed"),
-    rule("effect-reduced", C, "a tool's effect was reduced (write -> draft -> read)"),
+    rule(
+        "effect-reduced",
+        C,
+        "a tool's effect was reduced (write -> draft -> read)",
+    ),
     rule("approval-tightened", C, "a tool's approval became stricter"),
     rule("data-class-removed", C, "a data class was removed"),
-    rule("data-class-narrowed", C, "a data class became less sensitive, or an element handles less sensitive data"),
+    rule(
+        "data-class-narrowed",
+        C,
+        "a data class became less sensitive, or an element handles less sensitive data",
+    ),
     rule("redaction-tightened", C, "a data class is logged with more redaction"),
     rule("downstream-removed", C, "a downstream was removed"),
-    rule("tool-downstream-removed", C, "a tool or resource no longer calls a downstream"),
+    rule(
+        "tool-downstream-removed",
+        C,
+        "a tool or resource no longer calls a downstream",
+    ),
     rule("egress-host-removed", C, "an egress host was removed"),
-    rule("limit-tightened", C, "a rate, time, concurrency or size limit was tightened"),
-    rule("audit-increased", C, "more is audited, or audit records are kept longer"),
+    rule(
+        "limit-tightened",
+        C,
+        "a rate, time, concurrency or size limit was tightened",
+    ),
+    rule(
+        "audit-increased",
+        C,
+        "more is audited, or audit records are kept longer",
+    ),
     rule("deploy-resized", C, "replicas, CPU or memory changed"),
-    rule("retirement-changed", C, "the retirement conditions or the replacement changed"),
+    rule(
+        "retirement-changed",
+        C,
+        "the retirement conditions or the replacement changed",
+    ),
     rule("review-date-changed", C, "the review dates changed"),
     rule("suppression-removed", C, "a suppression was removed"),
 ];
@@ -143,7 +271,14 @@ pub(crate) struct Diff {
 
 impl Diff {
     /// A change best shown in the new contract.
-    pub fn add(&mut self, rule: &'static str, pointer: String, old: Option<Value>, new: Option<Value>, message: String) {
+    pub fn add(
+        &mut self,
+        rule: &'static str,
+        pointer: String,
+        old: Option<Value>,
+        new: Option<Value>,
+        message: String,
+    ) {
         self.push(rule, pointer, old, new, message, false);
     }
 
@@ -175,7 +310,14 @@ impl Diff {
     }
 
     /// Reports `rule` when two values differ.
-    fn changed<T: Serialize + PartialEq>(&mut self, rule: &'static str, pointer: String, old: &T, new: &T, message: String) {
+    fn changed<T: Serialize + PartialEq>(
+        &mut self,
+        rule: &'static str,
+        pointer: String,
+        old: &T,
+        new: &T,
+        message: String,
+    ) {
         if old != new {
             self.add(rule, pointer, Some(to_json(old)), Some(to_json(new)), message);
         }
@@ -269,7 +411,13 @@ fn server(d: &mut Diff, o: &Model, n: &Model) {
         } else {
             "the disable path (kill switch) changed".to_owned()
         };
-        d.add("disable-path-changed", "/server/retirement/disable".into(), od, nd, message);
+        d.add(
+            "disable-path-changed",
+            "/server/retirement/disable".into(),
+            od,
+            nd,
+            message,
+        );
     }
     d.changed(
         "retirement-changed",
@@ -325,7 +473,11 @@ fn data_classes(d: &mut Diff, o: &Model, n: &Model) {
         };
         let (os, ns) = (sensitivity_rank(old.sensitivity), sensitivity_rank(c.sensitivity));
         if os != ns {
-            let rule = if ns > os { "data-class-widened" } else { "data-class-narrowed" };
+            let rule = if ns > os {
+                "data-class-widened"
+            } else {
+                "data-class-narrowed"
+            };
             d.add(
                 rule,
                 format!("{pointer}/sensitivity"),
@@ -393,10 +545,7 @@ fn access(d: &mut Diff, o: &Model, n: &Model) {
             "/access/transports".into(),
             None,
             Some(to_json(t)),
-            format!(
-                "transport `{}` was added",
-                to_json(t).as_str().unwrap_or_default()
-            ),
+            format!("transport `{}` was added", to_json(t).as_str().unwrap_or_default()),
         );
     }
     match (&oa.oauth, &na.oauth) {
@@ -633,7 +782,10 @@ fn limits(d: &mut Diff, base: &str, what: &str, o: &Limits, n: &Limits, defaults
 }
 
 fn audit(d: &mut Diff, pointer: &str, what: &str, o: &Audit, n: &Audit) {
-    let flags = [("arguments", o.arguments, n.arguments), ("results", o.results, n.results)];
+    let flags = [
+        ("arguments", o.arguments, n.arguments),
+        ("results", o.results, n.results),
+    ];
     audit_flags(d, pointer, what, &flags);
     if o.retention != n.retention {
         let rule = if n.retention < o.retention {
@@ -930,7 +1082,13 @@ fn compare_pair(d: &mut Diff, o: &Item, n: &Item, models: Option<(&Model, &Model
     let text = |d: &mut Diff, rule: &'static str, key: &str, contract_key: &str, label: &str| {
         let (a, b) = (field(od, key), field(nd, key));
         if a != b {
-            d.add(rule, format!("{base}/{contract_key}"), a, b, format!("{what}: {label} changed"));
+            d.add(
+                rule,
+                format!("{base}/{contract_key}"),
+                a,
+                b,
+                format!("{what}: {label} changed"),
+            );
         }
     };
     text(d, "title-changed", "title", "title", "the title");
@@ -968,18 +1126,22 @@ fn compare_pair(d: &mut Diff, o: &Item, n: &Item, models: Option<(&Model, &Model
                 (Some(Element::Tool(a)), Some(Element::Tool(b))) => a.effect != b.effect,
                 _ => false,
             };
-            let (a, b) = (field(od, "annotations"), field(nd, "annotations"));
+            // The title annotation repeats the title, which `title-changed` reports.
+            let hints_of = |v: &Value| {
+                let mut a = v.get("annotations").cloned();
+                if let Some(Value::Object(map)) = &mut a {
+                    map.remove("title");
+                }
+                a
+            };
+            let (a, b) = (hints_of(od), hints_of(nd));
             if a != b && !effect_changed {
                 let hints = ["readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"]
                     .iter()
                     .filter(|h| a.as_ref().and_then(|v| v.get(**h)) != b.as_ref().and_then(|v| v.get(**h)))
                     .map(|h| format!("`{h}`"))
                     .collect::<Vec<_>>();
-                let detail = if hints.is_empty() {
-                    "the title annotation".to_owned()
-                } else {
-                    hints.join(", ")
-                };
+                let detail = hints.join(", ");
                 d.add(
                     "annotations-changed",
                     format!("{base}/effect"),
@@ -1042,7 +1204,12 @@ fn compare_pair(d: &mut Diff, o: &Item, n: &Item, models: Option<(&Model, &Model
 }
 
 fn prompt_arguments(d: &mut Diff, base: &str, what: &str, od: &Value, nd: &Value) {
-    let args = |v: &Value| -> Vec<Value> { v.get("arguments").and_then(Value::as_array).cloned().unwrap_or_default() };
+    let args = |v: &Value| -> Vec<Value> {
+        v.get("arguments")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
     let (oa, na) = (args(od), args(nd));
     let name_of = |a: &Value| a.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
     let required = |a: &Value| a.get("required").and_then(Value::as_bool).unwrap_or(false);
@@ -1134,7 +1301,14 @@ fn tool_extras(d: &mut Diff, base: &str, what: &str, om: &Model, nm: &Model, a: 
     scopes(d, "tool-scope-changed", base, what, &a.scopes, &b.scopes);
     data_class_use(d, base, what, om, nm, a.data_class.as_deref(), b.data_class.as_deref());
     downstream_use(d, base, what, &a.downstreams, &b.downstreams);
-    limits(d, &format!("{base}/limits"), what, &a.limits, &b.limits, Some((&om.limits, &nm.limits)));
+    limits(
+        d,
+        &format!("{base}/limits"),
+        what,
+        &a.limits,
+        &b.limits,
+        Some((&om.limits, &nm.limits)),
+    );
     approval(d, base, what, &a.approval, &b.approval);
     let flags = [
         ("arguments", a.audit.arguments, b.audit.arguments),
@@ -1172,10 +1346,23 @@ fn approval(d: &mut Diff, base: &str, what: &str, a: &Approval, b: &Approval) {
     let (old, new) = (Some(to_json(a)), Some(to_json(b)));
     if rb < ra {
         let how = if rb == 0 { "was removed" } else { "was relaxed" };
-        d.add("approval-relaxed", pointer, old, new, format!("{what}: human approval {how}"));
+        d.add(
+            "approval-relaxed",
+            pointer,
+            old,
+            new,
+            format!("{what}: human approval {how}"),
+        );
     } else if rb > ra {
-        d.add("approval-tightened", pointer, old, new, format!("{what}: human approval became stricter"));
-    } else if let (Approval::Reviewer { scope: sa, expires: ea }, Approval::Reviewer { scope: sb, expires: eb }) = (a, b)
+        d.add(
+            "approval-tightened",
+            pointer,
+            old,
+            new,
+            format!("{what}: human approval became stricter"),
+        );
+    } else if let (Approval::Reviewer { scope: sa, expires: ea }, Approval::Reviewer { scope: sb, expires: eb }) =
+        (a, b)
     {
         if sa != sb {
             d.add(
@@ -1270,7 +1457,14 @@ fn resource_extras(d: &mut Diff, base: &str, what: &str, om: &Model, nm: &Model,
     scopes(d, "resource-scope-changed", base, what, &a.scopes, &b.scopes);
     data_class_use(d, base, what, om, nm, a.data_class.as_deref(), b.data_class.as_deref());
     downstream_use(d, base, what, &a.downstreams, &b.downstreams);
-    limits(d, &format!("{base}/limits"), what, &a.limits, &b.limits, Some((&om.limits, &nm.limits)));
+    limits(
+        d,
+        &format!("{base}/limits"),
+        what,
+        &a.limits,
+        &b.limits,
+        Some((&om.limits, &nm.limits)),
+    );
     match (&a.schema, &b.schema) {
         (Some(x), Some(y)) => super::schema::walk(d, &x.value, &y.value, false, &format!("{base}/schema"), what),
         (None, None) => {}
@@ -1348,7 +1542,10 @@ fn prompt_extras(d: &mut Diff, base: &str, what: &str, om: &Model, nm: &Model, a
                 format!("{base}/arguments/{}/maxLength", esc(&arg.name.original)),
                 Some(json!(old.max_length)),
                 Some(json!(arg.max_length)),
-                format!("{what}: the maximum length of argument `{}` was {how}", arg.name.original),
+                format!(
+                    "{what}: the maximum length of argument `{}` was {how}",
+                    arg.name.original
+                ),
             );
         }
     }

@@ -149,10 +149,7 @@ impl Walk<'_, '_> {
         }
         let (o, oref) = resolve(self.old_root, old);
         let (n, nref) = resolve(self.new_root, new);
-        if (oref.is_some() || nref.is_some())
-            && !self
-                .seen
-                .insert((oref.unwrap_or_default(), nref.unwrap_or_default()))
+        if (oref.is_some() || nref.is_some()) && !self.seen.insert((oref.unwrap_or_default(), nref.unwrap_or_default()))
         {
             return;
         }
@@ -161,8 +158,12 @@ impl Walk<'_, '_> {
         }
         let (Some(om), Some(nm)) = (o.as_object(), n.as_object()) else {
             let rule = self.rule("input-schema-changed", "output-schema-changed");
-            let message = format!("{}: the schema changed (charter cannot classify this change)", self.field(path));
-            self.d.add(rule, pointer.to_owned(), Some(o.clone()), Some(n.clone()), message);
+            let message = format!(
+                "{}: the schema changed (charter cannot classify this change)",
+                self.field(path)
+            );
+            self.d
+                .add(rule, pointer.to_owned(), Some(o.clone()), Some(n.clone()), message);
             return;
         };
         if !self.types(om, nm, pointer, path) {
@@ -178,13 +179,22 @@ impl Walk<'_, '_> {
             (None, None) => {}
             (a, b) => {
                 let rule = self.rule("input-schema-changed", "output-schema-changed");
-                let message = format!("{}: the item schema was {}", self.field(path), if b.is_some() { "added" } else { "removed" });
-                self.d.add(rule, format!("{pointer}/items"), a.cloned(), b.cloned(), message);
+                let message = format!(
+                    "{}: the item schema was {}",
+                    self.field(path),
+                    if b.is_some() { "added" } else { "removed" }
+                );
+                self.d
+                    .add(rule, format!("{pointer}/items"), a.cloned(), b.cloned(), message);
             }
         }
         for key in TEXT_KEYWORDS {
             if om.get(*key) != nm.get(*key) {
-                let message = format!("{}: the {} changed (the model reads it)", self.field(path), key.trim_end_matches('s'));
+                let message = format!(
+                    "{}: the {} changed (the model reads it)",
+                    self.field(path),
+                    key.trim_end_matches('s')
+                );
                 self.d.add(
                     "description-changed",
                     format!("{pointer}/{key}"),
@@ -285,7 +295,8 @@ impl Walk<'_, '_> {
                 if !removed.is_empty() {
                     let rule = self.rule("input-enum-narrowed", "output-enum-narrowed");
                     let message = format!("{field}: value(s) {} no longer allowed", show_values(&removed));
-                    self.d.add(rule, format!("{pointer}/{key}"), old.clone(), new.clone(), message);
+                    self.d
+                        .add(rule, format!("{pointer}/{key}"), old.clone(), new.clone(), message);
                 }
                 if !added.is_empty() {
                     let rule = self.rule("input-enum-widened", "output-enum-widened");
@@ -328,7 +339,11 @@ impl Walk<'_, '_> {
         }
         let unique = |m: &Map<String, Value>| m.get("uniqueItems").and_then(Value::as_bool).unwrap_or(false);
         if unique(om) != unique(nm) {
-            let direction = if unique(nm) { Direction::Tighter } else { Direction::Looser };
+            let direction = if unique(nm) {
+                Direction::Tighter
+            } else {
+                Direction::Looser
+            };
             changes.push(("uniqueItems", direction));
         }
         for key in ["multipleOf", "pattern", "format"] {
@@ -385,9 +400,18 @@ impl Walk<'_, '_> {
                 } else {
                     "is a new required field"
                 };
-                ("input-required-added", format!("{}: `{sub}` {what}; clients that do not send it break", self.what_side()))
+                (
+                    "input-required-added",
+                    format!(
+                        "{}: `{sub}` {what}; clients that do not send it break",
+                        self.what_side()
+                    ),
+                )
             } else {
-                ("output-required-added", format!("{}: `{sub}` is now always present", self.what_side()))
+                (
+                    "output-required-added",
+                    format!("{}: `{sub}` is now always present", self.what_side()),
+                )
             };
             self.d.add(
                 rule,
@@ -405,11 +429,17 @@ impl Walk<'_, '_> {
                 continue;
             }
             let (rule, message) = if self.input {
-                ("input-required-removed", format!("{}: `{sub}` is no longer required", self.what_side()))
+                (
+                    "input-required-removed",
+                    format!("{}: `{sub}` is no longer required", self.what_side()),
+                )
             } else {
                 (
                     "output-required-removed",
-                    format!("{}: `{sub}` may now be absent; clients that rely on it break", self.what_side()),
+                    format!(
+                        "{}: `{sub}` may now be absent; clients that rely on it break",
+                        self.what_side()
+                    ),
                 )
             };
             self.d.add(
@@ -426,7 +456,14 @@ impl Walk<'_, '_> {
         format!("{}: {}", self.what, if self.input { "input" } else { "output" })
     }
 
-    fn properties(&mut self, om: &Map<String, Value>, nm: &Map<String, Value>, pointer: &str, path: &str, depth: usize) {
+    fn properties(
+        &mut self,
+        om: &Map<String, Value>,
+        nm: &Map<String, Value>,
+        pointer: &str,
+        path: &str,
+        depth: usize,
+    ) {
         let empty = Map::new();
         let props = |m: &Map<String, Value>| m.get("properties").and_then(Value::as_object).cloned();
         let (a, b) = (props(om), props(nm));
@@ -446,7 +483,10 @@ impl Walk<'_, '_> {
                 }
                 None => {
                     let (rule, message) = if self.input {
-                        ("input-field-added", format!("{}: new optional field `{sub}`", self.what_side()))
+                        (
+                            "input-field-added",
+                            format!("{}: new optional field `{sub}`", self.what_side()),
+                        )
                     } else {
                         ("output-field-added", format!("{}: new field `{sub}`", self.what_side()))
                     };
@@ -460,20 +500,38 @@ impl Walk<'_, '_> {
                 let (rule, message) = if self.input {
                     (
                         "input-field-removed",
-                        format!("{}: field `{sub}` was removed; clients that send it break", self.what_side()),
+                        format!(
+                            "{}: field `{sub}` was removed; clients that send it break",
+                            self.what_side()
+                        ),
                     )
                 } else {
                     (
                         "output-field-removed",
-                        format!("{}: field `{sub}` was removed; clients that read it break", self.what_side()),
+                        format!(
+                            "{}: field `{sub}` was removed; clients that read it break",
+                            self.what_side()
+                        ),
                     )
                 };
-                self.d.add(rule, format!("{pointer}/properties/{}", esc(name)), Some(schema.clone()), None, message);
+                self.d.removed(
+                    rule,
+                    format!("{pointer}/properties/{}", esc(name)),
+                    Some(schema.clone()),
+                    message,
+                );
             }
         }
     }
 
-    fn additional(&mut self, om: &Map<String, Value>, nm: &Map<String, Value>, pointer: &str, path: &str, depth: usize) {
+    fn additional(
+        &mut self,
+        om: &Map<String, Value>,
+        nm: &Map<String, Value>,
+        pointer: &str,
+        path: &str,
+        depth: usize,
+    ) {
         let (a, b) = (om.get("additionalProperties"), nm.get("additionalProperties"));
         if a == b {
             return;
@@ -484,16 +542,25 @@ impl Walk<'_, '_> {
         let field = self.field(path);
         if closed(b) && !closed(a) {
             let (rule, message) = if self.input {
-                ("input-closed", format!("{field}: no longer accepts additional properties; clients that send them break"))
+                (
+                    "input-closed",
+                    format!("{field}: no longer accepts additional properties; clients that send them break"),
+                )
             } else {
-                ("output-closed", format!("{field}: no longer carries additional properties"))
+                (
+                    "output-closed",
+                    format!("{field}: no longer carries additional properties"),
+                )
             };
             self.d.add(rule, at, a.cloned(), b.cloned(), message);
         } else if closed(a) && !closed(b) {
             let (rule, message) = if self.input {
                 ("input-opened", format!("{field}: now accepts additional properties"))
             } else {
-                ("output-schema-changed", format!("{field}: may now carry additional properties"))
+                (
+                    "output-schema-changed",
+                    format!("{field}: may now carry additional properties"),
+                )
             };
             self.d.add(rule, at, a.cloned(), b.cloned(), message);
         } else if let (Some(x), Some(y)) = (a, b)
@@ -503,7 +570,13 @@ impl Walk<'_, '_> {
             self.schema(x, y, &at, &format!("{path}{{*}}"), depth + 1);
         } else if !(open(a) && open(b)) {
             let rule = self.rule("input-schema-changed", "output-schema-changed");
-            self.d.add(rule, at, a.cloned(), b.cloned(), format!("{field}: `additionalProperties` changed"));
+            self.d.add(
+                rule,
+                at,
+                a.cloned(),
+                b.cloned(),
+                format!("{field}: `additionalProperties` changed"),
+            );
         }
     }
 }
@@ -513,5 +586,50 @@ fn join(path: &str, name: &str) -> String {
         name.to_owned()
     } else {
         format!("{path}.{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(old: Value, new: Value, input: bool) -> Vec<&'static str> {
+        let mut d = Diff::default();
+        walk(&mut d, &old, &new, input, "/tools/t/input", "tool `t`");
+        d.findings.iter().map(|f| f.rule).collect()
+    }
+
+    #[test]
+    fn recursive_schemas_end() {
+        let tree = |max: u64| {
+            json!({"$ref": "#/$defs/Node", "$defs": {"Node": {"type": "object", "properties": {
+                "name": {"type": "string", "maxLength": max},
+                "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}}}}})
+        };
+        assert_eq!(rules(tree(10), tree(5), true), ["input-bounds-tightened"]);
+        assert_eq!(rules(tree(10), tree(10), true), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn direction_depends_on_the_side() {
+        let a = json!({"type": "string", "enum": ["a", "b"]});
+        let b = json!({"type": "string", "enum": ["a"]});
+        assert_eq!(rules(a.clone(), b.clone(), true), ["input-enum-narrowed"]);
+        assert_eq!(rules(a.clone(), b.clone(), false), ["output-enum-narrowed"]);
+        assert_eq!(rules(b.clone(), a.clone(), true), ["input-enum-widened"]);
+        assert_eq!(rules(b, a, false), ["output-enum-widened"]);
+        let int = json!({"type": "integer"});
+        let num = json!({"type": "number"});
+        assert_eq!(rules(int.clone(), num.clone(), true), ["input-type-widened"]);
+        assert_eq!(rules(int.clone(), num.clone(), false), ["output-type-changed"]);
+        assert_eq!(rules(num, int, false), ["output-type-narrowed"]);
+    }
+
+    #[test]
+    fn unclassified_keywords_are_conservative() {
+        let a = json!({"type": "string"});
+        let b = json!({"type": "string", "not": {"const": "x"}});
+        assert_eq!(rules(a.clone(), b.clone(), true), ["input-schema-changed"]);
+        assert_eq!(rules(a, b, false), ["output-schema-changed"]);
     }
 }

@@ -227,8 +227,9 @@ case("output-type-narrowed", PATCH, old_edits=[("        updated_at: { type: str
 case("output-enum-narrowed", PATCH, [("enum: [received, packed, shipped, delivered, cancelled]", "enum: [received, packed, shipped, delivered]")])
 case("output-bounds-tightened", PATCH, [("items: { type: array, maxItems: 50,", "items: { type: array, maxItems: 20,")])
 case("output-closed", PATCH, old_edits=[(REFUND_OUTPUT, REFUND_OUTPUT + "      additionalProperties: true\n")])
-case("prompt-argument-added", PATCH, [("        required: false\n        maxLength: 20\n",
-                                      "        required: false\n        maxLength: 20\n      language:\n        description: The customer's language, e.g. en or de (default en).\n        required: false\n        maxLength: 10\n")])
+case("prompt-argument-added", MINOR, [("        required: false\n        maxLength: 20\n",
+                                      "        required: false\n        maxLength: 20\n      language:\n        description: The customer's language, e.g. en or de (default en).\n        required: false\n        maxLength: 10\n"),
+                                     ("in a {{tone}} tone.", "in a {{tone}} tone, in {{language}}.")])
 case("prompt-argument-optional", PATCH, [("        description: The order number, e.g. AB-123456.\n        maxLength: 9\n      tone:",
                                          "        description: The order number, e.g. AB-123456.\n        required: false\n        maxLength: 9\n      tone:")])
 case("prompt-resource-removed", PATCH, old_edits=[("    resources: [order]\n", "    resources: [order, refund_policy]\n")])
