@@ -177,6 +177,12 @@ pub const RULES: &[Rule] = &[
     rule("status-changed", R, "the lifecycle status changed"),
     rule("deploy-changed", R, "the deployment moved (namespace)"),
     rule("suppression-added", R, "a production rule was suppressed"),
+    rule("dependency-added", R, "the handlers use a new crate"),
+    rule(
+        "dependency-changed",
+        R,
+        "the version, features or default features of a handler crate changed",
+    ),
     // Compatible.
     rule("input-field-added", C, "an optional input field was added"),
     rule("input-required-removed", C, "an input field is no longer required"),
@@ -253,6 +259,7 @@ pub const RULES: &[Rule] = &[
     ),
     rule("review-date-changed", C, "the review dates changed"),
     rule("suppression-removed", C, "a suppression was removed"),
+    rule("dependency-removed", C, "the handlers no longer use a crate"),
 ];
 
 /// The rule of `id`. Panics on an unknown id: every id the comparisons use is in [`RULES`].
@@ -348,7 +355,41 @@ pub(crate) fn compare_models(d: &mut Diff, o: &Model, n: &Model) {
     limits(d, "/limits", "the server", &o.limits, &n.limits, None);
     audit(d, "/audit", "the server", &o.audit, &n.audit);
     deploy(d, o, n);
+    dependencies(d, o, n);
     suppressions(d, "the contract", &o.suppressions, &n.suppressions, "/suppress");
+}
+
+/// Crates the hand-written handlers use: code that runs in front of the data.
+fn dependencies(d: &mut Diff, o: &Model, n: &Model) {
+    let show = |x: &crate::model::HandlerDependency| json!({"version": x.version, "features": x.features, "default_features": x.default_features});
+    for dep in &n.handler_dependencies {
+        match o.handler_dependencies.iter().find(|x| x.name == dep.name) {
+            None => d.add(
+                "dependency-added",
+                dep.pointer.clone(),
+                None,
+                Some(show(dep)),
+                format!("the handlers now use crate `{}` {}", dep.name, dep.version),
+            ),
+            Some(old) => d.changed(
+                "dependency-changed",
+                dep.pointer.clone(),
+                &show(old),
+                &show(dep),
+                format!("handler crate `{}` changed", dep.name),
+            ),
+        }
+    }
+    for dep in &o.handler_dependencies {
+        if !n.handler_dependencies.iter().any(|x| x.name == dep.name) {
+            d.removed(
+                "dependency-removed",
+                dep.pointer.clone(),
+                Some(show(dep)),
+                format!("the handlers no longer use crate `{}`", dep.name),
+            );
+        }
+    }
 }
 
 fn server(d: &mut Diff, o: &Model, n: &Model) {

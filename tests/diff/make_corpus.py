@@ -211,6 +211,10 @@ case("deploy-changed", MINOR, [("namespace: support-mcp", "namespace: payments-m
 case("suppression-added", MINOR, [("    limits:\n      rate: 5/minute\n    handler: rust\n",
                                    "    limits:\n      rate: 5/minute\n    handler: rust\n    suppress:\n      - rule: output-schema-missing\n        reason: Kept for a later output schema review.\n")])
 
+DEPS = "\nhandlers:\n  dependencies:\n    rusqlite: { version: \"0.40\", features: [bundled] }\n"
+case("dependency-added", MINOR, new_fn=lambda t: t + DEPS)
+case("dependency-changed", MINOR, new_fn=lambda t: t + DEPS.replace("[bundled]", "[bundled, backup]"), old_fn=lambda t: t + DEPS)
+
 # ----- compatible -----
 case("input-field-added", PATCH, [("        reason: { type: string, maxLength: 500 }\n",
                                   "        reason: { type: string, maxLength: 500 }\n        note: { type: string, maxLength: 200 }\n")])
@@ -261,6 +265,8 @@ case("retirement-changed", PATCH, [("    when: The order system exposes orders t
 case("review-date-changed", PATCH, [('    next: "2027-05-01"\n', '    next: "2027-06-01"\n')])
 case("suppression-removed", PATCH, old_edits=[("    limits:\n      rate: 5/minute\n    handler: rust\n",
                                                "    limits:\n      rate: 5/minute\n    handler: rust\n    suppress:\n      - rule: output-schema-missing\n        reason: Kept for a later output schema review.\n")])
+
+case("dependency-removed", PATCH, old_fn=lambda t: t + DEPS)
 
 # ----- the version check and combined changes -----
 case("version-bump-too-small", PATCH, [(GET_ORDER_DESC,
