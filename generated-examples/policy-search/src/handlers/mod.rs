@@ -183,11 +183,7 @@ mod tests {
     }
 
     fn context() -> Context {
-        Context {
-            caller: "test".into(),
-            request_id: "1".into(),
-            cancel: Default::default(),
-        }
+        Context::new("test", "1")
     }
 
     /// Calls a tool through the server (input and output validation included) and returns its
