@@ -26,17 +26,21 @@ impl Dispatch for MustNotRun {
     ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
         panic!("the handler of `{resource}` ran on a request the runtime must refuse")
     }
+    fn get_prompt<'a>(
+        &'a self,
+        prompt: &'a str,
+        _: std::collections::BTreeMap<String, String>,
+        _: Context,
+    ) -> BoxFuture<'a, Result<Vec<rmcp::model::PromptMessage>, ToolError>> {
+        panic!("the handler of `{prompt}` ran on a request the runtime must refuse")
+    }
 }
 fn server() -> McpServer<MustNotRun> {
     let surface = Surface::parse(SURFACE).expect("the embedded surface parses");
     McpServer::new(surface, MustNotRun).expect("every schema of the contract compiles")
 }
 fn context() -> Context {
-    Context {
-        caller: "contract-test".into(),
-        request_id: "1".into(),
-        cancel: Default::default(),
-    }
+    Context::new("contract-test", "1")
 }
 fn error_text(result: &rmcp::model::CallToolResult) -> String {
     assert_eq!(
