@@ -3,14 +3,19 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use rmcp::model::ContentBlock;
+use std::collections::BTreeMap;
+
+use rmcp::model::{ContentBlock, PromptMessage};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
+
+pub use super::client::ClientLink;
 
 /// A boxed future, so the dispatch trait stays object-safe without extra crates.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Who is calling and how to notice that they gave up.
+/// Who is calling, how to notice that they gave up, and (for tools whose
+/// contract allows it) how to talk back to the client while working.
 #[derive(Debug, Clone)]
 pub struct Context {
     /// The authenticated caller; on stdio, the local user running the server.
@@ -19,6 +24,20 @@ pub struct Context {
     pub request_id: String,
     /// Cancelled when the client cancels the request or the server shuts down.
     pub cancel: CancellationToken,
+    /// The connection back to the client: progress, logs, sampling, elicitation.
+    pub client: ClientLink,
+}
+
+impl Context {
+    /// A context with no client connection (for tests and background work).
+    pub fn new(caller: impl Into<String>, request_id: impl Into<String>) -> Context {
+        Context {
+            caller: caller.into(),
+            request_id: request_id.into(),
+            cancel: CancellationToken::new(),
+            client: ClientLink::detached(),
+        }
+    }
 }
 
 /// What a handler reports when it cannot do what was asked. The message
@@ -113,6 +132,14 @@ pub trait Dispatch: Send + Sync + 'static {
         variables: Map<String, Value>,
         context: Context,
     ) -> BoxFuture<'a, Result<ResourceBody, ToolError>>;
+
+    /// Messages of a prompt bound to a handler (prompts with `text` never get here).
+    fn get_prompt<'a>(
+        &'a self,
+        prompt: &'a str,
+        arguments: BTreeMap<String, String>,
+        context: Context,
+    ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>>;
 }
 
 /// Decodes validated arguments into a handler's input type. Validation ran

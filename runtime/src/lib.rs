@@ -13,6 +13,7 @@
 //! validation, timeouts, size caps, transport hardening) lives here.
 
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod dispatch;
 pub mod prompt;

@@ -43,8 +43,23 @@ pub async fn http<D: Dispatch>(server: McpServer<D>, config: &Config, listen: &s
     use tokio_util::sync::CancellationToken;
 
     let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let mut origins = server.surface().http.origins.clone();
     origins.extend(config.http.allowed_origins.iter().cloned());
+    // The server's own origin (each allowed host at the bound port) is same-origin, not cross-site.
+    for host in &config.http.allowed_hosts {
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        origins.push(format!("http://{host}:{}", bound.port()));
+    }
     let http_config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
@@ -61,20 +76,13 @@ pub async fn http<D: Dispatch>(server: McpServer<D>, config: &Config, listen: &s
     let router = axum::Router::new()
         .route_service(&config.http.path, service)
         .route("/healthz", axum::routing::get(|| async { "ok\n" }));
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let address = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| listen.to_string());
     let listener = listener.tap_io(|stream| {
         // Small JSON-RPC messages: send them now, not after Nagle's delay.
         let _ = stream.set_nodelay(true);
     });
-    tracing::info!(%address, path = %config.http.path, "serving Streamable HTTP");
+    tracing::info!(address = %bound, path = %config.http.path, "serving Streamable HTTP");
     // Tests and supervisors read the bound address (useful with port 0) from this line.
-    eprintln!("listening on http://{address}{}", config.http.path);
+    eprintln!("listening on http://{bound}{}", config.http.path);
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

@@ -8,17 +8,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+#[allow(deprecated)] // logging/setLevel: deprecated in 2026-07-28, still spoken by 2025-11-25 clients
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse,
-    GetPromptResult, Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, Prompt, PromptMessage, ProtocolVersion, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate, Role, ServerCapabilities,
-    ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult, CompletionInfo,
+    ContentBlock, GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams, Prompt, PromptMessage,
+    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource, ResourceContents,
+    ResourceTemplate, Role, ServerCapabilities, ServerConfig, SetLevelRequestParams, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 
+use super::client::{Allowed, ClientLink, level_rank};
 use super::dispatch::{Context, Dispatch, ErrorKind, ResourceBody, ToolError, ToolOutput};
 use super::surface::{Limits, PromptSpec, ResourceSpec, Surface, ToolSpec};
 use super::template::UriTemplate;
@@ -57,6 +61,8 @@ struct Inner<D> {
     templates: Vec<CompiledTemplate>,
     /// Who a request is from when the transport authenticated no one (stdio: the local user).
     default_caller: String,
+    /// The lowest log level the client asked to receive (`logging/setLevel`).
+    min_log_level: Arc<AtomicU8>,
 }
 
 struct CompiledTool {
@@ -130,6 +136,7 @@ impl<D: Dispatch> McpServer<D> {
                 listed_prompts,
                 templates,
                 default_caller: "anonymous".into(),
+                min_log_level: Arc::new(AtomicU8::new(super::client::DEFAULT_LEVEL)),
             }),
         })
     }
@@ -202,6 +209,20 @@ impl<D: Dispatch> McpServer<D> {
                     tracing::error!(tool = name, "handler returned content for a tool with an output schema");
                     return Ok(error_result(format!("`{name}` produced no structured result")));
                 }
+                if let Some(kind) = content
+                    .iter()
+                    .map(content_kind)
+                    .find(|k| !tool.spec.content.iter().any(|c| c == k))
+                {
+                    tracing::error!(
+                        tool = name,
+                        kind,
+                        "handler returned a content kind its contract does not declare"
+                    );
+                    return Ok(error_result(format!(
+                        "`{name}` produced {kind} content, which its contract does not declare"
+                    )));
+                }
                 CallToolResult::success(content)
             }
         };
@@ -227,9 +248,10 @@ impl<D: Dispatch> McpServer<D> {
                     .iter()
                     .find_map(|t| t.template.matches(uri).map(|vars| (t, vars)))
                 else {
-                    return Err(McpError::resource_not_found(
+                    // SEP-2164: an unknown resource is invalid params, with the URI in `data`.
+                    return Err(McpError::invalid_params(
                         format!("no resource matches `{}`", super::validate::truncate(uri, 200)),
-                        None,
+                        Some(json!({ "uri": uri })),
                     ));
                 };
                 let variables = typed_variables(compiled, variables)?;
@@ -270,18 +292,102 @@ impl<D: Dispatch> McpServer<D> {
         Ok(ReadResourceResult::new(vec![contents]))
     }
 
-    /// Renders a prompt from the contract's text.
-    pub fn prompt(&self, name: &str, arguments: Option<Map<String, Value>>) -> Result<GetPromptResult, McpError> {
+    /// Renders a prompt from the contract's text, or asks its handler for the messages.
+    pub async fn prompt(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        context: Context,
+    ) -> Result<GetPromptResult, McpError> {
         let Some(spec) = self.inner.surface.prompts.iter().find(|p| p.name() == name) else {
             return Err(McpError::invalid_params(format!("unknown prompt `{name}`"), None));
         };
         let arguments = prompt_arguments(spec, arguments.unwrap_or_default())?;
-        let text = super::prompt::render(&spec.text, &arguments);
-        let mut result = GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)]);
+        let messages = if spec.handler {
+            self.inner
+                .dispatch
+                .get_prompt(name, arguments, context)
+                .await
+                .map_err(|e| match e.kind {
+                    ErrorKind::Invalid | ErrorKind::NotFound => McpError::invalid_params(e.message, None),
+                    _ => {
+                        tracing::error!(prompt = name, error = %e.message, "prompt handler failed");
+                        McpError::internal_error(format!("prompt `{name}` failed"), None)
+                    }
+                })?
+        } else {
+            vec![PromptMessage::new_text(
+                Role::User,
+                super::prompt::render(&spec.text, &arguments),
+            )]
+        };
+        let mut result = GetPromptResult::new(messages);
         if let Some(description) = spec.definition["description"].as_str() {
             result = result.with_description(description);
         }
         Ok(result)
+    }
+}
+
+impl<D: Dispatch> McpServer<D> {
+    fn has_client_logging(&self) -> bool {
+        self.inner.surface.tools.iter().any(|t| t.client_logging)
+    }
+}
+
+/// A tool that asks the client for sampling or elicitation can only run for a
+/// client that declared the capability: otherwise `-32021` names what is missing.
+fn missing_client_capabilities(context: &RequestContext<RoleServer>, allowed: Allowed) -> Result<(), McpError> {
+    if !allowed.sampling && !allowed.elicitation {
+        return Ok(());
+    }
+    // Only 2026-07-28 requests carry the client's capabilities; a legacy client
+    // refuses unsupported requests itself (stateless HTTP keeps no handshake).
+    if context.meta.protocol_version().is_none() {
+        return Ok(());
+    }
+    let declared = context
+        .meta
+        .client_capabilities()
+        .and_then(|c| serde_json::to_value(c).ok())
+        .unwrap_or(Value::Null);
+    let mut missing = serde_json::Map::new();
+    if allowed.sampling && declared.get("sampling").is_none() {
+        missing.insert("sampling".into(), json!({}));
+    }
+    if allowed.elicitation && declared.get("elicitation").is_none() {
+        missing.insert("elicitation".into(), json!({}));
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let required =
+        serde_json::from_value(Value::Object(missing)).map_err(|e| McpError::internal_error(e.to_string(), None))?;
+    Err(McpError::missing_required_client_capability(required))
+}
+
+fn allowed_for(spec: &ToolSpec) -> Allowed {
+    Allowed {
+        progress: spec.progress,
+        logging: spec.client_logging,
+        sampling: spec.asks_client.iter().any(|a| a == "sampling"),
+        elicitation: spec.asks_client.iter().any(|a| a == "elicitation"),
+    }
+}
+
+/// The contract's name for a content block's kind.
+fn content_kind(block: &ContentBlock) -> &'static str {
+    match serde_json::to_value(block)
+        .ok()
+        .and_then(|v| v.get("type").and_then(Value::as_str).map(String::from))
+        .as_deref()
+    {
+        Some("text") => "text",
+        Some("image") => "image",
+        Some("audio") => "audio",
+        Some("resource") => "resource",
+        Some("resource_link") => "resource_link",
+        _ => "unknown",
     }
 }
 
@@ -416,8 +522,31 @@ fn prompt_arguments(spec: &PromptSpec, given: Map<String, Value>) -> Result<BTre
     Ok(arguments)
 }
 
-fn context_of(request: &RequestContext<RoleServer>, default_caller: &str) -> Context {
+/// The log level for one request: on 2026-07-28 each request carries its own
+/// (`_meta.io.modelcontextprotocol/logLevel`), and no level means no logs; before,
+/// the connection's `logging/setLevel` applies.
+#[allow(deprecated)]
+fn request_log_level(request: &RequestContext<RoleServer>, connection: &Arc<AtomicU8>) -> Arc<AtomicU8> {
+    match (request.meta.log_level(), request.meta.protocol_version()) {
+        (Some(level), _) => Arc::new(AtomicU8::new(level_rank(level))),
+        (None, Some(_)) => Arc::new(AtomicU8::new(u8::MAX)),
+        (None, None) => connection.clone(),
+    }
+}
+
+fn context_of(
+    request: &RequestContext<RoleServer>,
+    default_caller: &str,
+    allowed: Allowed,
+    min_level: &Arc<AtomicU8>,
+) -> Context {
     Context {
+        client: ClientLink::new(
+            request.peer.clone(),
+            request.meta.get_progress_token(),
+            allowed,
+            request_log_level(request, min_level),
+        ),
         caller: request
             .extensions
             .get::<super::dispatch::Caller>()
@@ -430,24 +559,26 @@ fn context_of(request: &RequestContext<RoleServer>, default_caller: &str) -> Con
 
 impl<D: Dispatch> ServerHandler for McpServer<D> {
     fn get_info(&self) -> ServerConfig {
-        let server = &self.inner.surface.server;
-        let mut capabilities = ServerCapabilities::builder();
-        let has_tools = !self.inner.surface.tools.is_empty();
-        let has_resources = !self.inner.surface.resources.is_empty();
-        let has_prompts = !self.inner.surface.prompts.is_empty();
-        let capabilities = match (has_tools, has_resources, has_prompts) {
-            (true, true, true) => capabilities.enable_tools().enable_resources().enable_prompts().build(),
-            (true, true, false) => capabilities.enable_tools().enable_resources().build(),
-            (true, false, true) => capabilities.enable_tools().enable_prompts().build(),
-            (true, false, false) => capabilities.enable_tools().build(),
-            (false, true, true) => capabilities.enable_resources().enable_prompts().build(),
-            (false, true, false) => capabilities.enable_resources().build(),
-            (false, false, true) => capabilities.enable_prompts().build(),
-            (false, false, false) => {
-                capabilities = ServerCapabilities::builder();
-                capabilities.build()
-            }
-        };
+        let surface = &self.inner.surface;
+        let server = &surface.server;
+        let mut capabilities = serde_json::Map::new();
+        if !surface.tools.is_empty() {
+            capabilities.insert("tools".into(), json!({}));
+        }
+        if !surface.resources.is_empty() {
+            capabilities.insert("resources".into(), json!({}));
+        }
+        if !surface.prompts.is_empty() {
+            capabilities.insert("prompts".into(), json!({}));
+        }
+        if self.has_client_logging() {
+            capabilities.insert("logging".into(), json!({}));
+        }
+        if surface.prompts.iter().any(|p| !p.completions.is_empty()) {
+            capabilities.insert("completions".into(), json!({}));
+        }
+        let capabilities: ServerCapabilities =
+            serde_json::from_value(Value::Object(capabilities)).expect("capability objects are well-formed");
         let mut implementation = Implementation::new(server.name.clone(), server.version.clone());
         implementation.title = server.title.clone();
         implementation.description = Some(server.description.clone());
@@ -479,7 +610,14 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let ctx = context_of(&context, &self.inner.default_caller);
+        let allowed = self
+            .inner
+            .tools
+            .get(request.name.as_ref())
+            .map(|t| allowed_for(&t.spec))
+            .unwrap_or_default();
+        missing_client_capabilities(&context, allowed)?;
+        let ctx = context_of(&context, &self.inner.default_caller, allowed, &self.inner.min_log_level);
         self.call(&request.name, request.arguments, ctx)
             .await
             .map(CallToolResponse::from)
@@ -508,7 +646,12 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let ctx = context_of(&context, &self.inner.default_caller);
+        let ctx = context_of(
+            &context,
+            &self.inner.default_caller,
+            Allowed::default(),
+            &self.inner.min_log_level,
+        );
         self.read(&request.uri, ctx).await.map(ReadResourceResponse::from)
     }
 
@@ -523,9 +666,58 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        self.prompt(&request.name, request.arguments)
+        let ctx = context_of(
+            &context,
+            &self.inner.default_caller,
+            Allowed::default(),
+            &self.inner.min_log_level,
+        );
+        self.prompt(&request.name, request.arguments, ctx)
+            .await
             .map(GetPromptResponse::from)
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        if !self.has_client_logging() {
+            return Err(McpError::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                "logging/setLevel",
+                None,
+            ));
+        }
+        self.inner
+            .min_log_level
+            .store(level_rank(request.level), Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        let values: Vec<String> = request
+            .r#ref
+            .as_prompt_name()
+            .and_then(|name| self.inner.surface.prompts.iter().find(|p| p.name() == name))
+            .and_then(|p| p.completions.get(&request.argument.name))
+            .map(|values| {
+                values
+                    .iter()
+                    .filter(|v| v.starts_with(&request.argument.value))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let values: Vec<String> = values.into_iter().take(CompletionInfo::MAX_VALUES).collect();
+        let info = CompletionInfo::new(values).map_err(|e| McpError::internal_error(e, None))?;
+        Ok(CompleteResult::new(info))
     }
 }

@@ -53,6 +53,12 @@ pub struct ToolSpec {
     pub effect: String,
     pub scopes: Vec<String>,
     pub limits: Limits,
+    /// For tools without an output schema: the content kinds the handler may return.
+    pub content: Vec<String>,
+    pub progress: bool,
+    pub client_logging: bool,
+    /// `sampling`, `elicitation`.
+    pub asks_client: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -73,9 +79,13 @@ pub struct PromptSpec {
     /// The MCP `Prompt` object, verbatim.
     pub definition: Value,
     pub hash: String,
+    /// The message text; empty when `handler` builds the messages.
     pub text: String,
+    pub handler: bool,
     /// Longest accepted value per argument, in characters.
     pub max_lengths: BTreeMap<String, u64>,
+    /// Values offered for completion, per argument.
+    pub completions: BTreeMap<String, Vec<String>>,
     pub scopes: Vec<String>,
 }
 

@@ -369,11 +369,46 @@ pub struct Tool {
     /// Audit settings for this tool, over the contract's defaults.
     #[serde(default)]
     pub audit: Option<ToolAudit>,
+    /// For a tool without `output`: the kinds of content it returns (default `[text]`). Binary
+    /// kinds are declared so reviewers see them; anything else a handler returns is refused.
+    #[serde(default)]
+    pub content: Option<Vec<ContentKind>>,
+    /// The tool reports progress to the client while it runs.
+    #[serde(default)]
+    pub progress: Option<bool>,
+    /// The tool sends log messages to the client while it runs.
+    #[serde(default)]
+    pub client_logging: Option<bool>,
+    /// Requests the tool sends to the client while it runs (legacy protocol): `sampling`, `elicitation`.
+    #[serde(default)]
+    pub asks_client: Vec<ClientRequest>,
     /// How the tool is implemented.
     pub handler: Handler,
     /// Production rules switched off for this tool, each with a written reason.
     #[serde(default)]
     pub suppress: Vec<Suppression>,
+}
+
+/// A kind of MCP content block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentKind {
+    Text,
+    Image,
+    Audio,
+    /// An embedded resource.
+    Resource,
+    ResourceLink,
+}
+
+/// A request a tool may send to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientRequest {
+    /// Ask the client's model for a completion.
+    Sampling,
+    /// Ask the user for input.
+    Elicitation,
 }
 
 /// How a tool, resource or prompt is implemented.
@@ -467,7 +502,12 @@ pub struct Prompt {
     #[serde(default)]
     pub arguments: IndexMap<String, PromptArgument>,
     /// The text of the user message, with `{{argument}}` placeholders.
-    pub text: String,
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Instead of `text`: the messages come from a handler method (for images, embedded
+    /// resources, or several messages).
+    #[serde(default)]
+    pub handler: Option<Handler>,
     /// Resources the prompt embeds or relies on.
     #[serde(default)]
     pub resources: Vec<String>,
@@ -494,6 +534,9 @@ pub struct PromptArgument {
     /// The longest accepted value in characters (default 1000).
     #[serde(default, rename = "maxLength")]
     pub max_length: Option<u64>,
+    /// Values offered when the client asks for completions of this argument.
+    #[serde(default)]
+    pub completions: Vec<String>,
 }
 
 /// Limits. Every field is optional; unset fields fall back to the contract's defaults, then charter's.

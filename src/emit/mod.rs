@@ -122,6 +122,10 @@ pub fn surface_json(model: &Model) -> String {
                 "effect": t.effect,
                 "scopes": t.scopes,
                 "limits": limits(&t.limits),
+                "content": t.content,
+                "progress": t.progress,
+                "client_logging": t.client_logging,
+                "asks_client": t.asks_client,
             })
         })
         .collect();
@@ -158,11 +162,19 @@ pub fn surface_json(model: &Model) -> String {
                 .iter()
                 .map(|a| (a.name.original.clone(), json!(a.max_length)))
                 .collect();
+            let completions: serde_json::Map<String, Value> = p
+                .arguments
+                .iter()
+                .filter(|a| !a.completions.is_empty())
+                .map(|a| (a.name.original.clone(), json!(a.completions)))
+                .collect();
             json!({
                 "definition": definition,
                 "hash": surface::definition_hash(&definition),
                 "text": p.text,
+                "handler": p.handler.is_some(),
                 "max_lengths": max_lengths,
+                "completions": completions,
                 "scopes": p.scopes,
             })
         })
@@ -189,28 +201,10 @@ pub fn surface_json(model: &Model) -> String {
     text
 }
 
-/// The tool-surface lock: a hash per definition, so hosts and reviewers can
-/// pin exactly what clients see.
+/// The tool-surface lock (`charter lock`'s format): a hash per definition, so
+/// hosts and reviewers can pin exactly what clients see.
 pub fn lock_json(model: &Model) -> String {
-    let entries: Vec<Value> = surface::all(model)
-        .into_iter()
-        .map(|(kind, definition)| {
-            json!({
-                "kind": kind.as_str(),
-                "name": definition["name"],
-                "sha256": surface::definition_hash(&definition),
-            })
-        })
-        .collect();
-    let value = json!({
-        "lock_version": 1,
-        "server": model.server.name.original,
-        "version": model.server.version.to_string(),
-        "definitions": entries,
-    });
-    let mut text = serde_json::to_string_pretty(&value).expect("JSON values always serialize");
-    text.push('\n');
-    text
+    crate::diff::lock::Lock::from_model(model).to_json_pretty()
 }
 
 /// Prefix of the generated server's environment overrides: `POLICY_SEARCH`.

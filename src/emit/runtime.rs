@@ -6,6 +6,7 @@
 pub const SOURCES: &[(&str, &str)] = &[
     ("lib.rs", include_str!("../../runtime/src/lib.rs")),
     ("cli.rs", include_str!("../../runtime/src/cli.rs")),
+    ("client.rs", include_str!("../../runtime/src/client.rs")),
     ("config.rs", include_str!("../../runtime/src/config.rs")),
     ("dispatch.rs", include_str!("../../runtime/src/dispatch.rs")),
     ("prompt.rs", include_str!("../../runtime/src/prompt.rs")),

@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::types::{TypeSet, doc_lines, ident};
-use crate::model::{Model, Resource, ResourceTarget, Tool};
+use crate::model::{Model, Prompt, Resource, ResourceTarget, Tool};
 
 /// The first line of every generated Rust file.
 pub fn header(contract_name: &str) -> String {
@@ -64,6 +64,10 @@ fn params_type(resource: &Resource) -> String {
     format!("{}Params", resource.name.pascal)
 }
 
+fn prompt_method(prompt: &Prompt) -> String {
+    format!("prompt_{}", prompt.name.snake.trim_end_matches('_'))
+}
+
 fn resource_method(resource: &Resource) -> String {
     format!("read_{}", resource.name.snake.trim_end_matches('_'))
 }
@@ -78,7 +82,12 @@ pub fn handler_methods(model: &Model) -> Vec<(String, String)> {
         .resources
         .iter()
         .map(|r| (resource_method(r), format!("resource `{}`", r.name.original)));
-    tools.chain(resources).collect()
+    let prompts = model
+        .prompts
+        .iter()
+        .filter(|p| p.handler.is_some())
+        .map(|p| (prompt_method(p), format!("prompt `{}`", p.name.original)));
+    tools.chain(resources).chain(prompts).collect()
 }
 
 pub fn types_rs(model: &Model) -> TokenStream {
@@ -194,6 +203,15 @@ pub fn handler_rs(model: &Model) -> TokenStream {
             }
         }
     });
+    let prompts = model.prompts.iter().filter(|p| p.handler.is_some()).map(|prompt| {
+        let method = ident(&prompt_method(prompt));
+        let doc = doc_lines(&format!("Prompt `{}` v{}: {}", prompt.name.original, prompt.version, prompt.description.trim()));
+        quote! {
+            #doc
+            fn #method(&self, context: &Context, arguments: std::collections::BTreeMap<String, String>)
+                -> impl Future<Output = Result<Vec<rmcp::model::PromptMessage>, ToolError>> + Send;
+        }
+    });
     quote! {
         //! The handler trait: one method per tool and resource of the contract. The team
         //! implements it in `src/handlers/`; a tool added to the contract is a method the
@@ -205,6 +223,7 @@ pub fn handler_rs(model: &Model) -> TokenStream {
         pub trait Handler: Send + Sync + 'static {
             #(#tools)*
             #(#resources)*
+            #(#prompts)*
         }
     }
 }
@@ -245,8 +264,14 @@ pub fn dispatch_rs(model: &Model) -> TokenStream {
         .iter()
         .any(|r| matches!(r.target, ResourceTarget::Template { .. }));
     let variables_binding = (!uses_variables).then(|| quote! { let _ = (uri, variables); });
+    let prompt_arms = model.prompts.iter().filter(|p| p.handler.is_some()).map(|prompt| {
+        let name = &prompt.name.original;
+        let method = ident(&prompt_method(prompt));
+        quote! { #name => self.handler.#method(&context, arguments).await, }
+    });
     quote! {
         //! Dispatch: validated JSON in, typed handler call, JSON out.
+        #[allow(unused_imports)]
         use crate::runtime::dispatch::{
             BoxFuture, Context, Dispatch, ResourceBody, ToolError, ToolOutput, decode, encode,
         };
@@ -296,6 +321,21 @@ pub fn dispatch_rs(model: &Model) -> TokenStream {
                     }
                 })
             }
+
+            #[allow(unused_variables, unreachable_code)]
+            fn get_prompt<'a>(
+                &'a self,
+                prompt: &'a str,
+                arguments: std::collections::BTreeMap<String, String>,
+                context: Context,
+            ) -> BoxFuture<'a, Result<Vec<rmcp::model::PromptMessage>, ToolError>> {
+                Box::pin(async move {
+                    match prompt {
+                        #(#prompt_arms)*
+                        _ => Err(ToolError::internal(format!("no handler for prompt `{prompt}`"))),
+                    }
+                })
+            }
         }
     }
 }
@@ -336,6 +376,16 @@ pub fn handlers_scaffold(model: &Model) -> TokenStream {
             }
         }
     });
+    let prompts = model.prompts.iter().filter(|p| p.handler.is_some()).map(|prompt| {
+        let method = ident(&prompt_method(prompt));
+        let what = format!("prompt `{}`", prompt.name.original);
+        quote! {
+            async fn #method(&self, context: &Context, arguments: std::collections::BTreeMap<String, String>) -> Result<Vec<rmcp::model::PromptMessage>, ToolError> {
+                let _ = (context, arguments);
+                Err(ToolError::not_implemented(#what))
+            }
+        }
+    });
     quote! {
         //! The team's code: the contract's handlers. charter wrote this file once, because it
         //! was missing, and never touches it again. Implement each method; when the contract
@@ -361,6 +411,7 @@ pub fn handlers_scaffold(model: &Model) -> TokenStream {
         impl Handler for Handlers {
             #(#tools)*
             #(#resources)*
+            #(#prompts)*
         }
     }
 }
@@ -409,6 +460,9 @@ pub fn contract_tests(model: &Model, crate_ident: &str) -> TokenStream {
             fn read_resource<'a>(&'a self, resource: &'a str, _: &'a str, _: serde_json::Map<String, serde_json::Value>, _: Context) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
                 panic!("the handler of `{resource}` ran on a request the runtime must refuse")
             }
+            fn get_prompt<'a>(&'a self, prompt: &'a str, _: std::collections::BTreeMap<String, String>, _: Context) -> BoxFuture<'a, Result<Vec<rmcp::model::PromptMessage>, ToolError>> {
+                panic!("the handler of `{prompt}` ran on a request the runtime must refuse")
+            }
         }
 
         fn server() -> McpServer<MustNotRun> {
@@ -417,11 +471,7 @@ pub fn contract_tests(model: &Model, crate_ident: &str) -> TokenStream {
         }
 
         fn context() -> Context {
-            Context {
-                caller: "contract-test".into(),
-                request_id: "1".into(),
-                cancel: Default::default(),
-            }
+            Context::new("contract-test", "1")
         }
 
         fn error_text(result: &rmcp::model::CallToolResult) -> String {

@@ -76,6 +76,13 @@ impl Texts {
         }
         let (dependencies, http_dependencies) = dependency_lines(model)?;
         let http = model.access.transports.contains(&Transport::Http);
+        let mut default_features = Vec::new();
+        if http {
+            default_features.push("http");
+        }
+        if model.tools.iter().any(|t| t.asks_client.contains(&crate::model::ClientRequest::Elicitation)) {
+            default_features.push("elicitation");
+        }
         let ctx = context! {
             contract => options.contract_name,
             server => &model.server,
@@ -84,6 +91,7 @@ impl Texts {
             version => model.server.version.to_string(),
             env_prefix => super::env_prefix(model),
             http => http,
+            default_features => default_features,
             stdio => model.access.transports.contains(&Transport::Stdio),
             oauth => &model.access.oauth,
             origins => &model.access.origins,

@@ -460,9 +460,46 @@ impl Lowering<'_> {
             limits: self.limits(t.limits.as_ref(), defaults, &format!("{pointer}/limits")),
             approval,
             audit,
+            content: self.content_kinds(t, &pointer),
+            progress: t.progress.unwrap_or(false),
+            client_logging: t.client_logging.unwrap_or(false),
+            asks_client: {
+                let mut asks = t.asks_client.clone();
+                asks.sort();
+                asks.dedup();
+                asks
+            },
             handler: t.handler,
             suppressions: suppressions(&t.suppress, &pointer),
             pointer,
+        }
+    }
+
+    /// What a tool without an output schema returns; tools with one return structured content.
+    fn content_kinds(&mut self, t: &raw::Tool, pointer: &str) -> Vec<ContentKind> {
+        match (&t.content, &t.output) {
+            (Some(_), Some(_)) => {
+                self.invalid(
+                    "`content` is for tools without `output`: a tool with an output schema returns structured content".into(),
+                    Place::key(format!("{pointer}/content")),
+                );
+                Vec::new()
+            }
+            (Some(kinds), None) if kinds.is_empty() => {
+                self.invalid(
+                    "`content` lists no kinds: the tool could return nothing".into(),
+                    Place::value(format!("{pointer}/content")),
+                );
+                Vec::new()
+            }
+            (Some(kinds), None) => {
+                let mut kinds = kinds.clone();
+                kinds.sort();
+                kinds.dedup();
+                kinds
+            }
+            (None, Some(_)) => Vec::new(),
+            (None, None) => vec![ContentKind::Text],
         }
     }
 
@@ -681,7 +718,23 @@ impl Lowering<'_> {
                 );
             }
         }
-        let placeholders = placeholders(&p.text);
+        let text = match (&p.text, p.handler) {
+            (Some(text), None) => text.clone(),
+            (None, Some(_)) => String::new(),
+            (Some(_), Some(_)) => {
+                self.invalid(
+                    "a prompt has either `text` or `handler`, not both".into(),
+                    Place::key(format!("{pointer}/handler")),
+                );
+                String::new()
+            }
+            (None, None) => {
+                self.error("missing-field", "the prompt has no `text`", Place::key(&pointer)).help =
+                    Some("write the message text with `{{argument}}` placeholders, or bind `handler: rust`".into());
+                String::new()
+            }
+        };
+        let placeholders = placeholders(&text);
         for used in &placeholders {
             if !p.arguments.contains_key(used) {
                 let mut d = Diagnostic::error(
@@ -702,7 +755,7 @@ impl Lowering<'_> {
             .map(|(arg, a)| {
                 let at = format!("{pointer}/arguments/{}", escape(arg));
                 self.capability_name(arg, &at, "prompt argument");
-                if !placeholders.contains(arg) {
+                if p.handler.is_none() && !placeholders.contains(arg) {
                     self.error(
                         "prompt-unused-argument",
                         format!("argument `{arg}` is never used in the text"),
@@ -717,6 +770,7 @@ impl Lowering<'_> {
                     description: a.description.trim().to_owned(),
                     required: a.required.unwrap_or(true),
                     max_length: a.max_length.unwrap_or(1000),
+                    completions: a.completions.clone(),
                 }
             })
             .collect();
@@ -726,7 +780,8 @@ impl Lowering<'_> {
             description: p.description.trim().to_owned(),
             version,
             arguments,
-            text: p.text.clone(),
+            text,
+            handler: p.handler,
             resources: p.resources.clone(),
             scopes: p.scopes.clone(),
             data_class: p.data_class.clone(),

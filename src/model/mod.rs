@@ -16,7 +16,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use crate::contract::raw::{ApprovalMode, Effect, Handler, Redaction, Sensitivity, Status, Transport};
+pub use crate::contract::raw::{
+    ApprovalMode, ClientRequest, ContentKind, Effect, Handler, Redaction, Sensitivity, Status, Transport,
+};
 pub use lower::{ASYMMETRIC_ALGORITHMS, is_loopback, lower, placeholders};
 pub use names::Name;
 pub use units::Rate;
@@ -191,6 +193,11 @@ pub struct Tool {
     pub limits: Limits,
     pub approval: Approval,
     pub audit: ToolAudit,
+    /// For tools without `output`: the content kinds the handler may return.
+    pub content: Vec<ContentKind>,
+    pub progress: bool,
+    pub client_logging: bool,
+    pub asks_client: Vec<ClientRequest>,
     pub handler: Handler,
     pub suppressions: Vec<Suppression>,
     pub pointer: String,
@@ -297,7 +304,9 @@ pub struct Prompt {
     #[serde(serialize_with = "units::display")]
     pub version: semver::Version,
     pub arguments: Vec<PromptArgument>,
+    /// The message text; empty when a handler builds the messages.
     pub text: String,
+    pub handler: Option<Handler>,
     pub resources: Vec<String>,
     pub scopes: Vec<String>,
     pub data_class: Option<String>,
@@ -311,6 +320,7 @@ pub struct PromptArgument {
     pub description: String,
     pub required: bool,
     pub max_length: u64,
+    pub completions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -39,6 +39,7 @@ const SCHEMA_LISTS: &[&str] = &["prefixItems", "allOf", "anyOf", "oneOf"];
 const PLAIN_KEYWORDS: &[&str] = &[
     "$schema",
     "$ref",
+    "$anchor",
     "$comment",
     "title",
     "description",

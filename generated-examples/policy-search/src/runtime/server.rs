@@ -336,17 +336,19 @@ impl<D: Dispatch> McpServer<D> {
 }
 
 /// A tool that asks the client for sampling or elicitation can only run for a
-/// client that declared the capability (per request on 2026-07-28, at the
-/// handshake before): otherwise `-32021` names what is missing.
+/// client that declared the capability: otherwise `-32021` names what is missing.
 fn missing_client_capabilities(context: &RequestContext<RoleServer>, allowed: Allowed) -> Result<(), McpError> {
     if !allowed.sampling && !allowed.elicitation {
+        return Ok(());
+    }
+    // Only 2026-07-28 requests carry the client's capabilities; a legacy client
+    // refuses unsupported requests itself (stateless HTTP keeps no handshake).
+    if context.meta.protocol_version().is_none() {
         return Ok(());
     }
     let declared = context
         .meta
         .client_capabilities()
-        .or_else(|| context.peer.peer_info().map(|info| info.capabilities.clone()));
-    let declared = declared
         .and_then(|c| serde_json::to_value(c).ok())
         .unwrap_or(Value::Null);
     let mut missing = serde_json::Map::new();

@@ -1,0 +1,370 @@
+//! The conformance fixture's handlers: fixed sample content, and the progress, logging,
+//! sampling and elicitation behaviour the official conformance suite checks
+//! (docs/conformance-fixture.md lists each scenario's expectations).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rmcp::model::{ContentBlock, PromptMessage};
+use serde_json::{Value, json};
+
+use crate::generated::handler::Handler;
+use crate::generated::types;
+use crate::runtime::config::Config;
+use crate::runtime::dispatch::{Context, ResourceBody, ToolError};
+
+/// A 1x1 red pixel.
+const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
+/// A minimal WAV clip.
+const WAV: &str = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA=";
+
+pub struct Handlers {}
+
+impl Handlers {
+    pub fn new(config: &Config) -> Result<Handlers, String> {
+        let _ = config;
+        Ok(Handlers {})
+    }
+}
+
+/// Protocol values built from their JSON form, as the specification writes them.
+fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ToolError> {
+    serde_json::from_value(value).map_err(|e| ToolError::internal(format!("fixture value: {e}")))
+}
+
+fn text(text: &str) -> Vec<ContentBlock> {
+    vec![ContentBlock::text(text)]
+}
+
+fn image() -> Result<ContentBlock, ToolError> {
+    from_json(json!({"type": "image", "data": PNG, "mimeType": "image/png"}))
+}
+
+fn decode_png() -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(PNG)
+        .expect("the fixture PNG is valid base64")
+}
+
+fn pause() -> impl std::future::Future<Output = ()> {
+    tokio::time::sleep(Duration::from_millis(50))
+}
+
+impl Handler for Handlers {
+    async fn test_simple_text(
+        &self,
+        _: &Context,
+        _: types::TestSimpleTextInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        Ok(text("This is a simple text response for testing."))
+    }
+
+    async fn test_image_content(
+        &self,
+        _: &Context,
+        _: types::TestImageContentInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        Ok(vec![image()?])
+    }
+
+    async fn test_audio_content(
+        &self,
+        _: &Context,
+        _: types::TestAudioContentInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        Ok(vec![from_json(
+            json!({"type": "audio", "data": WAV, "mimeType": "audio/wav"}),
+        )?])
+    }
+
+    async fn test_embedded_resource(
+        &self,
+        _: &Context,
+        _: types::TestEmbeddedResourceInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        Ok(vec![from_json(json!({
+            "type": "resource",
+            "resource": {
+                "uri": "test://embedded-resource",
+                "mimeType": "text/plain",
+                "text": "This is an embedded resource content."
+            }
+        }))?])
+    }
+
+    async fn test_multiple_content_types(
+        &self,
+        _: &Context,
+        _: types::TestMultipleContentTypesInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        Ok(vec![
+            ContentBlock::text("Multiple content types test:"),
+            image()?,
+            from_json(json!({
+                "type": "resource",
+                "resource": {
+                    "uri": "test://mixed-content-resource",
+                    "mimeType": "application/json",
+                    "text": "{\"test\":\"data\",\"value\":123}"
+                }
+            }))?,
+        ])
+    }
+
+    async fn test_tool_with_logging(
+        &self,
+        context: &Context,
+        _: types::TestToolWithLoggingInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        #[allow(deprecated)]
+        let info = rmcp::model::LoggingLevel::Info;
+        context.client.log(info, json!("Tool execution started")).await?;
+        pause().await;
+        context.client.log(info, json!("Tool processing data")).await?;
+        pause().await;
+        context.client.log(info, json!("Tool execution completed")).await?;
+        Ok(text("Tool with logging executed successfully"))
+    }
+
+    async fn test_error_handling(
+        &self,
+        _: &Context,
+        _: types::TestErrorHandlingInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        Err(ToolError::invalid(
+            "This tool intentionally returns an error for testing",
+        ))
+    }
+
+    async fn test_tool_with_progress(
+        &self,
+        context: &Context,
+        _: types::TestToolWithProgressInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        for (step, progress) in [0.0, 50.0, 100.0].into_iter().enumerate() {
+            if step > 0 {
+                pause().await;
+            }
+            let message = format!("Completed step {progress} of 100");
+            context.client.progress(progress, Some(100.0), Some(&message)).await?;
+        }
+        Ok(text("Progress reported: 0, 50 and 100 of 100"))
+    }
+
+    async fn test_sampling(
+        &self,
+        context: &Context,
+        input: types::TestSamplingInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        let request = from_json(json!({
+            "messages": [{"role": "user", "content": {"type": "text", "text": input.prompt}}],
+            "maxTokens": 100
+        }))?;
+        let answer = context.client.sample(request).await?;
+        let answer = serde_json::to_value(&answer).unwrap_or_default();
+        let reply = answer["content"]["text"].as_str().unwrap_or_default().to_string();
+        Ok(text(&format!("LLM response: {reply}")))
+    }
+
+    async fn test_elicitation(
+        &self,
+        context: &Context,
+        input: types::TestElicitationInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "username": {"type": "string", "description": "User's response"},
+                "email": {"type": "string", "description": "User's email address"}
+            },
+            "required": ["username", "email"]
+        });
+        elicit(context, &input.message, schema, "User response").await
+    }
+
+    async fn test_elicitation_sep1034_defaults(
+        &self,
+        context: &Context,
+        _: types::TestElicitationSep1034DefaultsInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "description": "User name", "default": "John Doe"},
+                "age": {"type": "integer", "description": "User age", "default": 30},
+                "score": {"type": "number", "description": "User score", "default": 95.5},
+                "status": {
+                    "type": "string",
+                    "description": "User status",
+                    "enum": ["active", "inactive", "pending"],
+                    "default": "active"
+                },
+                "verified": {"type": "boolean", "description": "Verification status", "default": true}
+            },
+            "required": []
+        });
+        let message = "Please review and update the form fields with defaults";
+        elicit(context, message, schema, "Elicitation completed").await
+    }
+
+    async fn test_elicitation_sep1330_enums(
+        &self,
+        context: &Context,
+        _: types::TestElicitationSep1330EnumsInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "untitledSingle": {
+                    "type": "string",
+                    "description": "Select one option",
+                    "enum": ["option1", "option2", "option3"]
+                },
+                "titledSingle": {
+                    "type": "string",
+                    "description": "Select one titled option",
+                    "oneOf": [
+                        {"const": "value1", "title": "First Option"},
+                        {"const": "value2", "title": "Second Option"},
+                        {"const": "value3", "title": "Third Option"}
+                    ]
+                },
+                "legacyEnum": {
+                    "type": "string",
+                    "description": "Select one (legacy)",
+                    "enum": ["opt1", "opt2", "opt3"],
+                    "enumNames": ["Option One", "Option Two", "Option Three"]
+                },
+                "untitledMulti": {
+                    "type": "array",
+                    "description": "Select several options",
+                    "minItems": 1,
+                    "maxItems": 3,
+                    "items": {"type": "string", "enum": ["option1", "option2", "option3"]}
+                },
+                "titledMulti": {
+                    "type": "array",
+                    "description": "Select several titled options",
+                    "minItems": 1,
+                    "maxItems": 3,
+                    "items": {"anyOf": [
+                        {"const": "value1", "title": "First Choice"},
+                        {"const": "value2", "title": "Second Choice"},
+                        {"const": "value3", "title": "Third Choice"}
+                    ]}
+                }
+            },
+            "required": []
+        });
+        elicit(
+            context,
+            "Please select options from the enum fields",
+            schema,
+            "Elicitation completed",
+        )
+        .await
+    }
+
+    async fn test_missing_capability(
+        &self,
+        _: &Context,
+        _: types::TestMissingCapabilityInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        // The runtime already refused clients without the sampling capability (-32021).
+        Ok(text("Success"))
+    }
+
+    async fn test_streaming_elicitation(
+        &self,
+        context: &Context,
+        _: types::TestStreamingElicitationInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        context.client.progress(1.0, Some(1.0), Some("Streaming")).await?;
+        Ok(text("Streaming complete"))
+    }
+
+    async fn test_logging_tool(
+        &self,
+        context: &Context,
+        _: types::TestLoggingToolInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        #[allow(deprecated)]
+        let info = rmcp::model::LoggingLevel::Info;
+        context.client.log(info, json!("Logging evaluated")).await?;
+        Ok(text("Logging evaluated"))
+    }
+
+    async fn json_schema_2020_12_tool(
+        &self,
+        _: &Context,
+        input: types::JsonSchema202012ToolInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        let echoed = serde_json::to_string(&input).map_err(|e| ToolError::internal(e.to_string()))?;
+        Ok(text(&format!("Received: {echoed}")))
+    }
+
+    async fn read_static_text(&self, _: &Context) -> Result<ResourceBody, ToolError> {
+        Ok(ResourceBody::Text(
+            "This is the content of the static text resource.".into(),
+        ))
+    }
+
+    async fn read_static_binary(&self, _: &Context) -> Result<ResourceBody, ToolError> {
+        Ok(ResourceBody::Blob(decode_png()))
+    }
+
+    async fn read_watched_resource(&self, _: &Context) -> Result<ResourceBody, ToolError> {
+        Ok(ResourceBody::Text("Watched resource content".into()))
+    }
+
+    async fn read_template(
+        &self,
+        _: &Context,
+        _uri: &str,
+        params: types::TemplateParams,
+    ) -> Result<ResourceBody, ToolError> {
+        let id = params.id;
+        let body = json!({"id": id, "templateTest": true, "data": format!("Data for ID: {id}")});
+        Ok(ResourceBody::Text(body.to_string()))
+    }
+
+    async fn prompt_test_prompt_with_embedded_resource(
+        &self,
+        _: &Context,
+        arguments: BTreeMap<String, String>,
+    ) -> Result<Vec<PromptMessage>, ToolError> {
+        let uri = arguments.get("resourceUri").cloned().unwrap_or_default();
+        Ok(vec![
+            from_json(json!({"role": "user", "content": {"type": "resource", "resource": {
+                "uri": uri, "mimeType": "text/plain", "text": "Embedded resource content for testing."
+            }}}))?,
+            from_json(
+                json!({"role": "user", "content": {"type": "text", "text": "Please process the embedded resource above."}}),
+            )?,
+        ])
+    }
+
+    async fn prompt_test_prompt_with_image(
+        &self,
+        _: &Context,
+        _: BTreeMap<String, String>,
+    ) -> Result<Vec<PromptMessage>, ToolError> {
+        Ok(vec![
+            from_json(json!({"role": "user", "content": {"type": "image", "data": PNG, "mimeType": "image/png"}}))?,
+            from_json(json!({"role": "user", "content": {"type": "text", "text": "Please analyze the image above."}}))?,
+        ])
+    }
+}
+
+/// Sends a form elicitation and reports the user's answer as text.
+async fn elicit(context: &Context, message: &str, schema: Value, label: &str) -> Result<Vec<ContentBlock>, ToolError> {
+    let request = from_json(json!({"mode": "form", "message": message, "requestedSchema": schema}))?;
+    let answer = context.client.elicit(request).await?;
+    let answer = serde_json::to_value(&answer).unwrap_or_default();
+    let action = answer["action"].as_str().unwrap_or("unknown");
+    Ok(text(&format!(
+        "{label}: action={action}, content={}",
+        answer["content"]
+    )))
+}

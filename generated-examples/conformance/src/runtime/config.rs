@@ -1,0 +1,206 @@
+//! Where the server runs: the values that differ per environment and so do
+//! not belong in the contract. Read from a TOML file (`--config`), then
+//! overridden by environment variables named `{PREFIX}_...`, where PREFIX is
+//! the server's name in SCREAMING_SNAKE_CASE. Secrets never sit here: only
+//! references to the environment variables or files that hold them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub http: Http,
+    pub stdio: Stdio,
+    pub log: Log,
+    /// Base URLs of downstream systems for this environment, by contract name.
+    pub downstreams: BTreeMap<String, Downstream>,
+    /// Settings the team's handlers read (paths, feature switches), free-form.
+    pub handlers: toml::Table,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// Address to listen on; `--listen` overrides it.
+    pub listen: String,
+    /// Accepted `Host` header values (DNS-rebinding protection). Loopback names by default.
+    pub allowed_hosts: Vec<String>,
+    /// Accepted browser `Origin` values, added to the contract's `access.origins`.
+    /// Requests with any other Origin are refused; requests without one pass.
+    pub allowed_origins: Vec<String>,
+    /// Path the MCP endpoint is served at.
+    pub path: String,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            listen: "127.0.0.1:8080".into(),
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            allowed_origins: Vec::new(),
+            path: "/mcp".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Stdio {
+    /// Longest accepted JSON-RPC line; longer input closes the connection
+    /// instead of growing memory without bound.
+    pub max_line_bytes: usize,
+}
+
+impl Default for Stdio {
+    fn default() -> Self {
+        Stdio {
+            max_line_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// A tracing filter, e.g. `info` or `warn,my_server=debug`.
+    pub filter: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            filter: "info,rmcp=warn".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Downstream {
+    pub base_url: String,
+}
+
+impl Config {
+    /// Reads `path` (if given), then applies the environment overrides.
+    pub fn load(path: Option<&Path>, env_prefix: &str) -> Result<Config, String> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read configuration {}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|e| format!("configuration {}: {e}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(env_prefix, |name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    /// Applies `{PREFIX}_LISTEN`, `_ALLOWED_HOSTS`, `_ALLOWED_ORIGINS` (comma
+    /// separated), `_LOG`, `_DOWNSTREAM_{NAME}_BASE_URL` and `_HANDLERS_{KEY}`.
+    pub fn apply_env(&mut self, prefix: &str, var: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        let list = |value: String| -> Vec<String> {
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        if let Some(v) = var(&format!("{prefix}_LISTEN")) {
+            self.http.listen = v;
+        }
+        if let Some(v) = var(&format!("{prefix}_ALLOWED_HOSTS")) {
+            self.http.allowed_hosts = list(v);
+        }
+        if let Some(v) = var(&format!("{prefix}_ALLOWED_ORIGINS")) {
+            self.http.allowed_origins = list(v);
+        }
+        if let Some(v) = var(&format!("{prefix}_LOG")) {
+            self.log.filter = v;
+        }
+        for (name, downstream) in &mut self.downstreams {
+            let key = format!("{prefix}_DOWNSTREAM_{}_BASE_URL", screaming(name));
+            if let Some(v) = var(&key) {
+                downstream.base_url = v;
+            }
+        }
+        let keys: Vec<String> = self.handlers.keys().cloned().collect();
+        for key in keys {
+            if let Some(v) = var(&format!("{prefix}_HANDLERS_{}", screaming(&key))) {
+                self.handlers.insert(key, toml::Value::String(v));
+            }
+        }
+        for origin in &self.http.allowed_origins {
+            if origin != "null" && !origin.contains("://") {
+                return Err(format!(
+                    "allowed origin `{origin}` has no scheme: write it as `https://{origin}`"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A handler setting as a string, or `default` when unset.
+    pub fn handler_str(&self, key: &str, default: &str) -> String {
+        match self.handlers.get(key) {
+            Some(toml::Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => default.to_string(),
+        }
+    }
+}
+
+fn screaming(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        let mut config: Config = toml::from_str(
+            r#"
+            [http]
+            listen = "0.0.0.0:9000"
+            allowed_origins = ["https://app.example.com"]
+            [downstreams.policy-store]
+            base_url = "http://127.0.0.1:1"
+            [handlers]
+            root = "/srv/docs"
+            "#,
+        )
+        .unwrap();
+        let env = BTreeMap::from([
+            ("SRV_LISTEN", "127.0.0.1:7000"),
+            ("SRV_DOWNSTREAM_POLICY_STORE_BASE_URL", "https://policies.internal"),
+            ("SRV_HANDLERS_ROOT", "/data"),
+        ]);
+        config.apply_env("SRV", |k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(config.http.listen, "127.0.0.1:7000");
+        assert_eq!(config.downstreams["policy-store"].base_url, "https://policies.internal");
+        assert_eq!(config.handler_str("root", ""), "/data");
+        assert_eq!(config.http.allowed_hosts, ["localhost", "127.0.0.1", "::1"]);
+    }
+
+    #[test]
+    fn unknown_keys_and_schemeless_origins_are_refused() {
+        assert!(toml::from_str::<Config>("[http]\nlisten_addr = \"x\"").is_err());
+        let mut config = Config::default();
+        config.http.allowed_origins = vec!["app.example.com".into()];
+        let err = config.apply_env("SRV", |_| None).unwrap_err();
+        assert!(err.contains("https://app.example.com"), "{err}");
+    }
+}

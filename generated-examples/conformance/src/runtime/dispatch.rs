@@ -1,0 +1,162 @@
+//! The contract between the runtime and generated code.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use std::collections::BTreeMap;
+
+use rmcp::model::{ContentBlock, PromptMessage};
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+pub use super::client::ClientLink;
+
+/// A boxed future, so the dispatch trait stays object-safe without extra crates.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Who is calling, how to notice that they gave up, and (for tools whose
+/// contract allows it) how to talk back to the client while working.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The authenticated caller; on stdio, the local user running the server.
+    pub caller: String,
+    /// The JSON-RPC request id, for correlating logs.
+    pub request_id: String,
+    /// Cancelled when the client cancels the request or the server shuts down.
+    pub cancel: CancellationToken,
+    /// The connection back to the client: progress, logs, sampling, elicitation.
+    pub client: ClientLink,
+}
+
+impl Context {
+    /// A context with no client connection (for tests and background work).
+    pub fn new(caller: impl Into<String>, request_id: impl Into<String>) -> Context {
+        Context {
+            caller: caller.into(),
+            request_id: request_id.into(),
+            cancel: CancellationToken::new(),
+            client: ClientLink::detached(),
+        }
+    }
+}
+
+/// What a handler reports when it cannot do what was asked. The message
+/// reaches the caller (as an `isError` result for tools), so it must not
+/// carry secrets or internals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The arguments were well-formed but make no sense here (unknown id, bad combination).
+    Invalid,
+    /// The thing asked for does not exist.
+    NotFound,
+    /// A downstream system failed or timed out; trying later may work.
+    Unavailable,
+    /// The handler is not written yet.
+    NotImplemented,
+    /// A bug or an unexpected state; details go to the log, not the caller.
+    Internal,
+}
+
+impl ToolError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Invalid, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
+    pub fn not_implemented(what: &str) -> Self {
+        Self::new(
+            ErrorKind::NotImplemented,
+            format!("{what} is not implemented yet: write it in src/handlers/"),
+        )
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ToolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ToolError {}
+
+/// What a tool returns.
+#[derive(Debug, Clone)]
+pub enum ToolOutput {
+    /// Checked against the tool's output schema, sent as `structuredContent`
+    /// with its JSON text mirrored in `content` for clients that predate it.
+    Structured(Value),
+    /// Content blocks for a tool without an output schema.
+    Content(Vec<ContentBlock>),
+}
+
+/// A resource's body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResourceBody {
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// Implemented by generated code: decode validated JSON into the typed
+/// inputs, call the team's handler, encode its typed output.
+pub trait Dispatch: Send + Sync + 'static {
+    fn call_tool<'a>(
+        &'a self,
+        tool: &'a str,
+        arguments: Value,
+        context: Context,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>>;
+
+    fn read_resource<'a>(
+        &'a self,
+        resource: &'a str,
+        uri: &'a str,
+        variables: Map<String, Value>,
+        context: Context,
+    ) -> BoxFuture<'a, Result<ResourceBody, ToolError>>;
+
+    /// Messages of a prompt bound to a handler (prompts with `text` never get here).
+    fn get_prompt<'a>(
+        &'a self,
+        prompt: &'a str,
+        arguments: BTreeMap<String, String>,
+        context: Context,
+    ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>>;
+}
+
+/// Decodes validated arguments into a handler's input type. Validation ran
+/// first, so a failure here means the schema and the type disagree: a bug in
+/// the generator, reported as such.
+pub fn decode<T: serde::de::DeserializeOwned>(what: &str, value: Value) -> Result<T, ToolError> {
+    serde_json::from_value(value)
+        .map_err(|e| ToolError::internal(format!("{what}: arguments do not fit the generated type: {e}")))
+}
+
+/// Encodes a handler's output.
+pub fn encode<T: serde::Serialize>(what: &str, value: &T) -> Result<ToolOutput, ToolError> {
+    serde_json::to_value(value)
+        .map(ToolOutput::Structured)
+        .map_err(|e| ToolError::internal(format!("{what}: output cannot be encoded: {e}")))
+}
+
+/// The authenticated caller, placed in the request's extensions by the transport.
+#[derive(Debug, Clone)]
+pub struct Caller(pub String);

@@ -1,0 +1,723 @@
+//! The MCP server: rmcp's `ServerHandler` over the contract's surface and the
+//! generated dispatch. Each request passes the same gates in the same order,
+//! whatever the handler does: known name, size, schema, deadline, then the
+//! handler, then the output schema and size again.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+#[allow(deprecated)] // logging/setLevel: deprecated in 2026-07-28, still spoken by 2025-11-25 clients
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult, CompletionInfo,
+    ContentBlock, GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams, Prompt, PromptMessage,
+    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource, ResourceContents,
+    ResourceTemplate, Role, ServerCapabilities, ServerConfig, SetLevelRequestParams, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use serde_json::{Map, Value, json};
+
+use super::client::{Allowed, ClientLink, level_rank};
+use super::dispatch::{Context, Dispatch, ErrorKind, ResourceBody, ToolError, ToolOutput};
+use super::surface::{Limits, PromptSpec, ResourceSpec, Surface, ToolSpec};
+use super::template::UriTemplate;
+use super::validate::Validator;
+
+/// How many schema violations one reply lists.
+const MAX_VIOLATIONS: usize = 20;
+
+/// The `_meta` key that carries each definition's hash, so hosts can pin it.
+pub const HASH_META_KEY: &str = "dev.charter/definition-sha256";
+
+/// The protocol revisions served: the current one and the last with an `initialize` handshake.
+pub const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[ProtocolVersion::V_2025_11_25, ProtocolVersion::V_2026_07_28];
+
+/// A server for one contract. Cheap to clone: everything is shared.
+pub struct McpServer<D> {
+    inner: Arc<Inner<D>>,
+}
+
+impl<D> Clone for McpServer<D> {
+    fn clone(&self) -> Self {
+        McpServer {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Inner<D> {
+    surface: Surface,
+    dispatch: D,
+    tools: BTreeMap<String, CompiledTool>,
+    listed_tools: Vec<Tool>,
+    listed_resources: Vec<Resource>,
+    listed_templates: Vec<ResourceTemplate>,
+    listed_prompts: Vec<Prompt>,
+    templates: Vec<CompiledTemplate>,
+    /// Who a request is from when the transport authenticated no one (stdio: the local user).
+    default_caller: String,
+    /// The lowest log level the client asked to receive (`logging/setLevel`).
+    min_log_level: Arc<AtomicU8>,
+}
+
+struct CompiledTool {
+    spec: ToolSpec,
+    input: Validator,
+    output: Option<Validator>,
+}
+
+struct CompiledTemplate {
+    index: usize,
+    template: UriTemplate,
+    variables: BTreeMap<String, Validator>,
+}
+
+impl<D: Dispatch> McpServer<D> {
+    /// Compiles every schema of the surface; fails at start-up, never mid-request.
+    pub fn new(surface: Surface, dispatch: D) -> Result<McpServer<D>, String> {
+        let mut tools = BTreeMap::new();
+        let mut listed_tools = Vec::new();
+        for spec in &surface.tools {
+            let name = spec.name().to_string();
+            let input = Validator::new(&format!("tool `{name}` input"), &spec.definition["inputSchema"])?;
+            let output = match spec.definition.get("outputSchema") {
+                Some(schema) => Some(Validator::new(&format!("tool `{name}` output"), schema)?),
+                None => None,
+            };
+            listed_tools.push(with_hash::<Tool>(&spec.definition, &spec.hash)?);
+            tools.insert(
+                name,
+                CompiledTool {
+                    spec: spec.clone(),
+                    input,
+                    output,
+                },
+            );
+        }
+        let mut listed_resources = Vec::new();
+        let mut listed_templates = Vec::new();
+        let mut templates = Vec::new();
+        for (index, spec) in surface.resources.iter().enumerate() {
+            match spec.uri_template() {
+                Some(uri_template) => {
+                    let mut variables = BTreeMap::new();
+                    for (name, schema) in spec.variables.iter().flatten() {
+                        let what = format!("resource `{}` variable `{name}`", spec.name());
+                        variables.insert(name.clone(), Validator::new(&what, schema)?);
+                    }
+                    templates.push(CompiledTemplate {
+                        index,
+                        template: UriTemplate::parse(uri_template)?,
+                        variables,
+                    });
+                    listed_templates.push(with_hash::<ResourceTemplate>(&spec.definition, &spec.hash)?);
+                }
+                None => listed_resources.push(with_hash::<Resource>(&spec.definition, &spec.hash)?),
+            }
+        }
+        let listed_prompts = surface
+            .prompts
+            .iter()
+            .map(|spec| with_hash::<Prompt>(&spec.definition, &spec.hash))
+            .collect::<Result<_, _>>()?;
+        Ok(McpServer {
+            inner: Arc::new(Inner {
+                surface,
+                dispatch,
+                tools,
+                listed_tools,
+                listed_resources,
+                listed_templates,
+                listed_prompts,
+                templates,
+                default_caller: "anonymous".into(),
+                min_log_level: Arc::new(AtomicU8::new(super::client::DEFAULT_LEVEL)),
+            }),
+        })
+    }
+
+    /// Sets who unauthenticated requests are attributed to. Call before serving.
+    pub fn with_default_caller(mut self, caller: String) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.default_caller = caller;
+        }
+        self
+    }
+
+    pub fn surface(&self) -> &Surface {
+        &self.inner.surface
+    }
+
+    /// Runs one tool call through every gate. Failures the caller can act on
+    /// come back as `isError` results naming what was wrong.
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        context: Context,
+    ) -> Result<CallToolResult, McpError> {
+        let Some(tool) = self.inner.tools.get(name) else {
+            return Err(McpError::invalid_params(format!("unknown tool `{name}`"), None));
+        };
+        let arguments = Value::Object(arguments.unwrap_or_default());
+        let size = serde_json::to_vec(&arguments)
+            .map(|v| v.len() as u64)
+            .unwrap_or(u64::MAX);
+        if size > tool.spec.limits.max_request_bytes {
+            return Ok(error_result(format!(
+                "arguments are {size} bytes; `{name}` accepts at most {}",
+                tool.spec.limits.max_request_bytes
+            )));
+        }
+        let violations = tool.input.violations(&arguments, MAX_VIOLATIONS);
+        if !violations.is_empty() {
+            return Ok(error_result(format!(
+                "invalid arguments for `{name}`:\n- {}",
+                violations.join("\n- ")
+            )));
+        }
+        let outcome = with_deadline(
+            &tool.spec.limits,
+            &context,
+            self.inner.dispatch.call_tool(name, arguments, context.clone()),
+        )
+        .await;
+        let output = match outcome {
+            Ok(output) => output,
+            Err(error) => return Ok(tool_error_result(name, &error)),
+        };
+        let result = match output {
+            ToolOutput::Structured(value) => {
+                if let Some(validator) = &tool.output {
+                    let violations = validator.violations(&value, MAX_VIOLATIONS);
+                    if !violations.is_empty() {
+                        tracing::error!(tool = name, ?violations, "handler output breaks the output schema");
+                        return Ok(error_result(format!(
+                            "`{name}` produced a result that breaks its contract; the operator has been told"
+                        )));
+                    }
+                }
+                CallToolResult::structured(value)
+            }
+            ToolOutput::Content(content) => {
+                if tool.output.is_some() {
+                    tracing::error!(tool = name, "handler returned content for a tool with an output schema");
+                    return Ok(error_result(format!("`{name}` produced no structured result")));
+                }
+                if let Some(kind) = content
+                    .iter()
+                    .map(content_kind)
+                    .find(|k| !tool.spec.content.iter().any(|c| c == k))
+                {
+                    tracing::error!(
+                        tool = name,
+                        kind,
+                        "handler returned a content kind its contract does not declare"
+                    );
+                    return Ok(error_result(format!(
+                        "`{name}` produced {kind} content, which its contract does not declare"
+                    )));
+                }
+                CallToolResult::success(content)
+            }
+        };
+        let size = serde_json::to_vec(&result).map(|v| v.len() as u64).unwrap_or(u64::MAX);
+        if size > tool.spec.limits.max_response_bytes {
+            tracing::warn!(tool = name, size, "result over the response size limit");
+            return Ok(error_result(format!(
+                "the result of `{name}` is {size} bytes, over its limit of {}; narrow the request",
+                tool.spec.limits.max_response_bytes
+            )));
+        }
+        Ok(result)
+    }
+
+    /// Reads a static resource or one matched by a template.
+    pub async fn read(&self, uri: &str, context: Context) -> Result<ReadResourceResult, McpError> {
+        let inner = &self.inner;
+        let (spec, variables) = match inner.surface.resources.iter().find(|r| r.uri() == Some(uri)) {
+            Some(spec) => (spec, Map::new()),
+            None => {
+                let Some((compiled, variables)) = inner
+                    .templates
+                    .iter()
+                    .find_map(|t| t.template.matches(uri).map(|vars| (t, vars)))
+                else {
+                    // SEP-2164: an unknown resource is invalid params, with the URI in `data`.
+                    return Err(McpError::invalid_params(
+                        format!("no resource matches `{}`", super::validate::truncate(uri, 200)),
+                        Some(json!({ "uri": uri })),
+                    ));
+                };
+                let variables = typed_variables(compiled, variables)?;
+                (&inner.surface.resources[compiled.index], variables)
+            }
+        };
+        let read = inner
+            .dispatch
+            .read_resource(spec.name(), uri, variables, context.clone());
+        let body = with_deadline(&spec.limits, &context, read)
+            .await
+            .map_err(|e| resource_error(spec, &e))?;
+        let size = match &body {
+            ResourceBody::Text(text) => text.len(),
+            ResourceBody::Blob(bytes) => bytes.len(),
+        } as u64;
+        if size > spec.limits.max_response_bytes {
+            return Err(McpError::internal_error(
+                format!("resource `{}` is over its size limit", spec.name()),
+                None,
+            ));
+        }
+        let mime_type = spec.mime_type().map(String::from);
+        let contents = match body {
+            ResourceBody::Text(text) => ResourceContents::TextResourceContents {
+                uri: uri.to_string(),
+                mime_type,
+                text,
+                meta: None,
+            },
+            ResourceBody::Blob(bytes) => ResourceContents::BlobResourceContents {
+                uri: uri.to_string(),
+                mime_type,
+                blob: base64::engine::general_purpose::STANDARD.encode(bytes),
+                meta: None,
+            },
+        };
+        Ok(ReadResourceResult::new(vec![contents]))
+    }
+
+    /// Renders a prompt from the contract's text, or asks its handler for the messages.
+    pub async fn prompt(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        context: Context,
+    ) -> Result<GetPromptResult, McpError> {
+        let Some(spec) = self.inner.surface.prompts.iter().find(|p| p.name() == name) else {
+            return Err(McpError::invalid_params(format!("unknown prompt `{name}`"), None));
+        };
+        let arguments = prompt_arguments(spec, arguments.unwrap_or_default())?;
+        let messages = if spec.handler {
+            self.inner
+                .dispatch
+                .get_prompt(name, arguments, context)
+                .await
+                .map_err(|e| match e.kind {
+                    ErrorKind::Invalid | ErrorKind::NotFound => McpError::invalid_params(e.message, None),
+                    _ => {
+                        tracing::error!(prompt = name, error = %e.message, "prompt handler failed");
+                        McpError::internal_error(format!("prompt `{name}` failed"), None)
+                    }
+                })?
+        } else {
+            vec![PromptMessage::new_text(
+                Role::User,
+                super::prompt::render(&spec.text, &arguments),
+            )]
+        };
+        let mut result = GetPromptResult::new(messages);
+        if let Some(description) = spec.definition["description"].as_str() {
+            result = result.with_description(description);
+        }
+        Ok(result)
+    }
+}
+
+impl<D: Dispatch> McpServer<D> {
+    fn has_client_logging(&self) -> bool {
+        self.inner.surface.tools.iter().any(|t| t.client_logging)
+    }
+}
+
+/// A tool that asks the client for sampling or elicitation can only run for a
+/// client that declared the capability: otherwise `-32021` names what is missing.
+fn missing_client_capabilities(context: &RequestContext<RoleServer>, allowed: Allowed) -> Result<(), McpError> {
+    if !allowed.sampling && !allowed.elicitation {
+        return Ok(());
+    }
+    // Only 2026-07-28 requests carry the client's capabilities; a legacy client
+    // refuses unsupported requests itself (stateless HTTP keeps no handshake).
+    if context.meta.protocol_version().is_none() {
+        return Ok(());
+    }
+    let declared = context
+        .meta
+        .client_capabilities()
+        .and_then(|c| serde_json::to_value(c).ok())
+        .unwrap_or(Value::Null);
+    let mut missing = serde_json::Map::new();
+    if allowed.sampling && declared.get("sampling").is_none() {
+        missing.insert("sampling".into(), json!({}));
+    }
+    if allowed.elicitation && declared.get("elicitation").is_none() {
+        missing.insert("elicitation".into(), json!({}));
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let required =
+        serde_json::from_value(Value::Object(missing)).map_err(|e| McpError::internal_error(e.to_string(), None))?;
+    Err(McpError::missing_required_client_capability(required))
+}
+
+fn allowed_for(spec: &ToolSpec) -> Allowed {
+    Allowed {
+        progress: spec.progress,
+        logging: spec.client_logging,
+        sampling: spec.asks_client.iter().any(|a| a == "sampling"),
+        elicitation: spec.asks_client.iter().any(|a| a == "elicitation"),
+    }
+}
+
+/// The contract's name for a content block's kind.
+fn content_kind(block: &ContentBlock) -> &'static str {
+    match serde_json::to_value(block)
+        .ok()
+        .and_then(|v| v.get("type").and_then(Value::as_str).map(String::from))
+        .as_deref()
+    {
+        Some("text") => "text",
+        Some("image") => "image",
+        Some("audio") => "audio",
+        Some("resource") => "resource",
+        Some("resource_link") => "resource_link",
+        _ => "unknown",
+    }
+}
+
+/// Parses a definition into its rmcp type, with the hash in `_meta`.
+fn with_hash<T: serde::de::DeserializeOwned>(definition: &Value, hash: &str) -> Result<T, String> {
+    let mut definition = definition.clone();
+    definition["_meta"] = json!({ HASH_META_KEY: hash });
+    serde_json::from_value(definition).map_err(|e| format!("a definition does not fit the protocol: {e}"))
+}
+
+fn error_result(message: String) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message)])
+}
+
+fn tool_error_result(tool: &str, error: &ToolError) -> CallToolResult {
+    match error.kind {
+        ErrorKind::Internal => {
+            tracing::error!(tool, error = %error.message, "handler failed");
+            error_result(format!("`{tool}` failed; the operator has been told"))
+        }
+        _ => error_result(error.message.clone()),
+    }
+}
+
+fn resource_error(spec: &ResourceSpec, error: &ToolError) -> McpError {
+    match error.kind {
+        ErrorKind::NotFound => McpError::resource_not_found(error.message.clone(), None),
+        ErrorKind::Invalid => McpError::invalid_params(error.message.clone(), None),
+        ErrorKind::Internal => {
+            tracing::error!(resource = spec.name(), error = %error.message, "handler failed");
+            McpError::internal_error(format!("reading `{}` failed", spec.name()), None)
+        }
+        _ => McpError::internal_error(error.message.clone(), None),
+    }
+}
+
+/// Runs `work` under the deadline and the caller's cancellation.
+async fn with_deadline<T>(
+    limits: &Limits,
+    context: &Context,
+    work: impl Future<Output = Result<T, ToolError>>,
+) -> Result<T, ToolError> {
+    let deadline = Duration::from_millis(limits.timeout_ms);
+    tokio::select! {
+        outcome = tokio::time::timeout(deadline, work) => outcome.unwrap_or_else(|_| {
+            Err(ToolError::unavailable(format!("timed out after {}", human(deadline))))
+        }),
+        () = context.cancel.cancelled() => Err(ToolError::unavailable("cancelled")),
+    }
+}
+
+fn human(d: Duration) -> String {
+    if d.as_millis() % 1000 == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Template variables arrive as strings; the contract types them. Numbers and
+/// booleans are parsed before validation so `{id}` can be an integer.
+fn typed_variables(compiled: &CompiledTemplate, raw: Map<String, Value>) -> Result<Map<String, Value>, McpError> {
+    let mut typed = Map::new();
+    for (name, value) in raw {
+        let text = value.as_str().unwrap_or_default().to_string();
+        let Some(validator) = compiled.variables.get(&name) else {
+            typed.insert(name, Value::String(text));
+            continue;
+        };
+        let candidates = [
+            text.parse::<i64>().ok().map(Value::from),
+            text.parse::<f64>()
+                .ok()
+                .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number)),
+            text.parse::<bool>().ok().map(Value::Bool),
+            Some(Value::String(text.clone())),
+        ];
+        let accepted = candidates.into_iter().flatten().find(|v| validator.is_valid(v));
+        match accepted {
+            Some(value) => {
+                typed.insert(name, value);
+            }
+            None => {
+                let violations = validator.violations(&Value::String(text), 5);
+                return Err(McpError::invalid_params(
+                    format!("URI variable `{name}` is invalid: {}", violations.join("; ")),
+                    None,
+                ));
+            }
+        }
+    }
+    Ok(typed)
+}
+
+fn prompt_arguments(spec: &PromptSpec, given: Map<String, Value>) -> Result<BTreeMap<String, String>, McpError> {
+    let declared: Vec<&Value> = spec.definition["arguments"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let mut arguments = BTreeMap::new();
+    for (name, value) in given {
+        if !declared.iter().any(|d| d["name"] == name.as_str()) {
+            return Err(McpError::invalid_params(
+                format!("prompt `{}` has no argument `{name}`", spec.name()),
+                None,
+            ));
+        }
+        let Value::String(text) = value else {
+            return Err(McpError::invalid_params(
+                format!("argument `{name}` must be a string"),
+                None,
+            ));
+        };
+        let max = spec.max_lengths.get(&name).copied().unwrap_or(u64::MAX);
+        if text.chars().count() as u64 > max {
+            return Err(McpError::invalid_params(
+                format!("argument `{name}` is longer than {max} characters"),
+                None,
+            ));
+        }
+        arguments.insert(name, text);
+    }
+    for argument in declared {
+        let name = argument["name"].as_str().unwrap_or_default();
+        if argument["required"] == true && !arguments.contains_key(name) {
+            return Err(McpError::invalid_params(
+                format!("prompt `{}` needs the argument `{name}`", spec.name()),
+                None,
+            ));
+        }
+    }
+    Ok(arguments)
+}
+
+/// The log level for one request: on 2026-07-28 each request carries its own
+/// (`_meta.io.modelcontextprotocol/logLevel`), and no level means no logs; before,
+/// the connection's `logging/setLevel` applies.
+#[allow(deprecated)]
+fn request_log_level(request: &RequestContext<RoleServer>, connection: &Arc<AtomicU8>) -> Arc<AtomicU8> {
+    match (request.meta.log_level(), request.meta.protocol_version()) {
+        (Some(level), _) => Arc::new(AtomicU8::new(level_rank(level))),
+        (None, Some(_)) => Arc::new(AtomicU8::new(u8::MAX)),
+        (None, None) => connection.clone(),
+    }
+}
+
+fn context_of(
+    request: &RequestContext<RoleServer>,
+    default_caller: &str,
+    allowed: Allowed,
+    min_level: &Arc<AtomicU8>,
+) -> Context {
+    Context {
+        client: ClientLink::new(
+            request.peer.clone(),
+            request.meta.get_progress_token(),
+            allowed,
+            request_log_level(request, min_level),
+        ),
+        caller: request
+            .extensions
+            .get::<super::dispatch::Caller>()
+            .map(|c| c.0.clone())
+            .unwrap_or_else(|| default_caller.to_string()),
+        request_id: format!("{:?}", request.id),
+        cancel: request.ct.clone(),
+    }
+}
+
+impl<D: Dispatch> ServerHandler for McpServer<D> {
+    fn get_info(&self) -> ServerConfig {
+        let surface = &self.inner.surface;
+        let server = &surface.server;
+        let mut capabilities = serde_json::Map::new();
+        if !surface.tools.is_empty() {
+            capabilities.insert("tools".into(), json!({}));
+        }
+        if !surface.resources.is_empty() {
+            capabilities.insert("resources".into(), json!({}));
+        }
+        if !surface.prompts.is_empty() {
+            capabilities.insert("prompts".into(), json!({}));
+        }
+        if self.has_client_logging() {
+            capabilities.insert("logging".into(), json!({}));
+        }
+        if surface.prompts.iter().any(|p| !p.completions.is_empty()) {
+            capabilities.insert("completions".into(), json!({}));
+        }
+        let capabilities: ServerCapabilities =
+            serde_json::from_value(Value::Object(capabilities)).expect("capability objects are well-formed");
+        let mut implementation = Implementation::new(server.name.clone(), server.version.clone());
+        implementation.title = server.title.clone();
+        implementation.description = Some(server.description.clone());
+        let mut config = ServerConfig::new(capabilities);
+        config.server_info = implementation;
+        config.protocol_version = ProtocolVersion::LATEST;
+        config.instructions = Some(server.description.clone());
+        config
+    }
+
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
+        std::borrow::Cow::Borrowed(PROTOCOL_VERSIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(self.inner.listed_tools.clone()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.inner.listed_tools.iter().find(|t| t.name == name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let allowed = self
+            .inner
+            .tools
+            .get(request.name.as_ref())
+            .map(|t| allowed_for(&t.spec))
+            .unwrap_or_default();
+        missing_client_capabilities(&context, allowed)?;
+        let ctx = context_of(&context, &self.inner.default_caller, allowed, &self.inner.min_log_level);
+        self.call(&request.name, request.arguments, ctx)
+            .await
+            .map(CallToolResponse::from)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Ok(ListResourcesResult::with_all_items(self.inner.listed_resources.clone()))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            self.inner.listed_templates.clone(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let ctx = context_of(
+            &context,
+            &self.inner.default_caller,
+            Allowed::default(),
+            &self.inner.min_log_level,
+        );
+        self.read(&request.uri, ctx).await.map(ReadResourceResponse::from)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        Ok(ListPromptsResult::with_all_items(self.inner.listed_prompts.clone()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let ctx = context_of(
+            &context,
+            &self.inner.default_caller,
+            Allowed::default(),
+            &self.inner.min_log_level,
+        );
+        self.prompt(&request.name, request.arguments, ctx)
+            .await
+            .map(GetPromptResponse::from)
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        if !self.has_client_logging() {
+            return Err(McpError::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                "logging/setLevel",
+                None,
+            ));
+        }
+        self.inner
+            .min_log_level
+            .store(level_rank(request.level), Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        let values: Vec<String> = request
+            .r#ref
+            .as_prompt_name()
+            .and_then(|name| self.inner.surface.prompts.iter().find(|p| p.name() == name))
+            .and_then(|p| p.completions.get(&request.argument.name))
+            .map(|values| {
+                values
+                    .iter()
+                    .filter(|v| v.starts_with(&request.argument.value))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let values: Vec<String> = values.into_iter().take(CompletionInfo::MAX_VALUES).collect();
+        let info = CompletionInfo::new(values).map_err(|e| McpError::internal_error(e, None))?;
+        Ok(CompleteResult::new(info))
+    }
+}

@@ -1,0 +1,90 @@
+//! JSON Schema validation of what comes in and what goes out, with validators
+//! compiled once at start-up from the contract's exact schemas.
+
+use serde_json::Value;
+
+/// A compiled schema.
+pub struct Validator {
+    inner: jsonschema::Validator,
+}
+
+impl Validator {
+    /// Compiles `schema` (JSON Schema 2020-12, formats asserted).
+    pub fn new(what: &str, schema: &Value) -> Result<Validator, String> {
+        jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .build(schema)
+            .map(|inner| Validator { inner })
+            .map_err(|e| format!("{what}: the schema does not compile: {e}"))
+    }
+
+    /// Every violation, each as `at /path: what is wrong`, in document order.
+    /// At most `limit` are listed so a hostile input cannot inflate the reply.
+    pub fn violations(&self, instance: &Value, limit: usize) -> Vec<String> {
+        let mut found: Vec<String> = self
+            .inner
+            .iter_errors(instance)
+            .take(limit)
+            .map(|error| {
+                let path = error.instance_path().as_str();
+                let path = if path.is_empty() { "/" } else { path };
+                format!("at {path}: {}", truncate(&error.to_string(), 200))
+            })
+            .collect();
+        found.dedup();
+        found
+    }
+
+    pub fn is_valid(&self, instance: &Value) -> bool {
+        self.inner.is_valid(instance)
+    }
+}
+
+/// Cuts `text` to at most `max` characters, marking the cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_each_violation_with_its_path() {
+        let schema = json!({
+            "type": "object",
+            "properties": {"query": {"type": "string", "maxLength": 5}, "limit": {"type": "integer", "minimum": 1}},
+            "required": ["query"],
+            "additionalProperties": false
+        });
+        let v = Validator::new("t", &schema).unwrap();
+        assert!(v.violations(&json!({"query": "abc"}), 10).is_empty());
+        let found = v.violations(&json!({"query": "toolong", "limit": 0, "extra": 1}), 10);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found.iter().any(|f| f.starts_with("at /query:")), "{found:?}");
+        assert!(found.iter().any(|f| f.starts_with("at /limit:")), "{found:?}");
+        assert!(
+            found.iter().any(|f| f.starts_with("at /:") && f.contains("extra")),
+            "{found:?}"
+        );
+        assert_eq!(v.violations(&json!({"query": 1, "limit": 0, "x": 1}), 1).len(), 1);
+    }
+
+    #[test]
+    fn formats_are_asserted() {
+        let v = Validator::new("t", &json!({"type": "string", "format": "date"})).unwrap();
+        assert!(v.is_valid(&json!("2026-11-23")));
+        assert!(!v.is_valid(&json!("23/11/2026")));
+    }
+
+    #[test]
+    fn truncates_on_character_boundaries() {
+        assert_eq!(truncate("héllo", 2), "hé…");
+        assert_eq!(truncate("hi", 2), "hi");
+    }
+}
