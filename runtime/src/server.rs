@@ -174,7 +174,14 @@ impl<D: Dispatch> McpServer<D> {
                 tool.spec.limits.max_request_bytes
             )));
         }
-        let violations = tool.input.violations(&arguments, MAX_VIOLATIONS);
+        let mut violations = super::validate::unknown_properties(&tool.spec.definition["inputSchema"], &arguments);
+        let named_unknown = !violations.is_empty();
+        violations.extend(
+            tool.input
+                .violations(&arguments, MAX_VIOLATIONS)
+                .into_iter()
+                .filter(|v| !(named_unknown && v.starts_with("at /: False schema"))),
+        );
         if !violations.is_empty() {
             return Ok(error_result(format!(
                 "invalid arguments for `{name}`:\n- {}",

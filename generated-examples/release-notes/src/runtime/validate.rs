@@ -41,6 +41,35 @@ impl Validator {
     }
 }
 
+/// Arguments a closed object schema does not declare, each named with what
+/// the schema accepts: clearer than the validator's generic "false schema".
+pub fn unknown_properties(schema: &Value, instance: &Value) -> Vec<String> {
+    let (Some(object), Some(Value::Bool(false))) = (instance.as_object(), schema.get("additionalProperties")) else {
+        return Vec::new();
+    };
+    let declared: Vec<&str> = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let accepted = if declared.is_empty() {
+        "none".to_string()
+    } else {
+        declared.join(", ")
+    };
+    object
+        .keys()
+        .filter(|k| !declared.contains(&k.as_str()))
+        .map(|k| {
+            format!(
+                "at /{}: unknown argument `{}` (accepted: {accepted})",
+                k.replace('~', "~0").replace('/', "~1"),
+                truncate(k, 100)
+            )
+        })
+        .collect()
+}
+
 /// Cuts `text` to at most `max` characters, marking the cut.
 pub fn truncate(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
@@ -73,6 +102,14 @@ mod tests {
             "{found:?}"
         );
         assert_eq!(v.violations(&json!({"query": 1, "limit": 0, "x": 1}), 1).len(), 1);
+    }
+
+    #[test]
+    fn unknown_arguments_are_named() {
+        let schema = json!({"type": "object", "properties": {"q": {}}, "additionalProperties": false});
+        let found = unknown_properties(&schema, &json!({"q": 1, "x/y": 2}));
+        assert_eq!(found, ["at /x~1y: unknown argument `x/y` (accepted: q)"]);
+        assert!(unknown_properties(&json!({"type": "object"}), &json!({"x": 1})).is_empty());
     }
 
     #[test]
