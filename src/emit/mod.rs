@@ -191,6 +191,7 @@ pub fn surface_json(model: &Model) -> String {
         "http": {
             "origins": model.access.origins,
             "max_request_bytes": model.limits.max_request_bytes,
+            "oauth": model.access.oauth.is_some(),
         },
         "tools": tools,
         "resources": resources,

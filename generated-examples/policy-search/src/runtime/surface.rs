@@ -34,6 +34,8 @@ pub struct ServerInfo {
 pub struct HttpDefaults {
     pub origins: Vec<String>,
     pub max_request_bytes: u64,
+    /// The contract requires OAuth bearer tokens on HTTP.
+    pub oauth: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -43,6 +43,7 @@ pub async fn http<D: Dispatch>(server: McpServer<D>, config: &Config, listen: &s
     use tokio_util::sync::CancellationToken;
 
     let shutdown = CancellationToken::new();
+    refuse_unauthenticated_exposure(server.surface(), listen)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -91,6 +92,30 @@ pub async fn http<D: Dispatch>(server: McpServer<D>, config: &Config, listen: &s
         })
         .await
         .map_err(|e| format!("the HTTP server failed: {e}"))
+}
+
+/// OAuth token validation is not in this runtime release yet: a contract that
+/// requires it may be served on loopback (development, tests), never on an
+/// address other machines can reach.
+#[cfg(feature = "http")]
+fn refuse_unauthenticated_exposure(surface: &super::surface::Surface, listen: &str) -> Result<(), String> {
+    if !surface.http.oauth {
+        return Ok(());
+    }
+    let host = listen.rsplit_once(':').map_or(listen, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        tracing::warn!(
+            "the contract requires OAuth, which this runtime does not enforce yet: serving on loopback only"
+        );
+        Ok(())
+    } else {
+        Err(format!(
+            "refusing to listen on {listen}: the contract requires OAuth, which this charter runtime does not \
+             enforce yet; listen on 127.0.0.1 or use stdio"
+        ))
+    }
 }
 
 /// Resolves on SIGTERM (how orchestrators stop a pod) or Ctrl-C.
