@@ -41,7 +41,9 @@ fn main() {
     report("generate again (nothing changes)", again);
     report("generate --check", check);
     let files = std::fs::read_dir(dir.join("crate-0/src/generated")).unwrap().count();
-    let types = std::fs::metadata(dir.join("crate-0/src/generated/types.rs")).unwrap().len();
+    let types = std::fs::metadata(dir.join("crate-0/src/generated/types.rs"))
+        .unwrap()
+        .len();
     println!("output: {files} files in src/generated, types.rs {types} bytes");
     let _ = std::fs::remove_dir_all(&dir);
 }

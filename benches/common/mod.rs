@@ -79,4 +79,3 @@ pub fn report(label: &str, mut samples: Vec<Duration>) {
         percentile(&samples, 0.9).as_secs_f64() * 1e3,
     );
 }
-

@@ -205,7 +205,12 @@ pub fn handler_rs(model: &Model) -> TokenStream {
     });
     let prompts = model.prompts.iter().filter(|p| p.handler.is_some()).map(|prompt| {
         let method = ident(&prompt_method(prompt));
-        let doc = doc_lines(&format!("Prompt `{}` v{}: {}", prompt.name.original, prompt.version, prompt.description.trim()));
+        let doc = doc_lines(&format!(
+            "Prompt `{}` v{}: {}",
+            prompt.name.original,
+            prompt.version,
+            prompt.description.trim()
+        ));
         quote! {
             #doc
             fn #method(&self, context: &Context, arguments: std::collections::BTreeMap<String, String>)

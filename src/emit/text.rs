@@ -80,7 +80,11 @@ impl Texts {
         if http {
             default_features.push("http");
         }
-        if model.tools.iter().any(|t| t.asks_client.contains(&crate::model::ClientRequest::Elicitation)) {
+        if model
+            .tools
+            .iter()
+            .any(|t| t.asks_client.contains(&crate::model::ClientRequest::Elicitation))
+        {
             default_features.push("elicitation");
         }
         let ctx = context! {

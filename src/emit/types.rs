@@ -170,7 +170,7 @@ impl TypeSet {
                 let ty = self.type_of(&format!("{name}{}", rust.pascal), prop_schema, scope);
                 let doc = doc_attr(prop_schema);
                 let rename = (field.trim_start_matches("r#") != prop).then(|| quote! { #[serde(rename = #prop)] });
-                let boxed = if ty.to_string() == type_ident.to_string() {
+                let boxed = if type_ident == ty.to_string() {
                     quote! { Box<#ty> }
                 } else {
                     ty

@@ -480,7 +480,8 @@ impl Lowering<'_> {
         match (&t.content, &t.output) {
             (Some(_), Some(_)) => {
                 self.invalid(
-                    "`content` is for tools without `output`: a tool with an output schema returns structured content".into(),
+                    "`content` is for tools without `output`: a tool with an output schema returns structured content"
+                        .into(),
                     Place::key(format!("{pointer}/content")),
                 );
                 Vec::new()
@@ -729,7 +730,8 @@ impl Lowering<'_> {
                 String::new()
             }
             (None, None) => {
-                self.error("missing-field", "the prompt has no `text`", Place::key(&pointer)).help =
+                self.error("missing-field", "the prompt has no `text`", Place::key(&pointer))
+                    .help =
                     Some("write the message text with `{{argument}}` placeholders, or bind `handler: rust`".into());
                 String::new()
             }
