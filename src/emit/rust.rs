@@ -17,7 +17,41 @@ pub fn header(contract_name: &str) -> String {
 pub fn format(header: &str, tokens: TokenStream) -> Result<String, String> {
     let file: syn::File =
         syn::parse2(tokens).map_err(|e| format!("charter built Rust it cannot parse (a bug in charter): {e}"))?;
-    Ok(format!("{header}{}", prettyplease::unparse(&file)))
+    Ok(format!("{header}{}", space_items(&prettyplease::unparse(&file))))
+}
+
+/// prettyplease prints items back to back; a blank line before each item that
+/// follows another (outside function bodies) makes generated files readable.
+fn space_items(code: &str) -> String {
+    const ITEM_STARTS: &[&str] = &[
+        "#[", "#![", "///", "pub ", "fn ", "async fn ", "impl", "struct ", "enum ", "type ", "const ", "mod ", "trait ",
+        "use ",
+    ];
+    let mut out = String::with_capacity(code.len() + code.len() / 16);
+    let mut previous: Option<&str> = None;
+    for line in code.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let starts_item = ITEM_STARTS.iter().any(|s| trimmed.starts_with(s));
+        if let Some(prev) = previous {
+            let prev_trimmed = prev.trim_start();
+            let prev_indent = prev.len() - prev_trimmed.len();
+            let after_block = (prev_trimmed == "}" || prev_trimmed.ends_with(" {}")) && prev_indent == indent;
+            let after_statement = prev_indent == indent
+                && prev_trimmed.ends_with(';')
+                && !(prev_trimmed.starts_with("use ") && trimmed.starts_with("use "))
+                && !(prev_trimmed.starts_with("pub mod ") && trimmed.starts_with("pub mod "));
+            let after_inner_doc = (prev_trimmed.starts_with("//!") && !trimmed.starts_with("//!"))
+                || (prev_trimmed.starts_with("#![") && !trimmed.starts_with("#!["));
+            if starts_item && indent <= 4 && (after_block || after_statement || after_inner_doc) {
+                out.push('\n');
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+        previous = Some(line);
+    }
+    out
 }
 
 pub fn lib_rs() -> TokenStream {

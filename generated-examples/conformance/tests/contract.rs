@@ -4,10 +4,13 @@ use conformance::generated::SURFACE;
 use conformance::runtime::dispatch::{
     BoxFuture, Context, Dispatch, ResourceBody, ToolError, ToolOutput,
 };
+
 use conformance::runtime::server::McpServer;
 use conformance::runtime::surface::Surface;
+
 /// A dispatcher that fails the test if a request gets past the runtime's gates.
 struct MustNotRun;
+
 impl Dispatch for MustNotRun {
     fn call_tool<'a>(
         &'a self,
@@ -17,6 +20,7 @@ impl Dispatch for MustNotRun {
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         panic!("the handler of `{tool}` ran on a request the runtime must refuse")
     }
+
     fn read_resource<'a>(
         &'a self,
         resource: &'a str,
@@ -26,6 +30,7 @@ impl Dispatch for MustNotRun {
     ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
         panic!("the handler of `{resource}` ran on a request the runtime must refuse")
     }
+
     fn get_prompt<'a>(
         &'a self,
         prompt: &'a str,
@@ -35,19 +40,23 @@ impl Dispatch for MustNotRun {
         panic!("the handler of `{prompt}` ran on a request the runtime must refuse")
     }
 }
+
 fn server() -> McpServer<MustNotRun> {
     let surface = Surface::parse(SURFACE).expect("the embedded surface parses");
     McpServer::new(surface, MustNotRun).expect("every schema of the contract compiles")
 }
+
 fn context() -> Context {
     Context::new("contract-test", "1")
 }
+
 fn error_text(result: &rmcp::model::CallToolResult) -> String {
     assert_eq!(
         result.is_error, Some(true), "expected an isError result, got {result:?}"
     );
     serde_json::to_string(&result.content).unwrap()
 }
+
 #[test]
 fn surface_matches_the_contract() {
     let surface = Surface::parse(SURFACE).unwrap();
@@ -73,6 +82,7 @@ fn surface_matches_the_contract() {
     }
     server();
 }
+
 #[tokio::test]
 async fn refuses_before_any_handler_runs() {
     let server = server();
@@ -126,6 +136,7 @@ async fn refuses_before_any_handler_runs() {
         );
     }
 }
+
 #[tokio::test]
 async fn unknown_resources_are_not_found() {
     let server = server();

@@ -3,8 +3,10 @@
 //! The handler trait: one method per tool and resource of the contract. The team
 //! implements it in `src/handlers/`; a tool added to the contract is a method the
 //! compiler asks for, a tool removed is a method it refuses.
+
 use std::future::Future;
 use crate::runtime::dispatch::{Context, ResourceBody, ToolError};
+
 pub trait Handler: Send + Sync + 'static {
     /// `get_service_state`: Returns the deployed state of one service in one environment from Argo CD: deployed revision, image tags, replica counts, sync status, health and the time of the last sync.
     ///
@@ -16,6 +18,7 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<
         Output = Result<super::types::GetServiceStateOutput, ToolError>,
     > + Send;
+
     /// `diff_desired_state`: Compares the manifests deployed for one service in one environment with those rendered from a revision of the deploy-config repository (by default the head of main) and returns the changed Kubernetes objects with a summary of each change. Secret objects are listed by name only.
     ///
     /// Effect: read. Scopes: services.read.
@@ -26,6 +29,7 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<
         Output = Result<super::types::DiffDesiredStateOutput, ToolError>,
     > + Send;
+
     /// `draft_change_plan`: Drafts a change plan for moving one service in one environment to a target revision: the changed objects, ordered rollout steps with a verification check for each, rollback steps, a risk rating with reasons, and whether the change needs the change advisory board. The plan is stored for review; nothing is deployed.
     ///
     /// Effect: draft. Scopes: plans.draft, services.read.
@@ -36,6 +40,7 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<
         Output = Result<super::types::DraftChangePlanOutput, ToolError>,
     > + Send;
+
     /// `open_change_request`: Opens a change request in ServiceNow from one stored change plan, in the New state, for the assignment group and the change advisory board to assess. The calling engineer confirms the exact request first. Opening a request deploys nothing, and the request can be cancelled while it is New or in Assess.
     ///
     /// Effect: write. Scopes: changes.request.
@@ -46,6 +51,7 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<
         Output = Result<super::types::OpenChangeRequestOutput, ToolError>,
     > + Send;
+
     /// `change_plan` (change-plan://plans/{plan_id}): One stored change plan by its id, as Markdown, exactly as draft_change_plan produced it.
     fn read_change_plan(
         &self,
@@ -53,6 +59,7 @@ pub trait Handler: Send + Sync + 'static {
         uri: &str,
         params: super::types::ChangePlanParams,
     ) -> impl Future<Output = Result<ResourceBody, ToolError>> + Send;
+
     /// `change_policy` (change-plan://guides/change-policy): The platform team's change policy: which changes are standard, freeze periods, required maintenance windows per environment and what a rollback plan contains.
     fn read_change_policy(
         &self,

@@ -3,13 +3,16 @@
 //! Inputs and outputs of every tool, and URI variables of every resource template.
 //! The runtime validates each value against the contract's schema before it is
 //! decoded into these types, so constraints the types cannot state still hold.
+
 #![allow(clippy::all)]
+
 /// The variables of `change-plan://plans/{plan_id}`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePlanParams {
     pub plan_id: String,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiffDesiredStateInput {
@@ -18,6 +21,7 @@ pub struct DiffDesiredStateInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_revision: Option<Revision>,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiffDesiredStateOutput {
@@ -26,6 +30,7 @@ pub struct DiffDesiredStateOutput {
     pub changes: Vec<DiffDesiredStateOutputChangesItem>,
     pub truncated: bool,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiffDesiredStateOutputChangesItem {
@@ -35,6 +40,7 @@ pub struct DiffDesiredStateOutputChangesItem {
     pub change: DiffDesiredStateOutputChangesItemChange,
     pub summary: String,
 }
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DiffDesiredStateOutputChangesItemChange {
     #[serde(rename = "added")]
@@ -44,6 +50,7 @@ pub enum DiffDesiredStateOutputChangesItemChange {
     #[serde(rename = "removed")]
     Removed,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DraftChangePlanInput {
@@ -57,6 +64,7 @@ pub struct DraftChangePlanInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
 }
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DraftChangePlanInputRollout {
     #[serde(rename = "rolling")]
@@ -66,6 +74,7 @@ pub enum DraftChangePlanInputRollout {
     #[serde(rename = "blue_green")]
     BlueGreen,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DraftChangePlanOutput {
@@ -78,6 +87,7 @@ pub struct DraftChangePlanOutput {
     /// True when the change policy requires the change advisory board.
     pub needs_cab: bool,
 }
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DraftChangePlanOutputRisk {
     #[serde(rename = "low")]
@@ -87,6 +97,7 @@ pub enum DraftChangePlanOutputRisk {
     #[serde(rename = "high")]
     High,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DraftChangePlanOutputStepsItem {
@@ -94,6 +105,7 @@ pub struct DraftChangePlanOutputStepsItem {
     pub action: String,
     pub verification: String,
 }
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Environment {
     #[serde(rename = "staging")]
@@ -101,12 +113,14 @@ pub enum Environment {
     #[serde(rename = "production")]
     Production,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GetServiceStateInput {
     pub service: ServiceName,
     pub environment: Environment,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GetServiceStateOutput {
@@ -120,6 +134,7 @@ pub struct GetServiceStateOutput {
     pub health: GetServiceStateOutputHealth,
     pub last_synced_at: String,
 }
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum GetServiceStateOutputHealth {
     #[serde(rename = "healthy")]
@@ -135,6 +150,7 @@ pub enum GetServiceStateOutputHealth {
     #[serde(rename = "unknown")]
     Unknown,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GetServiceStateOutputReplicas {
@@ -143,6 +159,7 @@ pub struct GetServiceStateOutputReplicas {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready: Option<i64>,
 }
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum GetServiceStateOutputSyncStatus {
     #[serde(rename = "synced")]
@@ -152,6 +169,7 @@ pub enum GetServiceStateOutputSyncStatus {
     #[serde(rename = "unknown")]
     Unknown,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenChangeRequestInput {
@@ -162,6 +180,7 @@ pub struct OpenChangeRequestInput {
     /// Why the change is needed, as it appears on the change request.
     pub justification: String,
 }
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum OpenChangeRequestInputAssignmentGroup {
     #[serde(rename = "platform-infrastructure")]
@@ -171,6 +190,7 @@ pub enum OpenChangeRequestInputAssignmentGroup {
     #[serde(rename = "network-operations")]
     NetworkOperations,
 }
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum OpenChangeRequestInputChangeType {
     #[serde(rename = "standard")]
@@ -178,6 +198,7 @@ pub enum OpenChangeRequestInputChangeType {
     #[serde(rename = "normal")]
     Normal,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenChangeRequestOutput {
@@ -185,17 +206,22 @@ pub struct OpenChangeRequestOutput {
     pub state: OpenChangeRequestOutputState,
     pub link: String,
 }
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum OpenChangeRequestOutputState {
     #[serde(rename = "new")]
     New,
 }
+
 /// The id of a stored change plan.
 pub type PlanId = String;
+
 /// A full Git commit SHA of the deploy-config repository.
 pub type Revision = String;
+
 /// An Argo CD application name, e.g. payments-api.
 pub type ServiceName = String;
+
 /// A maintenance window in UTC.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

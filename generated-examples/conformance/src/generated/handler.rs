@@ -3,8 +3,10 @@
 //! The handler trait: one method per tool and resource of the contract. The team
 //! implements it in `src/handlers/`; a tool added to the contract is a method the
 //! compiler asks for, a tool removed is a method it refuses.
+
 use std::future::Future;
 use crate::runtime::dispatch::{Context, ResourceBody, ToolError};
+
 pub trait Handler: Send + Sync + 'static {
     /// `test_simple_text`: Returns the fixed text "This is a simple text response for testing."
     ///
@@ -14,6 +16,7 @@ pub trait Handler: Send + Sync + 'static {
         context: &Context,
         input: super::types::TestSimpleTextInput,
     ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+
     /// `test_image_content`: Returns a fixed one-pixel PNG image as image content.
     ///
     /// Effect: read. Scopes: fixture.use.
@@ -22,6 +25,7 @@ pub trait Handler: Send + Sync + 'static {
         context: &Context,
         input: super::types::TestImageContentInput,
     ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+
     /// `test_audio_content`: Returns a fixed minimal WAV clip as audio content.
     ///
     /// Effect: read. Scopes: fixture.use.
@@ -30,6 +34,7 @@ pub trait Handler: Send + Sync + 'static {
         context: &Context,
         input: super::types::TestAudioContentInput,
     ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+
     /// `test_embedded_resource`: Returns a fixed text resource, test://embedded-resource, embedded in the result.
     ///
     /// Effect: read. Scopes: fixture.use.
@@ -38,6 +43,7 @@ pub trait Handler: Send + Sync + 'static {
         context: &Context,
         input: super::types::TestEmbeddedResourceInput,
     ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+
     /// `test_multiple_content_types`: Returns text, a PNG image and an embedded JSON resource in one result.
     ///
     /// Effect: read. Scopes: fixture.use.
@@ -46,6 +52,7 @@ pub trait Handler: Send + Sync + 'static {
         context: &Context,
         input: super::types::TestMultipleContentTypesInput,
     ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+
     /// `test_tool_with_logging`: Sends three log messages to the client while it runs, then returns a fixed text.
     ///
     /// Effect: read. Scopes: fixture.use.
@@ -54,6 +61,7 @@ pub trait Handler: Send + Sync + 'static {
         context: &Context,
         input: super::types::TestToolWithLoggingInput,
     ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+
     /// `test_error_handling`: Always fails with a tool error result, so clients can check how errors are shown.
     ///
     /// Effect: read. Scopes: fixture.use.
@@ -62,6 +70,7 @@ pub trait Handler: Send + Sync + 'static {
         context: &Context,
         input: super::types::TestErrorHandlingInput,
     ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+
     /// `test_tool_with_progress`: Reports progress at 0, 50 and 100 of 100 while it runs, then returns the progress token.
     ///
     /// Effect: read. Scopes: fixture.use.
@@ -70,6 +79,7 @@ pub trait Handler: Send + Sync + 'static {
         context: &Context,
         input: super::types::TestToolWithProgressInput,
     ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+
     /// `test_sampling`: Asks the client's model to answer the given prompt and returns the answer.
     ///
     /// Effect: read. Scopes: fixture.use.
@@ -78,6 +88,7 @@ pub trait Handler: Send + Sync + 'static {
         context: &Context,
         input: super::types::TestSamplingInput,
     ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+
     /// `test_elicitation`: Asks the user, through the client, for a username and an email address and returns the answer.
     ///
     /// Effect: read. Scopes: fixture.use.
@@ -86,6 +97,7 @@ pub trait Handler: Send + Sync + 'static {
         context: &Context,
         input: super::types::TestElicitationInput,
     ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+
     /// `test_elicitation_sep1034_defaults`: Asks the user for a form whose fields carry default values of every primitive type.
     ///
     /// Effect: read. Scopes: fixture.use.
@@ -94,6 +106,7 @@ pub trait Handler: Send + Sync + 'static {
         context: &Context,
         input: super::types::TestElicitationSep1034DefaultsInput,
     ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+
     /// `test_elicitation_sep1330_enums`: Asks the user for a form with single and multiple choice fields, titled and untitled.
     ///
     /// Effect: read. Scopes: fixture.use.
@@ -102,6 +115,7 @@ pub trait Handler: Send + Sync + 'static {
         context: &Context,
         input: super::types::TestElicitationSep1330EnumsInput,
     ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+
     /// `test_missing_capability`: Needs the client's sampling capability; returns "Success" when the client declared it.
     ///
     /// Effect: read. Scopes: fixture.use.
@@ -110,6 +124,7 @@ pub trait Handler: Send + Sync + 'static {
         context: &Context,
         input: super::types::TestMissingCapabilityInput,
     ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+
     /// `test_streaming_elicitation`: Reports one progress step on the response stream, then returns "Streaming complete".
     ///
     /// Effect: read. Scopes: fixture.use.
@@ -118,6 +133,7 @@ pub trait Handler: Send + Sync + 'static {
         context: &Context,
         input: super::types::TestStreamingElicitationInput,
     ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+
     /// `test_logging_tool`: Sends one log message if the request asked for logs, then returns "Logging evaluated".
     ///
     /// Effect: read. Scopes: fixture.use.
@@ -126,6 +142,7 @@ pub trait Handler: Send + Sync + 'static {
         context: &Context,
         input: super::types::TestLoggingToolInput,
     ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+
     /// `json_schema_2020_12_tool`: Echoes a name, an address and a contact; its input schema uses JSON Schema 2020-12 features.
     ///
     /// Effect: read. Scopes: fixture.use.
@@ -134,21 +151,25 @@ pub trait Handler: Send + Sync + 'static {
         context: &Context,
         input: super::types::JsonSchema202012ToolInput,
     ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+
     /// `static_text` (test://static-text): A fixed text resource.
     fn read_static_text(
         &self,
         context: &Context,
     ) -> impl Future<Output = Result<ResourceBody, ToolError>> + Send;
+
     /// `static_binary` (test://static-binary): A fixed one-pixel PNG image.
     fn read_static_binary(
         &self,
         context: &Context,
     ) -> impl Future<Output = Result<ResourceBody, ToolError>> + Send;
+
     /// `watched_resource` (test://watched-resource): A fixed text resource clients may watch for changes.
     fn read_watched_resource(
         &self,
         context: &Context,
     ) -> impl Future<Output = Result<ResourceBody, ToolError>> + Send;
+
     /// `template` (test://template/{id}/data): JSON data for one id, echoing the id.
     fn read_template(
         &self,
@@ -156,12 +177,14 @@ pub trait Handler: Send + Sync + 'static {
         uri: &str,
         params: super::types::TemplateParams,
     ) -> impl Future<Output = Result<ResourceBody, ToolError>> + Send;
+
     /// Prompt `test_prompt_with_embedded_resource` v1.0.0: A prompt that embeds the resource named by its argument, then asks to process it.
     fn prompt_test_prompt_with_embedded_resource(
         &self,
         context: &Context,
         arguments: std::collections::BTreeMap<String, String>,
     ) -> impl Future<Output = Result<Vec<rmcp::model::PromptMessage>, ToolError>> + Send;
+
     /// Prompt `test_prompt_with_image` v1.0.0: A prompt with a fixed PNG image, then a request to analyze it.
     fn prompt_test_prompt_with_image(
         &self,

@@ -3,8 +3,10 @@
 //! The handler trait: one method per tool and resource of the contract. The team
 //! implements it in `src/handlers/`; a tool added to the contract is a method the
 //! compiler asks for, a tool removed is a method it refuses.
+
 use std::future::Future;
 use crate::runtime::dispatch::{Context, ResourceBody, ToolError};
+
 pub trait Handler: Send + Sync + 'static {
     /// `search_policies`: Searches the approved, currently effective policies the caller may read and returns the best matching passages, each with its policy id, title, version, section, verbatim quote and link. Returns no passages when nothing matches; retired policies and drafts are never searched.
     ///
@@ -16,6 +18,7 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<
         Output = Result<super::types::SearchPoliciesOutput, ToolError>,
     > + Send;
+
     /// `get_policy_section`: Returns the full text of one section of an approved, currently effective policy the caller may read, with the policy's title, version, effective date and a link to cite.
     ///
     /// Effect: read. Scopes: policies.read.
@@ -26,11 +29,13 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<
         Output = Result<super::types::GetPolicySectionOutput, ToolError>,
     > + Send;
+
     /// `policy_index` (policy://approved/index): The list of approved, currently effective policies the caller may read: id, title, area, version, owner team and effective date. Policy text is not included.
     fn read_policy_index(
         &self,
         context: &Context,
     ) -> impl Future<Output = Result<ResourceBody, ToolError>> + Send;
+
     /// `approved_policy` (policy://approved/{policy_id}): The full text of one approved, currently effective policy, as Markdown with numbered sections, if the caller may read it.
     fn read_approved_policy(
         &self,

@@ -3,7 +3,9 @@
 //! Inputs and outputs of every tool, and URI variables of every resource template.
 //! The runtime validates each value against the contract's schema before it is
 //! decoded into these types, so constraints the types cannot state still hold.
+
 #![allow(clippy::all)]
+
 /// The variables of `policy://approved/{policy_id}`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -11,6 +13,7 @@ pub struct ApprovedPolicyParams {
     /// A policy identifier, e.g. POL-0142.
     pub policy_id: String,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Citation {
@@ -30,6 +33,7 @@ pub struct Citation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
 }
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Classification {
     #[serde(rename = "internal")]
@@ -37,12 +41,14 @@ pub enum Classification {
     #[serde(rename = "confidential")]
     Confidential,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GetPolicySectionInput {
     pub policy_id: PolicyId,
     pub section: SectionNumber,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GetPolicySectionOutput {
@@ -57,6 +63,7 @@ pub struct GetPolicySectionOutput {
     pub classification: Classification,
     pub effective_date: String,
 }
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum PolicyArea {
     #[serde(rename = "security")]
@@ -76,8 +83,10 @@ pub enum PolicyArea {
     #[serde(rename = "health-and-safety")]
     HealthAndSafety,
 }
+
 /// A policy identifier, e.g. POL-0142.
 pub type PolicyId = String;
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchPoliciesInput {
@@ -92,11 +101,13 @@ pub struct SearchPoliciesInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_results: Option<i64>,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchPoliciesOutput {
     pub citations: Vec<Citation>,
     pub total_matches: i64,
 }
+
 /// A section number, e.g. 4 or 4.2.1.
 pub type SectionNumber = String;

@@ -3,8 +3,10 @@
 //! The handler trait: one method per tool and resource of the contract. The team
 //! implements it in `src/handlers/`; a tool added to the contract is a method the
 //! compiler asks for, a tool removed is a method it refuses.
+
 use std::future::Future;
 use crate::runtime::dispatch::{Context, ResourceBody, ToolError};
+
 pub trait Handler: Send + Sync + 'static {
     /// `list_merged_pull_requests`: Lists pull requests merged into the default branch of one approved repository between two dates, newest first, with number, title, author login, labels and merge time. Returns at most 200 pull requests and says when more matched.
     ///
@@ -16,6 +18,7 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<
         Output = Result<super::types::ListMergedPullRequestsOutput, ToolError>,
     > + Send;
+
     /// `get_pull_request`: Returns one merged pull request of an approved repository: title, body, author, reviewers, labels, merge commit and the number of changed files. Diffs and file contents are not returned.
     ///
     /// Effect: read. Scopes: pulls.read.
@@ -26,6 +29,7 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<
         Output = Result<super::types::GetPullRequestOutput, ToolError>,
     > + Send;
+
     /// `draft_release_notes`: Drafts Markdown release notes for a tag from the listed merged pull requests, grouped by label into features, fixes and other changes, following the release notes style guide. The draft is stored for a maintainer to edit and publish; nothing is published and no repository changes.
     ///
     /// Effect: draft. Scopes: notes.draft, pulls.read.
@@ -36,11 +40,13 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<
         Output = Result<super::types::DraftReleaseNotesOutput, ToolError>,
     > + Send;
+
     /// `style_guide` (release-notes://style-guide): The developer-experience team's style guide for release notes: section order, tone, how breaking changes and deprecations are announced, and which labels map to which section.
     fn read_style_guide(
         &self,
         context: &Context,
     ) -> impl Future<Output = Result<ResourceBody, ToolError>> + Send;
+
     /// `draft` (release-notes://drafts/{draft_id}): One stored release notes draft by its id, as Markdown, as last produced by draft_release_notes.
     fn read_draft(
         &self,

@@ -3,13 +3,16 @@
 //! Inputs and outputs of every tool, and URI variables of every resource template.
 //! The runtime validates each value against the contract's schema before it is
 //! decoded into these types, so constraints the types cannot state still hold.
+
 #![allow(clippy::all)]
+
 /// The variables of `release-notes://drafts/{draft_id}`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DraftParams {
     pub draft_id: String,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DraftReleaseNotesInput {
@@ -26,6 +29,7 @@ pub struct DraftReleaseNotesInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credit_authors: Option<bool>,
 }
+
 /// Who reads the notes; customer notes leave out internal refactoring and tooling changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DraftReleaseNotesInputAudience {
@@ -34,6 +38,7 @@ pub enum DraftReleaseNotesInputAudience {
     #[serde(rename = "customers")]
     Customers,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DraftReleaseNotesOutput {
@@ -42,12 +47,14 @@ pub struct DraftReleaseNotesOutput {
     pub included: Vec<PullNumber>,
     pub excluded: Vec<DraftReleaseNotesOutputExcludedItem>,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DraftReleaseNotesOutputExcludedItem {
     pub number: PullNumber,
     pub reason: DraftReleaseNotesOutputExcludedItemReason,
 }
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DraftReleaseNotesOutputExcludedItemReason {
     #[serde(rename = "not_merged")]
@@ -59,12 +66,14 @@ pub enum DraftReleaseNotesOutputExcludedItemReason {
     #[serde(rename = "internal_only")]
     InternalOnly,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GetPullRequestInput {
     pub repository: Repository,
     pub number: PullNumber,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GetPullRequestOutput {
@@ -80,8 +89,10 @@ pub struct GetPullRequestOutput {
     pub changed_files: i64,
     pub html_url: String,
 }
+
 /// A GitHub label name.
 pub type Label = String;
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListMergedPullRequestsInput {
@@ -97,6 +108,7 @@ pub struct ListMergedPullRequestsInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<i64>,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListMergedPullRequestsOutput {
@@ -105,8 +117,10 @@ pub struct ListMergedPullRequestsOutput {
     /// True when more pull requests matched than were returned.
     pub truncated: bool,
 }
+
 /// A pull request number.
 pub type PullNumber = i64;
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PullRequestSummary {
@@ -118,7 +132,9 @@ pub struct PullRequestSummary {
     pub labels: Vec<Label>,
     pub html_url: String,
 }
+
 /// An approved repository of the example-corp organisation, as owner/name.
 pub type Repository = String;
+
 /// A semantic-version release tag, e.g. v2.3.0 or v2.3.0-rc.1.
 pub type Tag = String;

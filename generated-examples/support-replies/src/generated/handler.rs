@@ -3,8 +3,10 @@
 //! The handler trait: one method per tool and resource of the contract. The team
 //! implements it in `src/handlers/`; a tool added to the contract is a method the
 //! compiler asks for, a tool removed is a method it refuses.
+
 use std::future::Future;
 use crate::runtime::dispatch::{Context, ResourceBody, ToolError};
+
 pub trait Handler: Send + Sync + 'static {
     /// `list_assigned_tickets`: Lists the open tickets assigned to the calling agent, most urgent SLA first, with subject, status, priority, requester name and SLA due time. Tickets assigned to others are not listed.
     ///
@@ -16,6 +18,7 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<
         Output = Result<super::types::ListAssignedTicketsOutput, ToolError>,
     > + Send;
+
     /// `get_ticket`: Returns one ticket assigned to the calling agent with its requester, public conversation and any existing reply draft. Internal notes are included only when asked for. Tickets assigned to others are refused.
     ///
     /// Effect: read. Scopes: tickets.read.
@@ -24,6 +27,7 @@ pub trait Handler: Send + Sync + 'static {
         context: &Context,
         input: super::types::GetTicketInput,
     ) -> impl Future<Output = Result<super::types::GetTicketOutput, ToolError>> + Send;
+
     /// `create_reply_draft`: Saves a public reply to one ticket assigned to the calling agent as an unsent draft in the helpdesk, replacing any earlier draft on that ticket. The agent reviews, edits and sends it from the helpdesk; this tool has no way to send it or to change the ticket's status.
     ///
     /// Effect: draft. Scopes: replies.draft.
@@ -34,6 +38,7 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<
         Output = Result<super::types::CreateReplyDraftOutput, ToolError>,
     > + Send;
+
     /// `set_ticket_priority`: Requests a priority change for one ticket assigned to the calling agent, with a reason. The change is stored as pending and applied only after a support lead approves it; the previous priority is recorded so the change can be reverted.
     ///
     /// Effect: write. Scopes: tickets.priority.
@@ -44,6 +49,7 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<
         Output = Result<super::types::SetTicketPriorityOutput, ToolError>,
     > + Send;
+
     /// `reply_guidelines` (support://guidelines/replies): The support team's reply guidelines: greeting and sign-off, tone, what may be promised about refunds and timelines, and when a ticket goes to a specialist queue.
     fn read_reply_guidelines(
         &self,

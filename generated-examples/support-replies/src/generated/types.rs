@@ -3,7 +3,9 @@
 //! Inputs and outputs of every tool, and URI variables of every resource template.
 //! The runtime validates each value against the contract's schema before it is
 //! decoded into these types, so constraints the types cannot state still hold.
+
 #![allow(clippy::all)]
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateReplyDraftInput {
@@ -14,6 +16,7 @@ pub struct CreateReplyDraftInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateReplyDraftOutput {
@@ -24,6 +27,7 @@ pub struct CreateReplyDraftOutput {
     /// Where the agent reviews and sends the draft.
     pub review_url: String,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GetTicketInput {
@@ -34,6 +38,7 @@ pub struct GetTicketInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_messages: Option<i64>,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GetTicketOutput {
@@ -46,6 +51,7 @@ pub struct GetTicketOutput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub draft: Option<Option<GetTicketOutputDraft>>,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GetTicketOutputDraft {
@@ -56,6 +62,7 @@ pub struct GetTicketOutputDraft {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GetTicketOutputMessagesItem {
@@ -66,6 +73,7 @@ pub struct GetTicketOutputMessagesItem {
     pub public: bool,
     pub body: String,
 }
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum GetTicketOutputMessagesItemAuthorRole {
     #[serde(rename = "customer")]
@@ -75,6 +83,7 @@ pub enum GetTicketOutputMessagesItemAuthorRole {
     #[serde(rename = "system")]
     System,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GetTicketOutputRequester {
@@ -83,6 +92,7 @@ pub struct GetTicketOutputRequester {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization: Option<Option<String>>,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListAssignedTicketsInput {
@@ -94,12 +104,14 @@ pub struct ListAssignedTicketsInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<i64>,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListAssignedTicketsOutput {
     pub tickets: Vec<TicketSummary>,
     pub truncated: bool,
 }
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Priority {
     #[serde(rename = "low")]
@@ -111,6 +123,7 @@ pub enum Priority {
     #[serde(rename = "urgent")]
     Urgent,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetTicketPriorityInput {
@@ -119,6 +132,7 @@ pub struct SetTicketPriorityInput {
     /// Why the priority should change, for the approving lead.
     pub reason: String,
 }
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetTicketPriorityOutput {
@@ -129,6 +143,7 @@ pub struct SetTicketPriorityOutput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<Option<String>>,
 }
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum SetTicketPriorityOutputState {
     #[serde(rename = "pending_approval")]
@@ -140,6 +155,7 @@ pub enum SetTicketPriorityOutputState {
     #[serde(rename = "expired")]
     Expired,
 }
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Status {
     #[serde(rename = "new")]
@@ -153,8 +169,10 @@ pub enum Status {
     #[serde(rename = "solved")]
     Solved,
 }
+
 /// A helpdesk ticket number.
 pub type TicketId = i64;
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TicketSummary {
