@@ -24,7 +24,19 @@ pub fn format(header: &str, tokens: TokenStream) -> Result<String, String> {
 /// follows another (outside function bodies) makes generated files readable.
 fn space_items(code: &str) -> String {
     const ITEM_STARTS: &[&str] = &[
-        "#[", "#![", "///", "pub ", "fn ", "async fn ", "impl", "struct ", "enum ", "type ", "const ", "mod ", "trait ",
+        "#[",
+        "#![",
+        "///",
+        "pub ",
+        "fn ",
+        "async fn ",
+        "impl",
+        "struct ",
+        "enum ",
+        "type ",
+        "const ",
+        "mod ",
+        "trait ",
         "use ",
     ];
     let mut out = String::with_capacity(code.len() + code.len() / 16);
