@@ -220,7 +220,7 @@ fn init_command(name: &str) -> ExitCode {
 }
 
 /// Writes to stdout; a closed pipe (`charter ... | head`) is not an error worth a panic.
-fn emit(text: &str) -> ExitCode {
+pub(crate) fn emit(text: &str) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
         Ok(()) => ExitCode::SUCCESS,

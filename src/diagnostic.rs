@@ -241,7 +241,7 @@ impl Source {
 }
 
 /// The underline: the span's first line only, so a block value does not drag in what follows.
-fn clamp(span: Span, text: &str) -> std::ops::Range<usize> {
+pub(crate) fn clamp(span: Span, text: &str) -> std::ops::Range<usize> {
     let start = span.start.min(text.len());
     let mut end = span.end.max(start).min(text.len());
     if let Some(newline) = text[start..end].find('\n') {

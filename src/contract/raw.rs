@@ -329,6 +329,17 @@ pub enum Effect {
     Write,
 }
 
+impl Effect {
+    /// The name the contract uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Read => "read",
+            Effect::Draft => "draft",
+            Effect::Write => "write",
+        }
+    }
+}
+
 /// A tool.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::git::split_revision;
 use super::{Class, Finding, Report, Side};
 use crate::contract::yaml::Span;
+use crate::diagnostic::clamp;
 
 /// The output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -182,16 +183,6 @@ pub fn text(report: &Report, old: &Side, new: &Side, color: bool) -> String {
         version_line(report)
     ));
     out
-}
-
-/// The underline: the span's first line only.
-fn clamp(span: Span, text: &str) -> std::ops::Range<usize> {
-    let start = span.start.min(text.len());
-    let mut end = span.end.max(start).min(text.len());
-    if let Some(newline) = text[start..end].find('\n') {
-        end = if newline == 0 { start } else { start + newline };
-    }
-    start..end
 }
 
 /// A Markdown table cell: one line, pipes escaped, cut to `max` characters.

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use super::{Class, Finding, Side, esc, missing, same_set};
 use crate::model::{
-    Approval, Audit, DataClass, Effect, Limits, Model, Prompt, Redaction, Resource, ResourceTarget, Sensitivity,
-    Suppression, Tool,
+    Approval, Audit, DataClass, Limits, Model, Prompt, Redaction, Resource, ResourceTarget, Sensitivity, Suppression,
+    Tool,
 };
 use crate::surface;
 
@@ -1312,14 +1312,6 @@ fn prompt_arguments(d: &mut Diff, base: &str, what: &str, od: &Value, nd: &Value
     }
 }
 
-fn effect_name(e: Effect) -> &'static str {
-    match e {
-        Effect::Read => "read",
-        Effect::Draft => "draft",
-        Effect::Write => "write",
-    }
-}
-
 fn tool_extras(d: &mut Diff, base: &str, what: &str, om: &Model, nm: &Model, a: &Tool, b: &Tool) {
     if a.effect != b.effect {
         let (rule, how) = if b.effect > a.effect {
@@ -1330,12 +1322,12 @@ fn tool_extras(d: &mut Diff, base: &str, what: &str, om: &Model, nm: &Model, a: 
         d.add(
             rule,
             format!("{base}/effect"),
-            Some(json!(effect_name(a.effect))),
-            Some(json!(effect_name(b.effect))),
+            Some(json!(a.effect.as_str())),
+            Some(json!(b.effect.as_str())),
             format!(
                 "{what}: the effect {how} from `{}` to `{}`",
-                effect_name(a.effect),
-                effect_name(b.effect)
+                a.effect.as_str(),
+                b.effect.as_str()
             ),
         );
     }

@@ -210,5 +210,19 @@ pub fn lock_json(model: &Model) -> String {
 
 /// Prefix of the generated server's environment overrides: `POLICY_SEARCH`.
 pub fn env_prefix(model: &Model) -> String {
-    model.server.name.original.replace('-', "_").to_ascii_uppercase()
+    env_name(&model.server.name.original)
+}
+
+/// A contract name as the runtime spells it in environment variables
+/// (`config.rs`'s `screaming`): ASCII letters and digits upper-cased, the rest `_`.
+pub fn env_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

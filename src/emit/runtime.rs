@@ -30,6 +30,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn generator_and_runtime_agree_on_names() {
+        let server = SOURCES.iter().find(|(p, _)| *p == "server.rs").unwrap().1;
+        let key = format!("pub const HASH_META_KEY: &str = \"{}\";", crate::surface::HASH_META_KEY);
+        assert!(
+            server.contains(&key),
+            "runtime/src/server.rs must publish hashes under the key the lock uses"
+        );
+        // The runtime's own test pins `policy-store` -> `..._POLICY_STORE_...` the same way.
+        assert_eq!(super::super::env_name("policy-store"), "POLICY_STORE");
+        assert_eq!(super::super::env_name("policy-search.v2"), "POLICY_SEARCH_V2");
+    }
+
+    #[test]
     fn every_runtime_source_is_embedded() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/runtime/src");
         let mut on_disk: Vec<String> = std::fs::read_dir(dir)

@@ -174,12 +174,6 @@ fn dependency_lines(model: &Model) -> Result<(Vec<DependencyLine>, Vec<Dependenc
 }
 
 fn rows(model: &Model) -> Vec<Row> {
-    let effect = |e| {
-        serde_json::to_value(e)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default()
-    };
     let list = |items: &[String]| {
         if items.is_empty() {
             "none".to_string()
@@ -201,7 +195,7 @@ fn rows(model: &Model) -> Vec<Row> {
         .map(|t| Row {
             kind: "tool",
             name: t.name.original.clone(),
-            effect: effect(t.effect),
+            effect: t.effect.as_str().into(),
             scopes: list(&t.scopes),
             data_class: t.data_class.clone().unwrap_or_else(|| "none".into()),
             approval: match &t.approval {
@@ -259,7 +253,7 @@ fn downstream_rows(model: &Model) -> Vec<DownstreamRow> {
         .iter()
         .map(|d| DownstreamRow {
             name: d.name.original.clone(),
-            env_name: d.name.original.replace('-', "_").to_ascii_uppercase(),
+            env_name: super::env_name(&d.name.original),
             base_url: d.base_url.clone(),
             egress: d.egress.iter().map(ToString::to_string).collect(),
             egress_hosts: d.egress.iter().map(|e| e.host.clone()).collect(),
