@@ -204,6 +204,13 @@ fn regeneration_keeps_team_code_and_names_what_to_write() {
         "--force never touches handlers"
     );
 
+    // `cargo fmt` on the crate must not turn generated files into hand edits.
+    let fmt = Command::new(env!("CARGO"))
+        .arg("fmt")
+        .current_dir(&crate_dir)
+        .output()
+        .unwrap();
+    assert!(fmt.status.success(), "{}", String::from_utf8_lossy(&fmt.stderr));
     let check = generate(&["--check"]);
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
 }

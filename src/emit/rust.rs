@@ -1,7 +1,7 @@
 //! The Rust files of the generated crate, each a small `fn -> TokenStream`.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::quote;
 
 use super::types::{TypeSet, doc_lines, ident};
 use crate::model::{Model, Prompt, Resource, ResourceTarget, Tool};
@@ -39,8 +39,16 @@ fn space_items(code: &str) -> String {
         "trait ",
         "use ",
     ];
+    // Runs of these stay together (a `use` block, a list of `mod` declarations).
+    let grouped = |a: &str, b: &str| {
+        ["use ", "pub mod ", "mod "]
+            .iter()
+            .any(|k| a.starts_with(k) && b.starts_with(k))
+    };
     let mut out = String::with_capacity(code.len() + code.len() / 16);
     let mut previous: Option<&str> = None;
+    // Where the item the previous line belongs to started.
+    let mut item_start = "";
     for line in code.lines() {
         let trimmed = line.trim_start();
         let indent = line.len() - trimmed.len();
@@ -49,15 +57,16 @@ fn space_items(code: &str) -> String {
             let prev_trimmed = prev.trim_start();
             let prev_indent = prev.len() - prev_trimmed.len();
             let after_block = (prev_trimmed == "}" || prev_trimmed.ends_with(" {}")) && prev_indent == indent;
-            let after_statement = prev_indent == indent
-                && prev_trimmed.ends_with(';')
-                && !(prev_trimmed.starts_with("use ") && trimmed.starts_with("use "))
-                && !(prev_trimmed.starts_with("pub mod ") && trimmed.starts_with("pub mod "));
+            let after_statement = prev_indent == indent && prev_trimmed.ends_with(';');
             let after_inner_doc = (prev_trimmed.starts_with("//!") && !trimmed.starts_with("//!"))
                 || (prev_trimmed.starts_with("#![") && !trimmed.starts_with("#!["));
-            if starts_item && indent <= 4 && (after_block || after_statement || after_inner_doc) {
+            let ends_item = after_block || after_statement || after_inner_doc;
+            if starts_item && indent <= 4 && ends_item && !grouped(item_start, trimmed) {
                 out.push('\n');
             }
+        }
+        if starts_item && indent <= 4 {
+            item_start = trimmed;
         }
         out.push_str(line);
         out.push('\n');
@@ -69,8 +78,12 @@ fn space_items(code: &str) -> String {
 pub fn lib_rs() -> TokenStream {
     quote! {
         //! The server's library: generated protocol wiring, the team's handlers, and the runtime.
+        //! charter formats what it generates; `cargo fmt` leaves it alone, so formatting the
+        //! crate never turns a generated file into a hand edit that regeneration refuses.
+        #[rustfmt::skip]
         pub mod generated;
         pub mod handlers;
+        #[rustfmt::skip]
         pub mod runtime;
     }
 }
@@ -78,6 +91,8 @@ pub fn lib_rs() -> TokenStream {
 pub fn main_rs(crate_ident: &str) -> TokenStream {
     let krate = ident(crate_ident);
     quote! {
+        // Outer `rustfmt::skip` (inner tool attributes are unstable): charter formats this file.
+        #[rustfmt::skip]
         fn main() -> std::process::ExitCode {
             #krate::runtime::cli::run(#krate::generated::SURFACE, |config| {
                 #krate::handlers::Handlers::new(config).map(#krate::generated::dispatch::Dispatcher::new)
@@ -143,14 +158,14 @@ pub fn types_rs(model: &Model) -> TokenStream {
         let input_name = input_type(tool);
         if input.to_string() != input_name {
             let alias = ident(&input_name);
-            set_alias(&mut set, &input_name, quote! { pub type #alias = #input; });
+            set.extra(quote! { pub type #alias = #input; });
         }
         if let Some(output) = &tool.output {
             let name = output_type(tool);
             let ty = set.root(&name, &output.value, &tool.name.pascal);
             if ty.to_string() != name {
                 let alias = ident(&name);
-                set_alias(&mut set, &name, quote! { pub type #alias = #ty; });
+                set.extra(quote! { pub type #alias = #ty; });
             }
         }
     }
@@ -174,10 +189,6 @@ pub fn types_rs(model: &Model) -> TokenStream {
     }
 }
 
-fn set_alias(set: &mut TypeSet, _name: &str, alias: TokenStream) {
-    set.extra(alias);
-}
-
 fn template_of(resource: &Resource) -> &str {
     match &resource.target {
         ResourceTarget::Static { uri } => uri,
@@ -191,10 +202,7 @@ fn tool_doc(tool: &Tool) -> TokenStream {
     } else {
         tool.scopes.join(", ")
     };
-    let effect = serde_json::to_value(tool.effect)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default();
+    let effect = tool.effect.as_str();
     doc_lines(&format!(
         "`{}`: {}\n\nEffect: {effect}. Scopes: {scopes}.",
         tool.name.original,
@@ -494,8 +502,10 @@ pub fn contract_tests(model: &Model, crate_ident: &str) -> TokenStream {
         .filter(|t| t.input.value.get("additionalProperties") == Some(&serde_json::Value::Bool(false)))
         .map(|t| t.name.original.as_str())
         .collect();
-    let test_fns = format_ident!("refuses_before_any_handler_runs");
     quote! {
+        /// The tests sit in one module so `rustfmt::skip` covers them: charter formats this file.
+        #[rustfmt::skip]
+        mod contract {
         use #krate::generated::SURFACE;
         use #krate::runtime::dispatch::{BoxFuture, Context, Dispatch, ResourceBody, ToolError, ToolOutput};
         use #krate::runtime::server::McpServer;
@@ -545,7 +555,7 @@ pub fn contract_tests(model: &Model, crate_ident: &str) -> TokenStream {
         }
 
         #[tokio::test]
-        async fn #test_fns() {
+        async fn refuses_before_any_handler_runs() {
             let server = server();
             for tool in [#(#closed_tools),*] as [&str; _] {
                 let mut arguments = serde_json::Map::new();
@@ -576,6 +586,7 @@ pub fn contract_tests(model: &Model, crate_ident: &str) -> TokenStream {
             let server = server();
             let result = server.read("charter-test://no/such/resource", context()).await;
             assert!(result.is_err());
+        }
         }
     }
 }

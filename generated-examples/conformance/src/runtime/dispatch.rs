@@ -156,7 +156,3 @@ pub fn encode<T: serde::Serialize>(what: &str, value: &T) -> Result<ToolOutput, 
         .map(ToolOutput::Structured)
         .map_err(|e| ToolError::internal(format!("{what}: output cannot be encoded: {e}")))
 }
-
-/// The authenticated caller, placed in the request's extensions by the transport.
-#[derive(Debug, Clone)]
-pub struct Caller(pub String);

@@ -6,7 +6,6 @@
 use crate::runtime::dispatch::{
     BoxFuture, Context, Dispatch, ResourceBody, ToolError, ToolOutput, decode, encode,
 };
-
 use super::handler::Handler;
 
 /// Routes each call to the team's handler.

@@ -554,12 +554,8 @@ fn context_of(
             allowed,
             request_log_level(request, min_level),
         ),
-        caller: request
-            .extensions
-            .get::<super::dispatch::Caller>()
-            .map(|c| c.0.clone())
-            .unwrap_or_else(|| default_caller.to_string()),
-        request_id: format!("{:?}", request.id),
+        caller: default_caller.to_string(),
+        request_id: request.id.to_string(),
         cancel: request.ct.clone(),
     }
 }
