@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import jsonschema
@@ -79,9 +80,12 @@ async def exercise(example, target, mode, label):
         )
 
 
-def start_http(binary):
+def start_http(binary, workdir):
+    # The clients here test protocol compatibility; tokens, scopes and the other controls are
+    # the adversarial suite's (scripts/adversarial). --dev-no-auth is refused off loopback.
     process = subprocess.Popen(
-        [binary, "http", "--listen", "127.0.0.1:0"],
+        [binary, "http", "--listen", "127.0.0.1:0", "--dev-no-auth"],
+        cwd=workdir,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -94,9 +98,10 @@ def start_http(binary):
     fail(f"{binary} http did not report its address")
 
 
-def inspector(inspector_bin, binary, label):
+def inspector(inspector_bin, binary, label, workdir):
     completed = subprocess.run(
         [inspector_bin, "--cli", binary, "stdio", "--method", "tools/list", "--strict"],
+        cwd=workdir,
         capture_output=True,
         text=True,
         timeout=120,
@@ -117,17 +122,25 @@ def main():
         binary = str(Path(args.bin_dir) / example)
         if not Path(binary).exists():
             fail(f"{binary} is missing: run `cargo build --workspace` first")
+        # Servers write their audit log (and approval store) in their working directory.
+        workdir = tempfile.mkdtemp(prefix=f"charter-e2e-{example}-")
         for mode in MODES:
-            stdio = StdioServerParameters(command=binary, args=["stdio"])
+            stdio = StdioServerParameters(command=binary, args=["stdio"], cwd=workdir)
             asyncio.run(exercise(example, stdio, mode, f"{example} stdio {mode}"))
-            process, url = start_http(binary)
+            process, url = start_http(binary, workdir)
             try:
                 asyncio.run(exercise(example, url, mode, f"{example} http {mode}"))
             finally:
                 process.terminate()
                 process.wait(timeout=10)
+        verify = subprocess.run(
+            [binary, "audit", "verify", str(Path(workdir) / "audit.jsonl")], capture_output=True, text=True
+        )
+        if verify.returncode != 0:
+            fail(f"{example}: the audit log of the e2e runs does not verify: {verify.stdout}{verify.stderr}")
+        print(f"ok  {example}: {verify.stdout.strip()}")
         if args.inspector:
-            inspector(args.inspector, binary, example)
+            inspector(args.inspector, binary, example, workdir)
     print("e2e: all checks passed")
 
 

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::model::{Model, ResourceTarget};
+use crate::model::{Approval, Credentials, Downstream, Model, ResourceTarget, SecretRef};
 use crate::surface;
 
 /// Who owns a file once it is written.
@@ -109,6 +109,8 @@ pub fn surface_json(model: &Model) -> String {
             "timeout_ms": l.timeout.as_millis() as u64,
             "max_request_bytes": l.max_request_bytes,
             "max_response_bytes": l.max_response_bytes,
+            "rate": { "count": l.rate.count, "period_ms": l.rate.period.as_millis() as u64 },
+            "concurrency": l.concurrency,
         })
     };
     let tools: Vec<Value> = model
@@ -121,6 +123,9 @@ pub fn surface_json(model: &Model) -> String {
                 "hash": surface::definition_hash(&definition),
                 "effect": t.effect,
                 "scopes": t.scopes,
+                "data_class": t.data_class,
+                "approval": approval_json(&t.approval),
+                "audit": { "arguments": t.audit.arguments, "results": t.audit.results },
                 "limits": limits(&t.limits),
                 "content": t.content,
                 "progress": t.progress,
@@ -148,6 +153,7 @@ pub fn surface_json(model: &Model) -> String {
                 "hash": surface::definition_hash(&definition),
                 "variables": variables,
                 "scopes": r.scopes,
+                "data_class": r.data_class,
                 "limits": limits(&r.limits),
             })
         })
@@ -176,6 +182,7 @@ pub fn surface_json(model: &Model) -> String {
                 "max_lengths": max_lengths,
                 "completions": completions,
                 "scopes": p.scopes,
+                "data_class": p.data_class,
             })
         })
         .collect();
@@ -187,12 +194,29 @@ pub fn surface_json(model: &Model) -> String {
             "version": server.version.to_string(),
             "description": server.description,
             "env_prefix": env_prefix(model),
+            "disable": {
+                "env": server.retirement.disable.as_ref().and_then(|d| d.env.clone()),
+                "file": server.retirement.disable.as_ref().and_then(|d| d.file.clone()),
+            },
         },
         "http": {
             "origins": model.access.origins,
             "max_request_bytes": model.limits.max_request_bytes,
-            "oauth": model.access.oauth.is_some(),
         },
+        "oauth": model.access.oauth.as_ref().map(|o| json!({
+            "issuer": o.issuer,
+            "audience": o.audience,
+            "jwks_uri": o.jwks_uri,
+            "algorithms": o.algorithms,
+            "leeway_ms": o.leeway.as_millis() as u64,
+        })),
+        "scopes": model.access.scopes.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+        "data_classes": model
+            .data_classes
+            .iter()
+            .map(|c| (c.name.clone(), json!(c.logs)))
+            .collect::<serde_json::Map<_, _>>(),
+        "downstreams": model.downstreams.iter().map(downstream_json).collect::<Vec<_>>(),
         "tools": tools,
         "resources": resources,
         "prompts": prompts,
@@ -200,6 +224,66 @@ pub fn surface_json(model: &Model) -> String {
     let mut text = serde_json::to_string_pretty(&value).expect("JSON values always serialize");
     text.push('\n');
     text
+}
+
+fn approval_json(approval: &Approval) -> Value {
+    match approval {
+        Approval::None => json!({ "mode": "none" }),
+        Approval::User => json!({ "mode": "user" }),
+        Approval::Reviewer { scope, expires } => json!({
+            "mode": "reviewer",
+            "scope": scope,
+            "expires_ms": expires.as_millis() as u64,
+        }),
+    }
+}
+
+/// A downstream as the runtime's egress control needs it: where it is, which
+/// hosts it may reach, and where (never what) its credential is.
+fn downstream_json(downstream: &Downstream) -> Value {
+    let secret = |secret: &SecretRef| match secret {
+        SecretRef::Env(name) => json!({ "env": name }),
+        SecretRef::File(path) => json!({ "file": path }),
+    };
+    let credentials = match &downstream.credentials {
+        Credentials::None | Credentials::CallerToken => json!({ "kind": "none" }),
+        Credentials::ServiceToken { secret: s } => {
+            let mut v = secret(s);
+            v["kind"] = json!("service_token");
+            v
+        }
+        Credentials::ClientCredentials {
+            token_url,
+            client_id,
+            client_secret,
+        } => json!({
+            "kind": "client_credentials",
+            "token_url": token_url,
+            "client_id": client_id,
+            "client_secret": secret(client_secret),
+            "scopes": downstream.credential_scopes,
+        }),
+        Credentials::TokenExchange {
+            token_url,
+            audience,
+            client_id,
+            client_secret,
+        } => json!({
+            "kind": "token_exchange",
+            "token_url": token_url,
+            "audience": audience,
+            "client_id": client_id,
+            "client_secret": secret(client_secret),
+            "scopes": downstream.credential_scopes,
+        }),
+    };
+    json!({
+        "name": downstream.name.original,
+        "base_url": downstream.base_url,
+        "egress": downstream.egress.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "timeout_ms": downstream.timeout.map(|t| t.as_millis() as u64),
+        "credentials": credentials,
+    })
 }
 
 /// The tool-surface lock (`charter lock`'s format): a hash per definition, so

@@ -5,10 +5,17 @@
 /// against the directory, so a new runtime file cannot be left out.
 pub const SOURCES: &[(&str, &str)] = &[
     ("lib.rs", include_str!("../../runtime/src/lib.rs")),
+    ("approval.rs", include_str!("../../runtime/src/approval.rs")),
+    ("audit.rs", include_str!("../../runtime/src/audit.rs")),
+    ("auth.rs", include_str!("../../runtime/src/auth.rs")),
     ("cli.rs", include_str!("../../runtime/src/cli.rs")),
     ("client.rs", include_str!("../../runtime/src/client.rs")),
     ("config.rs", include_str!("../../runtime/src/config.rs")),
+    ("controls.rs", include_str!("../../runtime/src/controls.rs")),
     ("dispatch.rs", include_str!("../../runtime/src/dispatch.rs")),
+    ("egress.rs", include_str!("../../runtime/src/egress.rs")),
+    ("guard.rs", include_str!("../../runtime/src/guard.rs")),
+    ("metrics.rs", include_str!("../../runtime/src/metrics.rs")),
     ("prompt.rs", include_str!("../../runtime/src/prompt.rs")),
     ("serve.rs", include_str!("../../runtime/src/serve.rs")),
     ("server.rs", include_str!("../../runtime/src/server.rs")),

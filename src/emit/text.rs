@@ -74,19 +74,10 @@ impl Texts {
             env.add_template(name, source)
                 .map_err(|e| format!("template {name}: {e}"))?;
         }
-        let (dependencies, http_dependencies) = dependency_lines(model)?;
+        let (dependencies, optional_dependencies) = dependency_lines(model)?;
         let http = model.access.transports.contains(&Transport::Http);
-        let mut default_features = Vec::new();
-        if http {
-            default_features.push("http");
-        }
-        if model
-            .tools
-            .iter()
-            .any(|t| t.asks_client.contains(&crate::model::ClientRequest::Elicitation))
-        {
-            default_features.push("elicitation");
-        }
+        let default_features = default_features(model);
+        let features = runtime_features(model)?;
         let ctx = context! {
             contract => options.contract_name,
             server => &model.server,
@@ -96,13 +87,14 @@ impl Texts {
             env_prefix => super::env_prefix(model),
             http => http,
             default_features => default_features,
+            features => features,
             stdio => model.access.transports.contains(&Transport::Stdio),
             oauth => &model.access.oauth,
             origins => &model.access.origins,
             scopes => &model.access.scopes,
             data_classes => &model.data_classes,
             dependencies => dependencies,
-            http_dependencies => http_dependencies,
+            optional_dependencies => optional_dependencies,
             rows => rows(model),
             downstreams => downstream_rows(model),
             limits => &model.limits,
@@ -111,6 +103,7 @@ impl Texts {
             audit => &model.audit,
             retention => crate::model::units::format_duration(model.audit.retention),
             deploy => &model.deploy,
+            reviewers => model.tools.iter().any(|t| matches!(t.approval, Approval::Reviewer { .. })),
             writes => model.tools.iter().filter(|t| t.approval != Approval::None).map(|t| &t.name.original).collect::<Vec<_>>(),
         };
         Ok(Texts { env, ctx })
@@ -125,6 +118,87 @@ impl Texts {
             .render(&self.ctx)
             .map_err(|e| format!("template {name}: {e:#}"))
     }
+}
+
+/// The runtime features a contract needs, and only those: each one is a
+/// dependency tree that a server without the control does not compile.
+fn default_features(model: &Model) -> Vec<&'static str> {
+    let http = model.access.transports.contains(&Transport::Http);
+    let mut features = Vec::new();
+    if http {
+        features.push("http");
+    }
+    if http && model.access.oauth.is_some() {
+        features.push("oauth");
+    }
+    let user_approval = model.tools.iter().any(|t| t.approval == Approval::User);
+    let elicits = model
+        .tools
+        .iter()
+        .any(|t| t.asks_client.contains(&crate::model::ClientRequest::Elicitation));
+    if elicits || user_approval {
+        features.push("elicitation");
+    }
+    if model
+        .tools
+        .iter()
+        .any(|t| matches!(t.approval, Approval::Reviewer { .. }))
+    {
+        features.push("approvals");
+    }
+    if !model.downstreams.is_empty() {
+        features.push("egress");
+    }
+    features
+}
+
+/// The runtime's features, repeated in the generated manifest with the
+/// comments that explain them (`# ...` lines right above each feature).
+fn runtime_features(model: &Model) -> Result<Vec<FeatureLine>, String> {
+    let manifest: toml::Table = toml::from_str(MANIFEST).map_err(|e| format!("runtime/Cargo.toml: {e}"))?;
+    let features = manifest
+        .get("features")
+        .and_then(|d| d.as_table())
+        .ok_or("runtime/Cargo.toml has no [features]")?;
+    let mut lines = Vec::new();
+    for (name, value) in features {
+        if name == "default" {
+            continue;
+        }
+        let comment = MANIFEST
+            .lines()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .find(|w| w[1].starts_with(&format!("{name} = ")))
+            .map(|w| w[0])
+            .filter(|line| line.starts_with('#'))
+            .unwrap_or_default()
+            .to_string();
+        // `dep:X` only names optional dependencies; one the handlers use is always on.
+        let value: Vec<toml::Value> = value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| {
+                let dep = v.as_str().and_then(|v| v.strip_prefix("dep:"));
+                !dep.is_some_and(|dep| model.handler_dependencies.iter().any(|d| d.name == dep))
+            })
+            .cloned()
+            .collect();
+        lines.push(FeatureLine {
+            name: name.clone(),
+            value: toml::Value::Array(value).to_string(),
+            comment,
+        });
+    }
+    Ok(lines)
+}
+
+#[derive(Serialize)]
+struct FeatureLine {
+    name: String,
+    value: String,
+    comment: String,
 }
 
 /// Escapes text for a Markdown table cell.
@@ -145,23 +219,48 @@ fn dependency_lines(model: &Model) -> Result<(Vec<DependencyLine>, Vec<Dependenc
         .and_then(|d| d.as_table())
         .ok_or("runtime/Cargo.toml has no [dependencies]")?;
     let mut always = Vec::new();
-    let mut http = Vec::new();
+    let mut optional = Vec::new();
     for (name, spec) in deps {
+        // A crate the handlers also use is one dependency: the runtime's
+        // optional line gives way to the handlers' (always on), and the
+        // features that named it drop their `dep:` entry (see `runtime_features`).
+        if model.handler_dependencies.iter().any(|d| &d.name == name) {
+            continue;
+        }
         let line = DependencyLine {
             name: name.clone(),
             spec: spec.to_string(),
         };
-        let optional = spec.get("optional").and_then(|o| o.as_bool()).unwrap_or(false);
-        if optional { http.push(line) } else { always.push(line) }
+        let is_optional = spec.get("optional").and_then(|o| o.as_bool()).unwrap_or(false);
+        if is_optional {
+            optional.push(line)
+        } else {
+            always.push(line)
+        }
     }
     for dep in &model.handler_dependencies {
         let mut spec = toml::Table::new();
         spec.insert("version".into(), toml::Value::String(dep.version.clone()));
-        if !dep.default_features {
+        let mut default_features = dep.default_features;
+        let mut features = dep.features.clone();
+        // The runtime's requirements for the same crate still hold.
+        if let Some(runtime) = deps.get(&dep.name) {
+            if runtime.get("default-features").and_then(|d| d.as_bool()) == Some(true) {
+                default_features = true;
+            }
+            for f in runtime.get("features").and_then(|f| f.as_array()).into_iter().flatten() {
+                if let Some(f) = f.as_str()
+                    && !features.iter().any(|have| have == f)
+                {
+                    features.push(f.to_string());
+                }
+            }
+        }
+        if !default_features {
             spec.insert("default-features".into(), toml::Value::Boolean(false));
         }
-        if !dep.features.is_empty() {
-            let features = dep.features.iter().cloned().map(toml::Value::String).collect();
+        if !features.is_empty() {
+            let features = features.into_iter().map(toml::Value::String).collect();
             spec.insert("features".into(), toml::Value::Array(features));
         }
         always.push(DependencyLine {
@@ -170,7 +269,7 @@ fn dependency_lines(model: &Model) -> Result<(Vec<DependencyLine>, Vec<Dependenc
         });
     }
     always.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok((always, http))
+    Ok((always, optional))
 }
 
 fn rows(model: &Model) -> Vec<Row> {

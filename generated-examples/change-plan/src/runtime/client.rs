@@ -136,6 +136,43 @@ impl ClientLink {
     }
 }
 
+impl ClientLink {
+    /// Asks the user to confirm an operation (the runtime's approval step for
+    /// `approval: user`, which does not depend on what the handler may ask).
+    /// `Ok(true)` only for an explicit acceptance with `confirm: true`.
+    #[cfg(feature = "elicitation")]
+    pub async fn confirm(&self, message: &str) -> Result<bool, String> {
+        let Some(peer) = &self.peer else {
+            return Err("no client connection to ask".into());
+        };
+        let request: rmcp::model::ElicitRequestParams = serde_json::from_value(serde_json::json!({
+            "mode": "form",
+            "message": message,
+            "requestedSchema": {
+                "type": "object",
+                "properties": {
+                    "confirm": {
+                        "type": "boolean",
+                        "title": "Run this operation",
+                        "description": "Yes runs exactly the operation shown; anything else cancels it.",
+                    }
+                },
+                "required": ["confirm"],
+            },
+        }))
+        .map_err(|e| format!("cannot build the confirmation request: {e}"))?;
+        let answer = peer.create_elicitation(request).await.map_err(|e| e.to_string())?;
+        let accepted = answer.action == rmcp::model::ElicitationAction::Accept;
+        let confirmed = answer
+            .content
+            .as_ref()
+            .and_then(|c| c.get("confirm"))
+            .and_then(serde_json::Value::as_bool)
+            == Some(true);
+        Ok(accepted && confirmed)
+    }
+}
+
 fn undeclared(what: &str) -> ToolError {
     ToolError::internal(format!("the handler used {what}, which its contract does not declare"))
 }

@@ -12,10 +12,20 @@
 //! calls. Everything that must hold whatever a handler does (input and output
 //! validation, timeouts, size caps, transport hardening) lives here.
 
+#[cfg(feature = "approvals")]
+pub mod approval;
+pub mod audit;
+#[cfg(feature = "oauth")]
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod controls;
 pub mod dispatch;
+#[cfg(feature = "egress")]
+pub mod egress;
+pub mod guard;
+pub mod metrics;
 pub mod prompt;
 pub mod serve;
 pub mod server;

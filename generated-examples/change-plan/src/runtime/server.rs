@@ -23,7 +23,9 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 
 use super::client::{Allowed, ClientLink, level_rank};
-use super::dispatch::{Context, Dispatch, ErrorKind, ResourceBody, ToolError, ToolOutput};
+use super::controls::Denial;
+use super::dispatch::{Context, Dispatch, ErrorKind, Identity, ResourceBody, ToolError, ToolOutput};
+use super::guard::{Approved, Controls, Trail, denial_error};
 use super::surface::{Limits, PromptSpec, ResourceSpec, Surface, ToolSpec};
 use super::template::UriTemplate;
 use super::validate::Validator;
@@ -54,15 +56,21 @@ struct Inner<D> {
     surface: Surface,
     dispatch: D,
     tools: BTreeMap<String, CompiledTool>,
-    listed_tools: Vec<Tool>,
-    listed_resources: Vec<Resource>,
-    listed_templates: Vec<ResourceTemplate>,
-    listed_prompts: Vec<Prompt>,
+    /// Each listed definition with the scopes a caller needs to see it.
+    listed_tools: Vec<(Vec<String>, Tool)>,
+    listed_resources: Vec<(Vec<String>, Resource)>,
+    listed_templates: Vec<(Vec<String>, ResourceTemplate)>,
+    listed_prompts: Vec<(Vec<String>, Prompt)>,
+    /// The approval tools, shown to approvers only.
+    listed_builtins: Vec<Tool>,
     templates: Vec<CompiledTemplate>,
     /// Who a request is from when the transport authenticated no one (stdio: the local user).
     default_caller: String,
     /// The lowest log level the client asked to receive (`logging/setLevel`).
     min_log_level: Arc<AtomicU8>,
+    /// Authorization, limits, kill switch, audit, approvals and metrics;
+    /// `None` only where a test or benchmark measures the bare protocol layer.
+    controls: Option<Controls>,
 }
 
 struct CompiledTool {
@@ -89,7 +97,7 @@ impl<D: Dispatch> McpServer<D> {
                 Some(schema) => Some(Validator::new(&format!("tool `{name}` output"), schema)?),
                 None => None,
             };
-            listed_tools.push(with_hash::<Tool>(&spec.definition, &spec.hash)?);
+            listed_tools.push((spec.scopes.clone(), with_hash::<Tool>(&spec.definition, &spec.hash)?));
             tools.insert(
                 name,
                 CompiledTool {
@@ -115,16 +123,22 @@ impl<D: Dispatch> McpServer<D> {
                         template: UriTemplate::parse(uri_template)?,
                         variables,
                     });
-                    listed_templates.push(with_hash::<ResourceTemplate>(&spec.definition, &spec.hash)?);
+                    listed_templates.push((
+                        spec.scopes.clone(),
+                        with_hash::<ResourceTemplate>(&spec.definition, &spec.hash)?,
+                    ));
                 }
-                None => listed_resources.push(with_hash::<Resource>(&spec.definition, &spec.hash)?),
+                None => listed_resources.push((
+                    spec.scopes.clone(),
+                    with_hash::<Resource>(&spec.definition, &spec.hash)?,
+                )),
             }
         }
         let listed_prompts = surface
             .prompts
             .iter()
-            .map(|spec| with_hash::<Prompt>(&spec.definition, &spec.hash))
-            .collect::<Result<_, _>>()?;
+            .map(|spec| Ok((spec.scopes.clone(), with_hash::<Prompt>(&spec.definition, &spec.hash)?)))
+            .collect::<Result<_, String>>()?;
         Ok(McpServer {
             inner: Arc::new(Inner {
                 surface,
@@ -134,9 +148,11 @@ impl<D: Dispatch> McpServer<D> {
                 listed_resources,
                 listed_templates,
                 listed_prompts,
+                listed_builtins: Vec::new(),
                 templates,
                 default_caller: "anonymous".into(),
                 min_log_level: Arc::new(AtomicU8::new(super::client::DEFAULT_LEVEL)),
+                controls: None,
             }),
         })
     }
@@ -149,8 +165,24 @@ impl<D: Dispatch> McpServer<D> {
         self
     }
 
+    /// Puts the contract's controls in front of every handler. Call before serving.
+    pub fn with_controls(mut self, controls: Controls) -> Result<Self, String> {
+        let inner = Arc::get_mut(&mut self.inner).ok_or("controls must be set before the server is shared")?;
+        inner.listed_builtins = controls
+            .builtin_definitions()
+            .into_iter()
+            .map(|d| serde_json::from_value(d).map_err(|e| format!("an approval tool does not fit the protocol: {e}")))
+            .collect::<Result<_, _>>()?;
+        inner.controls = Some(controls);
+        Ok(self)
+    }
+
     pub fn surface(&self) -> &Surface {
         &self.inner.surface
+    }
+
+    pub fn controls(&self) -> Option<&Controls> {
+        self.inner.controls.as_ref()
     }
 
     /// Runs one tool call through every gate. Failures the caller can act on
@@ -161,18 +193,39 @@ impl<D: Dispatch> McpServer<D> {
         arguments: Option<Map<String, Value>>,
         context: Context,
     ) -> Result<CallToolResult, McpError> {
+        if let Some(controls) = &self.inner.controls
+            && let Some(result) = controls.builtin_tool(name, arguments.as_ref(), &context).await
+        {
+            return result;
+        }
         let Some(tool) = self.inner.tools.get(name) else {
             return Err(McpError::invalid_params(format!("unknown tool `{name}`"), None));
         };
         let arguments = Value::Object(arguments.unwrap_or_default());
+        let trail = self.inner.controls.as_ref().map(|controls| {
+            Trail::new(controls, "tool", name, &tool.spec.effect, &tool.spec.hash, &context).with_arguments(
+                &arguments,
+                tool.spec.data_class.as_deref(),
+                tool.spec.audit.arguments,
+            )
+        });
+        if let (Some(trail), Some(controls)) = (&trail, &self.inner.controls)
+            && let Err(denial) = controls.admit("tool", name, &tool.spec.scopes, &context)
+        {
+            return Ok(trail.refuse_tool(&denial));
+        }
         let size = serde_json::to_vec(&arguments)
             .map(|v| v.len() as u64)
             .unwrap_or(u64::MAX);
         if size > tool.spec.limits.max_request_bytes {
-            return Ok(error_result(format!(
+            let message = format!(
                 "arguments are {size} bytes; `{name}` accepts at most {}",
                 tool.spec.limits.max_request_bytes
-            )));
+            );
+            if let Some(trail) = &trail {
+                trail.denied("request_too_large", &message);
+            }
+            return Ok(error_result(message));
         }
         let mut violations = super::validate::unknown_properties(&tool.spec.definition["inputSchema"], &arguments);
         let named_unknown = !violations.is_empty();
@@ -183,10 +236,50 @@ impl<D: Dispatch> McpServer<D> {
                 .filter(|v| !(named_unknown && v.starts_with("at /: False schema"))),
         );
         if !violations.is_empty() {
-            return Ok(error_result(format!(
-                "invalid arguments for `{name}`:\n- {}",
-                violations.join("\n- ")
-            )));
+            let message = format!("invalid arguments for `{name}`:\n- {}", violations.join("\n- "));
+            if let Some(trail) = &trail {
+                // The caller's message quotes values; the audit record names only where, so
+                // a value the data class redacts cannot reach the log through an error.
+                let places: Vec<&str> = violations
+                    .iter()
+                    .map(|v| v.strip_prefix("at ").and_then(|v| v.split(": ").next()).unwrap_or("/"))
+                    .collect();
+                trail.denied(
+                    "invalid_arguments",
+                    &format!("invalid arguments at {}", places.join(", ")),
+                );
+            }
+            return Ok(error_result(message));
+        }
+        // Held until the handler returns: the concurrency cap counts running calls.
+        let _permit = match &self.inner.controls {
+            Some(controls) => match controls.limiter.acquire("tool", name) {
+                Ok(permit) => permit,
+                Err(denial) => return Ok(trail.as_ref().map(|t| t.refuse_tool(&denial)).unwrap_or_default()),
+            },
+            None => None,
+        };
+        let mut evidence = None;
+        if let (Some(trail), Some(controls)) = (&trail, &self.inner.controls) {
+            match controls.approve(&tool.spec, &arguments, &context).await {
+                Approved::NotNeeded => {}
+                Approved::With(proof) => evidence = Some(proof),
+                Approved::Refused { reason, message } => {
+                    trail.denied(reason, &message);
+                    return Ok(error_result(message));
+                }
+                Approved::Pending(message) => return Ok(error_result(message)),
+            }
+            // State changes are on disk in the audit log before they happen; no log, no change.
+            if tool.spec.effect != "read"
+                && let Err(e) = trail.intent(evidence.as_ref()).await
+            {
+                tracing::error!(tool = name, error = %e, "audit log unavailable; refusing a state-changing call");
+                return Ok(error_result(format!(
+                    "`{name}` changes state and the audit log cannot be written, so it was not run; \
+                     the operator has been told"
+                )));
+            }
         }
         let outcome = with_deadline(
             &tool.spec.limits,
@@ -194,9 +287,41 @@ impl<D: Dispatch> McpServer<D> {
             self.inner.dispatch.call_tool(name, arguments, context.clone()),
         )
         .await;
+        let (result, outcome, detail) = self.tool_result(tool, name, outcome);
+        if let Some(trail) = &trail {
+            let shown = match &result.structured_content {
+                Some(value) if tool.spec.audit.results => trail.redacted(value),
+                _ => None,
+            };
+            trail.finish(outcome, detail.as_deref(), evidence.as_ref(), shown.as_ref());
+        }
+        Ok(result)
+    }
+
+    /// Checks a handler's outcome against the contract: the output schema,
+    /// the declared content kinds and the response size.
+    fn tool_result(
+        &self,
+        tool: &CompiledTool,
+        name: &str,
+        outcome: Result<ToolOutput, ToolError>,
+    ) -> (CallToolResult, &'static str, Option<String>) {
+        let violation = |message: String| {
+            if let Some(controls) = &self.inner.controls {
+                controls.metrics.output_violation("tool", name);
+            }
+            (error_result(message.clone()), "output_violation", Some(message))
+        };
         let output = match outcome {
             Ok(output) => output,
-            Err(error) => return Ok(tool_error_result(name, &error)),
+            Err(error) => {
+                let outcome = match error.kind {
+                    ErrorKind::Unavailable if error.message.starts_with("timed out") => "timeout",
+                    ErrorKind::Unavailable if error.message == "cancelled" => "cancelled",
+                    _ => "error",
+                };
+                return (tool_error_result(name, &error), outcome, Some(error.message));
+            }
         };
         let result = match output {
             ToolOutput::Structured(value) => {
@@ -204,9 +329,9 @@ impl<D: Dispatch> McpServer<D> {
                     let violations = validator.violations(&value, MAX_VIOLATIONS);
                     if !violations.is_empty() {
                         tracing::error!(tool = name, ?violations, "handler output breaks the output schema");
-                        return Ok(error_result(format!(
+                        return violation(format!(
                             "`{name}` produced a result that breaks its contract; the operator has been told"
-                        )));
+                        ));
                     }
                 }
                 CallToolResult::structured(value)
@@ -214,7 +339,7 @@ impl<D: Dispatch> McpServer<D> {
             ToolOutput::Content(content) => {
                 if tool.output.is_some() {
                     tracing::error!(tool = name, "handler returned content for a tool with an output schema");
-                    return Ok(error_result(format!("`{name}` produced no structured result")));
+                    return violation(format!("`{name}` produced no structured result"));
                 }
                 if let Some(kind) = content
                     .iter()
@@ -226,9 +351,9 @@ impl<D: Dispatch> McpServer<D> {
                         kind,
                         "handler returned a content kind its contract does not declare"
                     );
-                    return Ok(error_result(format!(
+                    return violation(format!(
                         "`{name}` produced {kind} content, which its contract does not declare"
-                    )));
+                    ));
                 }
                 CallToolResult::success(content)
             }
@@ -236,12 +361,14 @@ impl<D: Dispatch> McpServer<D> {
         let size = serde_json::to_vec(&result).map(|v| v.len() as u64).unwrap_or(u64::MAX);
         if size > tool.spec.limits.max_response_bytes {
             tracing::warn!(tool = name, size, "result over the response size limit");
-            return Ok(error_result(format!(
+            let message = format!(
                 "the result of `{name}` is {size} bytes, over its limit of {}; narrow the request",
                 tool.spec.limits.max_response_bytes
-            )));
+            );
+            return (error_result(message.clone()), "response_too_large", Some(message));
         }
-        Ok(result)
+        let outcome = if result.is_error == Some(true) { "error" } else { "ok" };
+        (result, outcome, None)
     }
 
     /// Reads a static resource or one matched by a template.
@@ -265,21 +392,52 @@ impl<D: Dispatch> McpServer<D> {
                 (&inner.surface.resources[compiled.index], variables)
             }
         };
+        let trail = inner
+            .controls
+            .as_ref()
+            .map(|controls| Trail::new(controls, "resource", spec.name(), "read", &spec.hash, &context));
+        if let (Some(trail), Some(controls)) = (&trail, &inner.controls) {
+            if let Err(denial) = controls.admit("resource", spec.name(), &spec.scopes, &context) {
+                trail.denied(denial.reason(), &denial.message("resource", spec.name()));
+                return Err(denial_error(&denial, "resource", spec.name()));
+            }
+        }
+        let _permit = match &inner.controls {
+            Some(controls) => controls.limiter.acquire("resource", spec.name()).map_err(|denial| {
+                if let Some(trail) = &trail {
+                    trail.denied(denial.reason(), &denial.message("resource", spec.name()));
+                }
+                denial_error(&denial, "resource", spec.name())
+            })?,
+            None => None,
+        };
         let read = inner
             .dispatch
             .read_resource(spec.name(), uri, variables, context.clone());
-        let body = with_deadline(&spec.limits, &context, read)
-            .await
-            .map_err(|e| resource_error(spec, &e))?;
+        let body = match with_deadline(&spec.limits, &context, read).await {
+            Ok(body) => body,
+            Err(e) => {
+                if let Some(trail) = &trail {
+                    trail.finish("error", Some(&e.message), None, None);
+                }
+                return Err(resource_error(spec, &e));
+            }
+        };
         let size = match &body {
             ResourceBody::Text(text) => text.len(),
             ResourceBody::Blob(bytes) => bytes.len(),
         } as u64;
         if size > spec.limits.max_response_bytes {
+            if let Some(trail) = &trail {
+                trail.finish("response_too_large", None, None, None);
+            }
             return Err(McpError::internal_error(
                 format!("resource `{}` is over its size limit", spec.name()),
                 None,
             ));
+        }
+        if let Some(trail) = &trail {
+            trail.finish("ok", None, None, None);
         }
         let mime_type = spec.mime_type().map(String::from);
         let contents = match body {
@@ -309,11 +467,22 @@ impl<D: Dispatch> McpServer<D> {
         let Some(spec) = self.inner.surface.prompts.iter().find(|p| p.name() == name) else {
             return Err(McpError::invalid_params(format!("unknown prompt `{name}`"), None));
         };
+        let trail = self
+            .inner
+            .controls
+            .as_ref()
+            .map(|controls| Trail::new(controls, "prompt", name, "read", &spec.hash, &context));
+        if let (Some(trail), Some(controls)) = (&trail, &self.inner.controls) {
+            if let Err(denial) = controls.admit("prompt", name, &spec.scopes, &context) {
+                trail.denied(denial.reason(), &denial.message("prompt", name));
+                return Err(denial_error(&denial, "prompt", name));
+            }
+        }
         let arguments = prompt_arguments(spec, arguments.unwrap_or_default())?;
         let messages = if spec.handler {
             self.inner
                 .dispatch
-                .get_prompt(name, arguments, context)
+                .get_prompt(name, arguments, context.clone())
                 .await
                 .map_err(|e| match e.kind {
                     ErrorKind::Invalid | ErrorKind::NotFound => McpError::invalid_params(e.message, None),
@@ -328,11 +497,106 @@ impl<D: Dispatch> McpServer<D> {
                 super::prompt::render(&spec.text, &arguments),
             )]
         };
+        if let Some(trail) = &trail {
+            trail.finish("ok", None, None, None);
+        }
         let mut result = GetPromptResult::new(messages);
         if let Some(description) = spec.definition["description"].as_str() {
             result = result.with_description(description);
         }
         Ok(result)
+    }
+}
+
+/// The HTTP layer's view of a request, before the protocol layer parses it.
+impl<D: Dispatch> McpServer<D> {
+    /// Applies scopes and the rate limit to the call a request body carries,
+    /// so HTTP can answer 403 or 429. `Ok(true)` when the rate limit was
+    /// counted here (the protocol layer then does not count it again).
+    /// Bodies that are not a single well-formed call pass unchanged: the
+    /// protocol layer refuses them, and applies the same gates itself.
+    pub fn precheck(&self, identity: &Identity, body: &[u8]) -> Result<bool, (Denial, String)> {
+        let Some(controls) = &self.inner.controls else {
+            return Ok(false);
+        };
+        let Ok(Value::Object(message)) = serde_json::from_slice::<Value>(body) else {
+            return Ok(false);
+        };
+        let params = message.get("params");
+        let text = |key: &str| params.and_then(|p| p.get(key)).and_then(Value::as_str);
+        let (kind, name, hash, effect, scopes): (&'static str, &str, &str, &str, &[String]) =
+            match message.get("method").and_then(Value::as_str) {
+                Some("tools/call") => match text("name").and_then(|n| self.inner.tools.get(n)) {
+                    Some(tool) => (
+                        "tool",
+                        tool.spec.name(),
+                        &tool.spec.hash,
+                        &tool.spec.effect,
+                        &tool.spec.scopes,
+                    ),
+                    None => return Ok(false),
+                },
+                Some("resources/read") => match text("uri").and_then(|uri| self.resource_for(uri)) {
+                    Some(spec) => ("resource", spec.name(), &spec.hash, "read", &spec.scopes),
+                    None => return Ok(false),
+                },
+                Some("prompts/get") => {
+                    match text("name").and_then(|n| self.inner.surface.prompts.iter().find(|p| p.name() == n)) {
+                        Some(spec) => ("prompt", spec.name(), &spec.hash, "read", &spec.scopes),
+                        None => return Ok(false),
+                    }
+                }
+                _ => return Ok(false),
+            };
+        let mut context = Context::new(
+            identity.subject.clone(),
+            message.get("id").map(Value::to_string).unwrap_or_default(),
+        );
+        context.identity = identity.clone();
+        let missing = identity.missing_scopes(scopes);
+        let denial = if !missing.is_empty() {
+            Denial::InsufficientScope(missing.into_iter().map(String::from).collect())
+        } else if kind == "prompt" {
+            return Ok(false);
+        } else {
+            match controls.limiter.check_rate(kind, name, &identity.subject) {
+                Ok(()) => return Ok(true),
+                Err(denial) => denial,
+            }
+        };
+        let message = denial.message(kind, name);
+        Trail::new(controls, kind, name, effect, hash, &context).denied(denial.reason(), &message);
+        Err((denial, message))
+    }
+
+    /// Audits a request the HTTP layer refused before reading what it asked for.
+    pub fn refuse_request(&self, identity: &Identity, reason: &'static str) {
+        if let Some(controls) = &self.inner.controls {
+            controls.refused_request(Some(identity), reason, reason);
+        }
+    }
+
+    /// Audits a request refused for its missing or invalid token (never the token itself).
+    pub fn refuse_unauthenticated(&self, reason: &'static str, message: &str) {
+        if let Some(controls) = &self.inner.controls {
+            controls.refused_request(None, reason, message);
+        }
+    }
+
+    fn resource_for(&self, uri: &str) -> Option<&ResourceSpec> {
+        let inner = &self.inner;
+        inner
+            .surface
+            .resources
+            .iter()
+            .find(|r| r.uri() == Some(uri))
+            .or_else(|| {
+                inner
+                    .templates
+                    .iter()
+                    .find(|t| t.template.matches(uri).is_some())
+                    .map(|t| &inner.surface.resources[t.index])
+            })
     }
 }
 
@@ -396,6 +660,15 @@ fn content_kind(block: &ContentBlock) -> &'static str {
         Some("resource_link") => "resource_link",
         _ => "unknown",
     }
+}
+
+/// The definitions whose scopes pass `shown`.
+fn visible<T: Clone>(listed: &[(Vec<String>, T)], shown: impl Fn(&[String]) -> bool) -> Vec<T> {
+    listed
+        .iter()
+        .filter(|(scopes, _)| shown(scopes))
+        .map(|(_, item)| item.clone())
+        .collect()
 }
 
 /// Parses a definition into its rmcp type, with the hash in `_meta`.
@@ -547,6 +820,22 @@ fn context_of(
     allowed: Allowed,
     min_level: &Arc<AtomicU8>,
 ) -> Context {
+    let admitted = admitted(request);
+    let identity = admitted
+        .as_ref()
+        .map(|a| a.identity.clone())
+        .unwrap_or_else(|| Identity::local_user(default_caller.to_string()));
+    let trace_id = request
+        .meta
+        .get_traceparent()
+        .and_then(trace_id_of)
+        .or_else(|| {
+            admitted
+                .as_ref()
+                .and_then(|a| a.traceparent.as_deref())
+                .and_then(trace_id_of)
+        })
+        .unwrap_or_else(new_trace_id);
     Context {
         client: ClientLink::new(
             request.peer.clone(),
@@ -554,9 +843,63 @@ fn context_of(
             allowed,
             request_log_level(request, min_level),
         ),
-        caller: default_caller.to_string(),
+        caller: identity.subject.clone(),
+        identity,
         request_id: request.id.to_string(),
+        trace_id,
         cancel: request.ct.clone(),
+        rate_counted: admitted.as_ref().is_some_and(|a| a.rate_counted),
+    }
+}
+
+/// What the HTTP layer established about a request before the protocol layer saw it.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    pub identity: Identity,
+    /// The request was already counted against its rate limit.
+    pub rate_counted: bool,
+    /// The client's W3C `traceparent` header.
+    pub traceparent: Option<String>,
+}
+
+#[cfg(feature = "http")]
+fn admitted(request: &RequestContext<RoleServer>) -> Option<Admitted> {
+    request
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Admitted>())
+        .cloned()
+}
+
+#[cfg(not(feature = "http"))]
+fn admitted(_request: &RequestContext<RoleServer>) -> Option<Admitted> {
+    None
+}
+
+/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), if well-formed.
+fn trace_id_of(traceparent: &str) -> Option<String> {
+    let mut parts = traceparent.split('-');
+    let (_version, trace) = (parts.next()?, parts.next()?);
+    let valid = trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit()) && trace != "0".repeat(32);
+    valid.then(|| trace.to_ascii_lowercase())
+}
+
+/// A fresh trace id for requests that came without one.
+fn new_trace_id() -> String {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let state = std::collections::hash_map::RandomState::new();
+    let mut high = state.build_hasher();
+    high.write_u64(n);
+    let mut low = state.build_hasher();
+    low.write_u64(n ^ 0x9e37_79b9_7f4a_7c15);
+    format!("{:016x}{:016x}", high.finish(), low.finish())
+}
+
+impl<D: Dispatch> McpServer<D> {
+    fn visible(&self, scopes: &[String], context: &Context) -> bool {
+        self.inner.controls.as_ref().is_none_or(|c| c.visible(scopes, context))
     }
 }
 
@@ -599,13 +942,35 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.inner.listed_tools.clone()))
+        let ctx = context_of(
+            &context,
+            &self.inner.default_caller,
+            Allowed::default(),
+            &self.inner.min_log_level,
+        );
+        let mut tools: Vec<Tool> = self
+            .inner
+            .listed_tools
+            .iter()
+            .filter(|(scopes, _)| self.visible(scopes, &ctx))
+            .map(|(_, tool)| tool.clone())
+            .collect();
+        if self.inner.controls.as_ref().is_some_and(|c| c.is_approver(&ctx)) {
+            tools.extend(self.inner.listed_builtins.iter().cloned());
+        }
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.inner.listed_tools.iter().find(|t| t.name == name).cloned()
+        self.inner
+            .listed_tools
+            .iter()
+            .map(|(_, tool)| tool)
+            .chain(&self.inner.listed_builtins)
+            .find(|t| t.name == name)
+            .cloned()
     }
 
     async fn call_tool(
@@ -629,19 +994,35 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        Ok(ListResourcesResult::with_all_items(self.inner.listed_resources.clone()))
+        let ctx = context_of(
+            &context,
+            &self.inner.default_caller,
+            Allowed::default(),
+            &self.inner.min_log_level,
+        );
+        Ok(ListResourcesResult::with_all_items(visible(
+            &self.inner.listed_resources,
+            |s| self.visible(s, &ctx),
+        )))
     }
 
     async fn list_resource_templates(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        Ok(ListResourceTemplatesResult::with_all_items(
-            self.inner.listed_templates.clone(),
-        ))
+        let ctx = context_of(
+            &context,
+            &self.inner.default_caller,
+            Allowed::default(),
+            &self.inner.min_log_level,
+        );
+        Ok(ListResourceTemplatesResult::with_all_items(visible(
+            &self.inner.listed_templates,
+            |s| self.visible(s, &ctx),
+        )))
     }
 
     async fn read_resource(
@@ -661,9 +1042,18 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
     async fn list_prompts(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        Ok(ListPromptsResult::with_all_items(self.inner.listed_prompts.clone()))
+        let ctx = context_of(
+            &context,
+            &self.inner.default_caller,
+            Allowed::default(),
+            &self.inner.min_log_level,
+        );
+        Ok(ListPromptsResult::with_all_items(visible(
+            &self.inner.listed_prompts,
+            |s| self.visible(s, &ctx),
+        )))
     }
 
     async fn get_prompt(

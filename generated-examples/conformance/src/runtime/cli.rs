@@ -1,13 +1,17 @@
 //! The generated server's command line:
-//! `SERVER [--config FILE] stdio` and `SERVER [--config FILE] http [--listen ADDR]`.
+//! `SERVER [--config FILE] stdio`, `SERVER [--config FILE] http [--listen ADDR]`,
+//! `SERVER surface` and `SERVER audit verify FILE`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
+use super::audit::AuditLog;
 use super::config::Config;
+use super::controls::KillSwitch;
 use super::dispatch::Dispatch;
+use super::guard::Controls;
 use super::server::McpServer;
 use super::surface::Surface;
 
@@ -30,9 +34,25 @@ enum Command {
         /// Address to listen on (overrides the configuration's `http.listen`).
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// Development only: serve without bearer-token checks, every caller
+        /// holding every scope. Refused unless the address is loopback.
+        #[arg(long)]
+        dev_no_auth: bool,
     },
     /// Print each tool, resource and prompt with the hash hosts can pin.
     Surface,
+    /// Work with audit logs.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check a log's hash chain; prints the first broken link and exits 1 if there is one.
+    Verify {
+        /// The JSON-lines audit log.
+        file: PathBuf,
+    },
 }
 
 /// Runs the server: parses the command line, loads configuration, builds the
@@ -60,9 +80,13 @@ pub fn run<D: Dispatch>(surface_json: &str, handlers: impl FnOnce(&Config) -> Re
         Err(e) => return fail(&e),
     };
     init_logging(&config);
-    if let Command::Surface = cli.command {
-        print_surface(&surface);
-        return ExitCode::SUCCESS;
+    match &cli.command {
+        Command::Surface => {
+            print_surface(&surface);
+            return ExitCode::SUCCESS;
+        }
+        Command::Audit(AuditCommand::Verify { file }) => return verify_audit(file),
+        _ => {}
     }
     let dispatch = match handlers(&config) {
         Ok(dispatch) => dispatch,
@@ -73,23 +97,174 @@ pub fn run<D: Dispatch>(surface_json: &str, handlers: impl FnOnce(&Config) -> Re
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
     let outcome = runtime.block_on(async {
-        match cli.command {
+        let controls = controls(&surface, &config)?;
+        let audit = controls.audit.clone();
+        let outcome = match cli.command {
             Command::Stdio => {
-                let server = McpServer::new(surface, dispatch)?.with_default_caller(local_user());
+                let server = McpServer::new(surface, dispatch)?
+                    .with_default_caller(local_user())
+                    .with_controls(controls)?;
+                watch(&server);
                 super::serve::stdio(server, &config).await
             }
             #[cfg(feature = "http")]
-            Command::Http { listen } => {
-                let server = McpServer::new(surface, dispatch)?.with_default_caller("anonymous".into());
+            Command::Http { listen, dev_no_auth } => {
                 let listen = listen.unwrap_or_else(|| config.http.listen.clone());
-                super::serve::http(server, &config, &listen).await
+                let gate = http_gate(&surface, &config, &listen, dev_no_auth).await?;
+                let server = McpServer::new(surface, dispatch)?
+                    .with_default_caller("anonymous".into())
+                    .with_controls(controls)?;
+                watch(&server);
+                super::serve::http(server, &config, &listen, gate).await
             }
-            Command::Surface => Ok(()),
-        }
+            Command::Surface | Command::Audit(_) => Ok(()),
+        };
+        audit.close().await;
+        outcome
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
+    }
+}
+
+/// Opens the audit log, the kill switch and (when a tool needs a reviewer)
+/// the approval store: a server that cannot keep its records does not start.
+fn controls(surface: &Surface, config: &Config) -> Result<Controls, String> {
+    let audit = AuditLog::open(Path::new(&config.audit.path))?;
+    let env_value = surface
+        .server
+        .disable
+        .env
+        .as_ref()
+        .and_then(|name| std::env::var(name).ok());
+    let file = config
+        .kill_switch
+        .file
+        .clone()
+        .or_else(|| surface.server.disable.file.clone())
+        .map(PathBuf::from);
+    let controls = Controls::new(surface, KillSwitch::new(env_value, file), audit);
+    if controls.needs_reviewers() {
+        #[cfg(feature = "approvals")]
+        {
+            let store = super::approval::ApprovalStore::open(Path::new(&config.approvals.path))?;
+            return Ok(controls.with_approvals(store));
+        }
+        #[cfg(not(feature = "approvals"))]
+        return Err(
+            "a tool needs a reviewer's approval and this build has no approval store (feature `approvals`)".into(),
+        );
+    }
+    Ok(controls)
+}
+
+/// Background upkeep: the kill-switch file is re-read every second (and each
+/// change audited), and idle callers' rate-limit state is dropped every minute.
+fn watch<D: Dispatch>(server: &McpServer<D>) {
+    let server = server.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let mut seconds = 0u64;
+        loop {
+            tick.tick().await;
+            seconds += 1;
+            let Some(controls) = server.controls() else { return };
+            if let Some(state) = controls.kill.reload() {
+                controls.kill_switch_changed(&state);
+            }
+            if seconds.is_multiple_of(60) {
+                controls.limiter.forget_idle();
+            }
+        }
+    });
+}
+
+/// Authentication for HTTP: the contract's OAuth settings, with this
+/// environment's issuer, audience and key set from the configuration.
+#[cfg(feature = "http")]
+async fn http_gate(
+    surface: &Surface,
+    config: &Config,
+    listen: &str,
+    dev_no_auth: bool,
+) -> Result<super::serve::HttpGate, String> {
+    let mut gate = super::serve::HttpGate::default();
+    let Some(oauth) = &surface.oauth else {
+        return Ok(gate);
+    };
+    if dev_no_auth {
+        let host = listen.rsplit_once(':').map_or(listen, |(host, _)| host);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return Err(format!(
+                "--dev-no-auth serves without token checks and is refused on {listen}: listen on 127.0.0.1"
+            ));
+        }
+        tracing::warn!(
+            "--dev-no-auth: serving without bearer-token checks on loopback; every caller holds every scope"
+        );
+        return Ok(gate);
+    }
+    #[cfg(feature = "oauth")]
+    {
+        use std::time::Duration;
+        let mut settings = super::auth::OAuthSettings::new(
+            config.oauth.issuer.clone().unwrap_or_else(|| oauth.issuer.clone()),
+            config.oauth.audience.clone().unwrap_or_else(|| oauth.audience.clone()),
+        );
+        settings.jwks_uri = config.oauth.jwks_uri.clone().or_else(|| oauth.jwks_uri.clone());
+        settings.algorithms = oauth.algorithms.clone();
+        settings.leeway = Duration::from_millis(oauth.leeway_ms);
+        settings.refresh_min_interval = Duration::from_secs(config.oauth.refresh_min_interval_secs);
+        settings.max_age = Duration::from_secs(config.oauth.max_age_secs);
+        let audience = settings.audience.clone();
+        let auth = super::auth::Authenticator::new(settings)?;
+        // Not fatal: the provider may be briefly down; /readyz reports it and
+        // the first token with an unknown key retries.
+        if let Err(e) = auth.refresh().await {
+            tracing::warn!(error = %e, "cannot load the identity provider's keys yet");
+        }
+        let title = surface
+            .server
+            .title
+            .clone()
+            .unwrap_or_else(|| surface.server.name.clone());
+        gate.metadata = Some((auth.metadata(&surface.scopes, &title), auth.metadata_url()));
+        gate.audience = Some(audience);
+        gate.auth = Some(std::sync::Arc::new(auth));
+        Ok(gate)
+    }
+    #[cfg(not(feature = "oauth"))]
+    {
+        let _ = (config, oauth);
+        Err(
+            "the contract requires OAuth and this build has no token checks (feature `oauth`); \
+             rebuild with it, or use --dev-no-auth on loopback"
+                .into(),
+        )
+    }
+}
+
+fn verify_audit(file: &Path) -> ExitCode {
+    match super::audit::verify(file) {
+        Ok(summary) => {
+            match (summary.first_seq, summary.last_seq) {
+                (Some(first), Some(last)) => println!(
+                    "{}: {} records, chain intact (seq {first}..{last}, last hash {})",
+                    file.display(),
+                    summary.records,
+                    summary.last_hash
+                ),
+                _ => println!("{}: empty, nothing to verify", file.display()),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(broken) => {
+            eprintln!("{}: chain broken at {broken}", file.display());
+            ExitCode::FAILURE
+        }
     }
 }
 

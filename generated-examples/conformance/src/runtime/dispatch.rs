@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 pub use super::client::ClientLink;
+pub use super::controls::Identity;
 
 /// A boxed future, so the dispatch trait stays object-safe without extra crates.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -18,12 +19,18 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// contract allows it) how to talk back to the client while working.
 #[derive(Debug, Clone)]
 pub struct Context {
-    /// The authenticated caller; on stdio, the local user running the server.
+    /// The authenticated caller's subject; on stdio, the local user running the server.
     pub caller: String,
+    /// Who is calling in full: subject, OAuth client and scopes.
+    pub identity: Identity,
     /// The JSON-RPC request id, for correlating logs.
     pub request_id: String,
+    /// The W3C trace id (from the `traceparent` header when the client sent one).
+    pub trace_id: String,
     /// Cancelled when the client cancels the request or the server shuts down.
     pub cancel: CancellationToken,
+    /// Set by the HTTP layer when it already counted this request against the rate limit.
+    pub rate_counted: bool,
     /// The connection back to the client: progress, logs, sampling, elicitation.
     pub client: ClientLink,
 }
@@ -31,10 +38,14 @@ pub struct Context {
 impl Context {
     /// A context with no client connection (for tests and background work).
     pub fn new(caller: impl Into<String>, request_id: impl Into<String>) -> Context {
+        let caller = caller.into();
         Context {
-            caller: caller.into(),
+            identity: Identity::local_user(caller.clone()),
+            caller,
             request_id: request_id.into(),
+            trace_id: String::new(),
             cancel: CancellationToken::new(),
+            rate_counted: false,
             client: ClientLink::detached(),
         }
     }

@@ -15,6 +15,10 @@ pub struct Config {
     pub http: Http,
     pub stdio: Stdio,
     pub log: Log,
+    pub oauth: OAuth,
+    pub audit: Audit,
+    pub approvals: Approvals,
+    pub kill_switch: KillSwitch,
     /// Base URLs of downstream systems for this environment, by contract name.
     pub downstreams: BTreeMap<String, Downstream>,
     /// Settings the team's handlers read (paths, feature switches), free-form.
@@ -77,6 +81,71 @@ impl Default for Log {
     }
 }
 
+/// Per-environment OAuth settings. The contract names the production issuer
+/// and audience; staging and tests point these at their own identity provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuth {
+    pub issuer: Option<String>,
+    /// This deployment's resource URL, which tokens must carry in `aud`.
+    pub audience: Option<String>,
+    pub jwks_uri: Option<String>,
+    /// Fewest seconds between two JWKS fetches caused by unknown key ids.
+    pub refresh_min_interval_secs: u64,
+    /// Keys are refetched after this many seconds even when every key id is known.
+    pub max_age_secs: u64,
+}
+
+impl Default for OAuth {
+    fn default() -> Self {
+        OAuth {
+            issuer: None,
+            audience: None,
+            jwks_uri: None,
+            refresh_min_interval_secs: 30,
+            max_age_secs: 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    /// The JSON-lines audit log; it is appended to and hash-chained across restarts.
+    pub path: String,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit {
+            path: "audit.jsonl".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Approvals {
+    /// The SQLite database of operations waiting for a reviewer.
+    pub path: String,
+}
+
+impl Default for Approvals {
+    fn default() -> Self {
+        Approvals {
+            path: "approvals.sqlite3".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KillSwitch {
+    /// A file whose presence switches the server (empty file) or the tools it
+    /// lists off; replaces the contract's `retirement.disable.file`.
+    pub file: Option<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Downstream {
@@ -99,7 +168,9 @@ impl Config {
     }
 
     /// Applies `{PREFIX}_LISTEN`, `_ALLOWED_HOSTS`, `_ALLOWED_ORIGINS` (comma
-    /// separated), `_LOG`, `_DOWNSTREAM_{NAME}_BASE_URL` and `_HANDLERS_{KEY}`.
+    /// separated), `_LOG`, `_OAUTH_ISSUER`, `_OAUTH_AUDIENCE`, `_OAUTH_JWKS_URI`,
+    /// `_AUDIT_PATH`, `_APPROVALS_PATH`, `_KILL_SWITCH_FILE`,
+    /// `_DOWNSTREAM_{NAME}_BASE_URL` and `_HANDLERS_{KEY}`.
     pub fn apply_env(&mut self, prefix: &str, var: impl Fn(&str) -> Option<String>) -> Result<(), String> {
         let list = |value: String| -> Vec<String> {
             value
@@ -120,6 +191,24 @@ impl Config {
         }
         if let Some(v) = var(&format!("{prefix}_LOG")) {
             self.log.filter = v;
+        }
+        if let Some(v) = var(&format!("{prefix}_OAUTH_ISSUER")) {
+            self.oauth.issuer = Some(v);
+        }
+        if let Some(v) = var(&format!("{prefix}_OAUTH_AUDIENCE")) {
+            self.oauth.audience = Some(v);
+        }
+        if let Some(v) = var(&format!("{prefix}_OAUTH_JWKS_URI")) {
+            self.oauth.jwks_uri = Some(v);
+        }
+        if let Some(v) = var(&format!("{prefix}_AUDIT_PATH")) {
+            self.audit.path = v;
+        }
+        if let Some(v) = var(&format!("{prefix}_APPROVALS_PATH")) {
+            self.approvals.path = v;
+        }
+        if let Some(v) = var(&format!("{prefix}_KILL_SWITCH_FILE")) {
+            self.kill_switch.file = Some(v);
         }
         for (name, downstream) in &mut self.downstreams {
             let key = format!("{prefix}_DOWNSTREAM_{}_BASE_URL", screaming(name));

@@ -6,8 +6,9 @@ use rmcp::ServiceExt as _;
 use rmcp::transport::async_rw::AsyncRwTransport;
 
 use super::config::Config;
+use super::controls::{Denial, Identity};
 use super::dispatch::Dispatch;
-use super::server::McpServer;
+use super::server::{Admitted, McpServer};
 
 /// Serves one client over stdin/stdout until it disconnects or a signal arrives.
 pub async fn stdio<D: Dispatch>(server: McpServer<D>, config: &Config) -> Result<(), String> {
@@ -32,18 +33,26 @@ pub async fn stdio<D: Dispatch>(server: McpServer<D>, config: &Config) -> Result
 }
 
 /// Serves Streamable HTTP on `listen` until a signal arrives: stateless, JSON
-/// responses when the client accepts them, Host and Origin allowlists on.
+/// responses when the client accepts them, Host and Origin allowlists on, and
+/// every request through [`admit`] (bearer token, scopes, rate limit, size
+/// and nesting caps) before the protocol layer parses it.
 #[cfg(feature = "http")]
-pub async fn http<D: Dispatch>(server: McpServer<D>, config: &Config, listen: &str) -> Result<(), String> {
+pub async fn http<D: Dispatch>(
+    server: McpServer<D>,
+    config: &Config,
+    listen: &str,
+    gate: HttpGate,
+) -> Result<(), String> {
     use std::sync::Arc;
 
+    use axum::routing::get;
     use axum::serve::ListenerExt as _;
     use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
     use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
     use tokio_util::sync::CancellationToken;
 
     let shutdown = CancellationToken::new();
-    refuse_unauthenticated_exposure(server.surface(), listen)?;
+    refuse_unauthenticated_exposure(server.surface(), &gate, listen)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -61,22 +70,38 @@ pub async fn http<D: Dispatch>(server: McpServer<D>, config: &Config, listen: &s
         };
         origins.push(format!("http://{host}:{}", bound.port()));
     }
+    let max_body = server.surface().http.max_request_bytes as usize;
     let http_config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_allowed_hosts(config.http.allowed_hosts.clone())
         .with_allowed_origins(origins)
         .enforce_origin_validation()
-        .with_max_request_body_bytes(server.surface().http.max_request_bytes as usize)
+        .with_max_request_body_bytes(max_body)
         .with_cancellation_token(shutdown.child_token());
+    let mcp_server = server.clone();
     let service = StreamableHttpService::new(
-        move || Ok(server.clone()),
+        move || Ok(mcp_server.clone()),
         Arc::new(NeverSessionManager::default()),
         http_config,
     );
-    let router = axum::Router::new()
+    let state = Arc::new(GateState {
+        server: server.clone(),
+        gate,
+        max_body,
+    });
+    let mcp = axum::Router::new()
         .route_service(&config.http.path, service)
-        .route("/healthz", axum::routing::get(|| async { "ok\n" }));
+        .layer(axum::middleware::from_fn_with_state(state.clone(), admit::<D>));
+    let mut router = axum::Router::new()
+        .merge(mcp)
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready::<D>))
+        .route("/metrics", get(metrics::<D>));
+    for path in state.gate.metadata_paths() {
+        router = router.route(&path, get(resource_metadata::<D>));
+    }
+    let router = router.with_state(state);
     let listener = listener.tap_io(|stream| {
         // Small JSON-RPC messages: send them now, not after Nagle's delay.
         let _ = stream.set_nodelay(true);
@@ -94,26 +119,307 @@ pub async fn http<D: Dispatch>(server: McpServer<D>, config: &Config, listen: &s
         .map_err(|e| format!("the HTTP server failed: {e}"))
 }
 
-/// OAuth token validation is not in this runtime release yet: a contract that
-/// requires it may be served on loopback (development, tests), never on an
-/// address other machines can reach.
+/// How the HTTP layer authenticates callers.
 #[cfg(feature = "http")]
-fn refuse_unauthenticated_exposure(surface: &super::surface::Surface, listen: &str) -> Result<(), String> {
-    if !surface.http.oauth {
+#[derive(Clone, Default)]
+pub struct HttpGate {
+    /// Validates bearer tokens; `None` when the contract requires no OAuth.
+    #[cfg(feature = "oauth")]
+    pub auth: Option<std::sync::Arc<super::auth::Authenticator>>,
+    /// RFC 9728 metadata and its URL, for `WWW-Authenticate`.
+    pub metadata: Option<(serde_json::Value, String)>,
+    /// The resource URL tokens must be issued for.
+    pub audience: Option<String>,
+}
+
+#[cfg(feature = "http")]
+impl HttpGate {
+    fn authenticates(&self) -> bool {
+        #[cfg(feature = "oauth")]
+        if self.auth.is_some() {
+            return true;
+        }
+        false
+    }
+
+    fn metadata_paths(&self) -> Vec<String> {
+        #[cfg(feature = "oauth")]
+        if let Some(audience) = &self.audience {
+            return super::auth::metadata_paths(audience);
+        }
+        Vec::new()
+    }
+
+    fn ready(&self) -> bool {
+        #[cfg(feature = "oauth")]
+        if let Some(auth) = &self.auth {
+            return auth.ready();
+        }
+        true
+    }
+}
+
+#[cfg(feature = "http")]
+struct GateState<D> {
+    server: McpServer<D>,
+    gate: HttpGate,
+    max_body: usize,
+}
+
+/// Deepest JSON nesting accepted on HTTP; contract schemas are far shallower,
+/// and refusing early keeps recursive parsers and validators cheap.
+#[cfg(feature = "http")]
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// The HTTP gate in front of the MCP endpoint: authenticates the bearer
+/// token (401), buffers the body within its cap (413), refuses deep nesting
+/// (400), and applies scopes (403) and the rate limit (429) to the call it
+/// carries, so refusals use HTTP's own status codes and headers.
+#[cfg(feature = "http")]
+async fn admit<D: Dispatch>(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<GateState<D>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse as _;
+
+    let traceparent = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let identity = match authenticate(&state, request.headers()).await {
+        Ok(identity) => identity,
+        Err(response) => return response,
+    };
+    let (mut parts, body) = request.into_parts();
+    let mut rate_counted = false;
+    let body = if parts.method == axum::http::Method::POST {
+        let bytes = match axum::body::to_bytes(body, state.max_body).await {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                state.server.refuse_request(&identity, "request_too_large");
+                let message = format!("the request body is over {} bytes", state.max_body);
+                return (StatusCode::PAYLOAD_TOO_LARGE, json_error("request_too_large", &message)).into_response();
+            }
+        };
+        if json_depth(&bytes) > MAX_JSON_DEPTH {
+            state.server.refuse_request(&identity, "too_deep");
+            let message = format!("JSON nested deeper than {MAX_JSON_DEPTH} levels");
+            return (StatusCode::BAD_REQUEST, json_error("too_deep", &message)).into_response();
+        }
+        match state.server.precheck(&identity, &bytes) {
+            Ok(counted) => rate_counted = counted,
+            Err((denial, message)) => {
+                return match denial {
+                    Denial::InsufficientScope(scopes) => {
+                        let challenge = state.gate.challenge_insufficient_scope(&scopes);
+                        let mut response =
+                            (StatusCode::FORBIDDEN, json_error("insufficient_scope", &message)).into_response();
+                        if let Ok(value) = header::HeaderValue::from_str(&challenge) {
+                            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+                        }
+                        response
+                    }
+                    Denial::RateLimited(wait) => {
+                        let mut response =
+                            (StatusCode::TOO_MANY_REQUESTS, json_error("rate_limited", &message)).into_response();
+                        response.headers_mut().insert(
+                            header::RETRY_AFTER,
+                            header::HeaderValue::from(super::controls::retry_after_secs(wait)),
+                        );
+                        response
+                    }
+                    _ => (StatusCode::SERVICE_UNAVAILABLE, json_error(denial.reason(), &message)).into_response(),
+                };
+            }
+        }
+        axum::body::Body::from(bytes)
+    } else {
+        body
+    };
+    parts.extensions.insert(Admitted {
+        identity,
+        rate_counted,
+        traceparent,
+    });
+    next.run(axum::extract::Request::from_parts(parts, body)).await
+}
+
+#[cfg(feature = "http")]
+impl HttpGate {
+    fn metadata_url(&self) -> Option<&str> {
+        self.metadata.as_ref().map(|(_, url)| url.as_str())
+    }
+
+    /// `WWW-Authenticate` for a token without the scopes a call needs (RFC 6750 section 3.1).
+    fn challenge_insufficient_scope(&self, scopes: &[String]) -> String {
+        let mut challenge = format!("Bearer error=\"insufficient_scope\", scope=\"{}\"", scopes.join(" "));
+        if let Some(url) = self.metadata_url() {
+            challenge.push_str(&format!(", resource_metadata=\"{url}\""));
+        }
+        challenge
+    }
+}
+
+/// The caller of an HTTP request, or the 401 that refuses it.
+#[cfg(feature = "http")]
+async fn authenticate<D: Dispatch>(
+    state: &GateState<D>,
+    headers: &axum::http::HeaderMap,
+) -> Result<Identity, axum::response::Response> {
+    if !state.gate.authenticates() {
+        return Ok(Identity::anonymous());
+    }
+    #[cfg(feature = "oauth")]
+    if let Some(auth) = &state.gate.auth {
+        use axum::http::{StatusCode, header};
+        use axum::response::IntoResponse as _;
+
+        let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        return match auth.authenticate(authorization).await {
+            Ok(caller) => Ok(Identity {
+                subject: caller.subject,
+                client: caller.client_id,
+                scopes: Some(caller.scopes),
+                transport: "http",
+            }),
+            Err(error) => {
+                state.server.refuse_unauthenticated(error.reason(), &error.to_string());
+                let challenge = error.www_authenticate(state.gate.metadata_url().unwrap_or_default());
+                let mut response =
+                    (StatusCode::UNAUTHORIZED, json_error(error.reason(), &error.to_string())).into_response();
+                if let Ok(value) = header::HeaderValue::from_str(&challenge) {
+                    response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+                }
+                Err(response)
+            }
+        };
+    }
+    let _ = headers;
+    Ok(Identity::anonymous())
+}
+
+#[cfg(feature = "http")]
+fn json_error(error: &str, description: &str) -> axum::response::Response {
+    json_body(&serde_json::json!({ "error": error, "error_description": description }))
+}
+
+#[cfg(feature = "http")]
+fn json_body(value: &serde_json::Value) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string(value).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+/// The deepest nesting of arrays and objects in `bytes`, outside strings.
+/// Malformed JSON is left to the parser; this only bounds its recursion.
+pub fn json_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+#[cfg(feature = "http")]
+async fn ready<D: Dispatch>(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<GateState<D>>>,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse as _;
+    let mut problems = Vec::new();
+    if !state.gate.ready() {
+        problems.push("the identity provider's keys are not loaded yet");
+    }
+    if state.server.controls().is_some_and(|c| !c.audit.healthy()) {
+        problems.push("the audit log cannot be written");
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", problems.join("; ")),
+        )
+            .into_response()
+    }
+}
+
+#[cfg(feature = "http")]
+async fn metrics<D: Dispatch>(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<GateState<D>>>,
+) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse as _;
+    let Some(controls) = state.server.controls() else {
+        return (axum::http::StatusCode::NOT_FOUND, "no metrics\n").into_response();
+    };
+    controls.metrics.set_audit_failures(controls.audit.failures());
+    controls.metrics.set_kill_switch(controls.kill.check(None).is_some());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        controls.metrics.render(),
+    )
+        .into_response()
+}
+
+#[cfg(feature = "http")]
+async fn resource_metadata<D: Dispatch>(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<GateState<D>>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match &state.gate.metadata {
+        Some((document, _)) => json_body(document),
+        None => axum::http::StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// A contract that requires OAuth is never served without token checks on an
+/// address other machines can reach: only on loopback, for development.
+#[cfg(feature = "http")]
+fn refuse_unauthenticated_exposure(
+    surface: &super::surface::Surface,
+    gate: &HttpGate,
+    listen: &str,
+) -> Result<(), String> {
+    if surface.oauth.is_none() || gate.authenticates() {
         return Ok(());
     }
     let host = listen.rsplit_once(':').map_or(listen, |(host, _)| host);
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
     if loopback {
-        tracing::warn!(
-            "the contract requires OAuth, which this runtime does not enforce yet: serving on loopback only"
-        );
+        tracing::warn!("the contract requires OAuth and token checks are off: serving on loopback only");
         Ok(())
     } else {
         Err(format!(
-            "refusing to listen on {listen}: the contract requires OAuth, which this charter runtime does not \
-             enforce yet; listen on 127.0.0.1 or use stdio"
+            "refusing to listen on {listen}: the contract requires OAuth and this server was started \
+             without token checks; listen on 127.0.0.1 or use stdio"
         ))
     }
 }

@@ -1,0 +1,162 @@
+//! Prometheus metrics, served at `/metrics` on HTTP: calls by outcome,
+//! denials by reason, latency histograms, output-contract violations (an
+//! alert: a handler bug) and audit failures (an alert: durability is at risk).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    kind: &'static str,
+    name: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NameLabels {
+    kind: &'static str,
+    name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// The server's metrics. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    calls: Family<CallLabels, Counter>,
+    denials: Family<ReasonLabels, Counter>,
+    latency: Family<NameLabels, Histogram>,
+    output_violations: Family<NameLabels, Counter>,
+    audit_failures: Gauge,
+    kill_switch: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("mcp");
+        let calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "calls",
+            "Tool calls, resource reads and prompt requests, by outcome",
+            calls.clone(),
+        );
+        let denials = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "denials",
+            "Requests refused before any handler ran, by reason",
+            denials.clone(),
+        );
+        let latency = Family::<NameLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ])
+        });
+        registry.register(
+            "call_duration_seconds",
+            "Time from admission to reply, handler included",
+            latency.clone(),
+        );
+        let output_violations = Family::<NameLabels, Counter>::default();
+        registry.register(
+            "output_contract_violations",
+            "Handler results refused because they break the output schema or declared content (a bug: alert)",
+            output_violations.clone(),
+        );
+        let audit_failures = Gauge::default();
+        registry.register(
+            "audit_write_failures",
+            "Audit records that could not be written (alert: draft and write calls fail closed)",
+            audit_failures.clone(),
+        );
+        let kill_switch = Gauge::default();
+        registry.register(
+            "kill_switch_engaged",
+            "1 while the whole server is switched off",
+            kill_switch.clone(),
+        );
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                calls,
+                denials,
+                latency,
+                output_violations,
+                audit_failures,
+                kill_switch,
+            }),
+        }
+    }
+
+    /// One finished call: `outcome` is `ok`, `error`, `timeout`, `cancelled` or `denied`.
+    pub fn call(&self, kind: &'static str, name: &str, outcome: &'static str, elapsed: Duration) {
+        self.inner
+            .calls
+            .get_or_create(&CallLabels {
+                kind,
+                name: name.to_string(),
+                outcome,
+            })
+            .inc();
+        if outcome != "denied" {
+            self.inner
+                .latency
+                .get_or_create(&NameLabels {
+                    kind,
+                    name: name.to_string(),
+                })
+                .observe(elapsed.as_secs_f64());
+        }
+    }
+
+    pub fn denial(&self, reason: &'static str) {
+        self.inner.denials.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    pub fn output_violation(&self, kind: &'static str, name: &str) {
+        self.inner
+            .output_violations
+            .get_or_create(&NameLabels {
+                kind,
+                name: name.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn set_audit_failures(&self, failures: u64) {
+        self.inner.audit_failures.set(failures as i64);
+    }
+
+    pub fn set_kill_switch(&self, engaged: bool) {
+        self.inner.kill_switch.set(i64::from(engaged));
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.inner.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}

@@ -1,0 +1,1168 @@
+//! The audit log: one JSON line per request decision and outcome, appended to
+//! a file, hash-chained so that an edited, deleted or reordered record shows,
+//! and made durable before any call that changes something runs.
+//!
+//! Each line is one record: the caller's [`Record`] plus four fields the
+//! writer adds, `seq` (1 for a file's first record, then consecutive), `time`
+//! (RFC 3339 UTC, milliseconds), `prev` (the previous record's `hash`, 64
+//! zeros for the first) and `hash`. A line is written as
+//!
+//! ```text
+//! BODY without its closing `}`  +  ,"hash":"<64 hex>"}  +  \n
+//! ```
+//!
+//! where BODY is the record without `hash` as compact JSON with every
+//! object's keys in byte order, and `hash` is the hex SHA-256 of `prev`'s 64
+//! ASCII characters followed by BODY's bytes. The verifier recomputes it from
+//! the line's own bytes, so checking a log needs no JSON re-encoding and a
+//! few lines of any language do it.
+//!
+//! One thread owns the file and writes each batch of queued records with one
+//! `write` call. Records from [`AuditLog::intent`] and [`AuditLog::durable`]
+//! are acknowledged only after `fdatasync`; [`AuditLog::record`] never waits,
+//! and its records are synced with the next durable one or within a second.
+//! A failed write or sync is rolled back (the file is cut back to the last
+//! good record, so the chain stays whole), waiting callers get an error and
+//! fail closed, and records that were not waited for are written again later.
+//!
+//! Records carry no headers, tokens or free-form request metadata: only the
+//! fields below, and arguments after [`redact`].
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+
+/// `prev` of a file's first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Records from [`AuditLog::record`] reach the disk within this long.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+/// After a failed write, how long before records are written again unprompted.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// Records waiting for the writer beyond which [`AuditLog::record`] drops (and counts) new ones.
+const MAX_QUEUED: usize = 16_384;
+/// Records kept to write again after failures; beyond it they are dropped and counted.
+const MAX_RETRY: usize = 16_384;
+/// Records written (and synced) together at most.
+const MAX_BATCH: usize = 1024;
+/// The longest last line [`AuditLog::open`] reads to continue a chain.
+const MAX_TAIL: usize = 64 << 20;
+
+/// What a record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// The server started with this log.
+    Started,
+    /// A draft or write call is about to run (durable before the handler starts).
+    Intent,
+    /// How a call ended.
+    Outcome,
+    /// A call refused before its handler ran.
+    Denied,
+    ApprovalRequested,
+    ApprovalDecided,
+    /// The kill switch was turned on or off.
+    KillSwitch,
+    /// The server shut down.
+    Stopped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Allow,
+    Deny,
+}
+
+/// One audit record as the caller fills it in; fields that do not apply stay
+/// `None` and are left out of the line. There is deliberately no field for
+/// headers, tokens or other request metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub event: Event,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// `http` or `stdio`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
+    /// Who the call is for (the token's subject, or the local user on stdio).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The client the call came through (the token's client id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// `tool`, `resource` or `prompt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The tool, resource or prompt name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `read`, `draft` or `write`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
+    /// The arguments, already passed through [`redact`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Approval evidence: who approved what, when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Value>,
+    /// `ok`, `error`, `timeout`, `cancelled`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// The structured result, already passed through [`redact`] (only for tools whose contract audits results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// A short error message (never a handler's internal detail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract_version: Option<String>,
+    /// The hash of the tool, resource or prompt definition the call ran against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition_hash: Option<String>,
+}
+
+impl Record {
+    /// A record with only its event set: `Record { name: ..., ..Record::new(Event::Intent) }`.
+    pub fn new(event: Event) -> Record {
+        Record {
+            event,
+            request_id: None,
+            trace_id: None,
+            transport: None,
+            subject: None,
+            client: None,
+            kind: None,
+            name: None,
+            effect: None,
+            arguments: None,
+            decision: None,
+            reason: None,
+            approval: None,
+            outcome: None,
+            result: None,
+            error: None,
+            latency_ms: None,
+            contract_version: None,
+            definition_hash: None,
+        }
+    }
+}
+
+/// One line of the log read back: the record and the fields the writer added.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Entry {
+    pub seq: u64,
+    pub time: String,
+    pub prev: String,
+    pub hash: String,
+    #[serde(flatten)]
+    pub record: Record,
+}
+
+impl Entry {
+    pub fn parse(line: &str) -> Result<Entry, String> {
+        serde_json::from_str(line).map_err(|e| format!("not an audit record: {e}"))
+    }
+}
+
+/// Why a waited-for record is not on disk. Callers fail closed on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditError {
+    /// Writing or syncing the file failed.
+    Write(String),
+    /// The log was closed (or its writer is gone).
+    Closed,
+}
+
+impl std::fmt::Display for AuditError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuditError::Write(e) => write!(f, "the audit log cannot be written: {e}"),
+            AuditError::Closed => f.write_str("the audit log is closed"),
+        }
+    }
+}
+
+impl std::error::Error for AuditError {}
+
+type Ack = oneshot::Sender<Result<(), AuditError>>;
+
+struct Pending {
+    record: Record,
+    time: SystemTime,
+    /// Present for durable records: answered once the record is synced (or failed).
+    ack: Option<Ack>,
+}
+
+enum Message {
+    Append(Pending),
+    /// Sync everything sent before, then answer.
+    Flush(oneshot::Sender<()>),
+    /// Sync, close the file (releasing its lock), answer and stop.
+    Close(oneshot::Sender<()>),
+}
+
+struct Shared {
+    healthy: AtomicBool,
+    failures: AtomicU64,
+    queued: AtomicUsize,
+}
+
+/// The handle on an open audit log. Cheap to clone; every clone writes to the
+/// same chain. The file is synced and closed when the last clone is dropped
+/// (without waiting) or on [`AuditLog::close`].
+#[derive(Clone)]
+pub struct AuditLog {
+    sender: Sender<Message>,
+    shared: Arc<Shared>,
+    path: Arc<Path>,
+    cut: u64,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("path", &self.path)
+            .field("healthy", &self.healthy())
+            .field("failures", &self.failures())
+            .finish()
+    }
+}
+
+impl AuditLog {
+    /// Opens `path` for appending, creating it (mode 0600) if needed, and
+    /// continues the chain from its last record. Refuses a file that is not a
+    /// regular file, is held by another process, or whose last line is
+    /// incomplete or damaged (the file is left as it is). Only the last line
+    /// is checked here; [`verify`] checks the whole chain.
+    pub fn open(path: &Path) -> Result<AuditLog, String> {
+        let shown = path.display();
+        let (mut file, created) = open_file(path).map_err(|e| format!("cannot open the audit log {shown}: {e}"))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| format!("cannot open the audit log {shown}: {e}"))?;
+        if !meta.is_file() {
+            return Err(format!("the audit log {shown} is not a regular file"));
+        }
+        lock(&file, path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(path = %shown, "the audit log is readable by other users; 0600 is expected");
+            }
+        }
+        let (tip, cut) = read_tip(&mut file, meta.len()).map_err(|e| {
+            format!(
+                "the audit log {shown} {e}; refusing to append to it. Run the server's audit verify \
+                 subcommand on it to find the first broken record, then move the file aside to start a new log"
+            )
+        })?;
+        if cut > 0 {
+            tracing::warn!(
+                path = %shown,
+                bytes = cut,
+                "cut off an incomplete last record: a crash interrupted its write, so it was never acknowledged"
+            );
+        }
+        if created {
+            sync_parent(path).map_err(|e| format!("cannot create the audit log {shown}: {e}"))?;
+        }
+        let shared = Arc::new(Shared {
+            healthy: AtomicBool::new(true),
+            failures: AtomicU64::new(0),
+            queued: AtomicUsize::new(0),
+        });
+        let (sender, receiver) = mpsc::channel();
+        let writer = Writer {
+            file,
+            path: path.to_path_buf(),
+            receiver,
+            shared: shared.clone(),
+            written: tip.clone(),
+            synced: tip,
+            unsynced: Vec::new(),
+            unsynced_since: None,
+            retry: Vec::new(),
+            retry_at: None,
+            repair: false,
+        };
+        std::thread::Builder::new()
+            .name("audit-log".into())
+            .spawn(move || writer.run())
+            .map_err(|e| format!("cannot start the audit log writer: {e}"))?;
+        Ok(AuditLog {
+            sender,
+            shared,
+            path: path.into(),
+            cut,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes of an incomplete last record that [`AuditLog::open`] cut off:
+    /// a write a crash interrupted (never acknowledged). 0 normally.
+    pub fn cut_on_open(&self) -> u64 {
+        self.cut
+    }
+
+    /// Writes the intent record of a draft or write call and returns once it
+    /// is on disk (fsynced). On `Err` the call must not run.
+    pub async fn intent(&self, record: Record) -> Result<(), AuditError> {
+        self.durable(record).await
+    }
+
+    /// Writes any record and returns once it is on disk (fsynced).
+    pub async fn durable(&self, record: Record) -> Result<(), AuditError> {
+        let (ack, answer) = oneshot::channel();
+        let pending = Pending {
+            record,
+            time: SystemTime::now(),
+            ack: Some(ack),
+        };
+        if self.send(Message::Append(pending)).is_err() {
+            self.shared.failures.fetch_add(1, Ordering::Relaxed);
+            return Err(AuditError::Closed);
+        }
+        answer.await.unwrap_or(Err(AuditError::Closed))
+    }
+
+    /// Queues a record without waiting: it reaches the disk within a second.
+    /// Never blocks. When the writer is more than 16384 records behind (the
+    /// disk has stalled) the record is dropped and counted in
+    /// [`AuditLog::failures`]; waiting callers are never dropped.
+    pub fn record(&self, record: Record) {
+        if self.shared.queued.load(Ordering::Relaxed) >= MAX_QUEUED {
+            self.shared.failures.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let pending = Pending {
+            record,
+            time: SystemTime::now(),
+            ack: None,
+        };
+        if self.send(Message::Append(pending)).is_err() {
+            self.shared.failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// False from a failed write or sync until a later one succeeds.
+    pub fn healthy(&self) -> bool {
+        self.shared.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Failed writes and syncs, plus records dropped (queue full, log closed,
+    /// too many waiting to be written again), since the log was opened.
+    pub fn failures(&self) -> u64 {
+        self.shared.failures.load(Ordering::Relaxed)
+    }
+
+    /// Returns once every record sent before is on disk (or has failed: see
+    /// [`AuditLog::healthy`]).
+    pub async fn flush(&self) {
+        let (ack, answer) = oneshot::channel();
+        if self.send(Message::Flush(ack)).is_ok() {
+            let _ = answer.await;
+        }
+    }
+
+    /// Syncs every record sent before and closes the file, releasing its
+    /// lock. Records sent afterwards, through any clone, fail with
+    /// [`AuditError::Closed`] or are counted as failures.
+    pub async fn close(&self) {
+        let (ack, answer) = oneshot::channel();
+        if self.send(Message::Close(ack)).is_ok() {
+            let _ = answer.await;
+        }
+    }
+
+    fn send(&self, message: Message) -> Result<(), ()> {
+        self.shared.queued.fetch_add(1, Ordering::Relaxed);
+        self.sender.send(message).map_err(|_| {
+            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+        })
+    }
+}
+
+/// The end of the chain: the last record written and the file length after it.
+#[derive(Debug, Clone)]
+struct Tip {
+    seq: u64,
+    hash: String,
+    len: u64,
+}
+
+struct Writer {
+    file: File,
+    path: PathBuf,
+    receiver: Receiver<Message>,
+    shared: Arc<Shared>,
+    /// The last record written.
+    written: Tip,
+    /// The last record synced.
+    synced: Tip,
+    /// Records written but not yet synced that nobody waits for (to write again if the sync fails).
+    unsynced: Vec<Pending>,
+    unsynced_since: Option<Instant>,
+    /// Records nobody waits for whose write failed, oldest first.
+    retry: Vec<Pending>,
+    retry_at: Option<Instant>,
+    /// The file may hold bytes past `written.len` (from a failed write or sync): cut them before appending.
+    repair: bool,
+}
+
+impl Writer {
+    fn run(mut self) {
+        loop {
+            let deadline = [self.unsynced_since.map(|t| t + SYNC_EVERY), self.retry_at]
+                .into_iter()
+                .flatten()
+                .min();
+            let first = match deadline {
+                Some(at) => self.receiver.recv_timeout(at.saturating_duration_since(Instant::now())),
+                None => self.receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            let mut batch = Vec::new();
+            let mut flushes = Vec::new();
+            let mut close = None;
+            let mut gone = false;
+            let mut received = 0;
+            let mut next = match first {
+                Ok(message) => Some(message),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    gone = true;
+                    None
+                }
+            };
+            // Take what else is queued, up to a batch, stopping at a close.
+            while let Some(message) = next.take() {
+                received += 1;
+                match message {
+                    Message::Append(pending) => batch.push(pending),
+                    Message::Flush(ack) => flushes.push(ack),
+                    Message::Close(ack) => {
+                        close = Some(ack);
+                        break;
+                    }
+                }
+                if received >= MAX_BATCH {
+                    break;
+                }
+                next = match self.receiver.try_recv() {
+                    Ok(message) => Some(message),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => {
+                        gone = true;
+                        None
+                    }
+                };
+            }
+            self.shared.queued.fetch_sub(received, Ordering::Relaxed);
+            let force = !flushes.is_empty() || close.is_some() || gone;
+            self.commit(batch, force);
+            for ack in flushes {
+                let _ = ack.send(());
+            }
+            if let Some(ack) = close {
+                let left = self.retry.len() + self.unsynced.len();
+                self.shared.failures.fetch_add(left as u64, Ordering::Relaxed);
+                drop(self);
+                let _ = ack.send(());
+                return;
+            }
+            if gone {
+                return;
+            }
+        }
+    }
+
+    /// Writes `batch` (after any records waiting to be written again) and
+    /// syncs when a record in it is durable, when `force`, or when unsynced
+    /// records are a second old.
+    fn commit(&mut self, batch: Vec<Pending>, force: bool) {
+        let now = Instant::now();
+        let retry_due = self.retry_at.is_some_and(|at| now >= at);
+        let sync_due = self.unsynced_since.is_some_and(|since| now >= since + SYNC_EVERY);
+        let mut records = Vec::new();
+        if !batch.is_empty() || force || retry_due {
+            self.retry_at = None;
+            records.append(&mut self.retry);
+        }
+        records.extend(batch);
+        if (!records.is_empty() || self.repair)
+            && let Err(e) = self.append(&records)
+        {
+            self.fail(&e, records);
+            return;
+        }
+        let mut waiting = Vec::new();
+        for pending in records {
+            if pending.ack.is_some() {
+                waiting.push(pending);
+            } else {
+                self.unsynced.push(pending);
+            }
+        }
+        let healthy = self.shared.healthy.load(Ordering::Relaxed);
+        let sync = !waiting.is_empty() || force || sync_due || retry_due;
+        if !sync || (self.unsynced_since.is_none() && healthy) {
+            return;
+        }
+        match self.file.sync_data() {
+            Ok(()) => {
+                self.synced = self.written.clone();
+                self.unsynced.clear();
+                self.unsynced_since = None;
+                if !healthy {
+                    tracing::info!(path = %self.path.display(), "the audit log is writable again");
+                    self.shared.healthy.store(true, Ordering::Relaxed);
+                }
+                for pending in waiting {
+                    if let Some(ack) = pending.ack {
+                        let _ = ack.send(Ok(()));
+                    }
+                }
+            }
+            Err(e) => {
+                // What was written since the last sync may or may not be on
+                // disk: cut it off and write the records again (or fail them).
+                self.written = self.synced.clone();
+                self.unsynced_since = None;
+                self.repair = self.file.set_len(self.written.len).is_err();
+                let mut lost = std::mem::take(&mut self.unsynced);
+                lost.extend(waiting);
+                self.fail(&e, lost);
+            }
+        }
+    }
+
+    /// Appends `records` in one write, after cutting off what a failure left.
+    fn append(&mut self, records: &[Pending]) -> std::io::Result<()> {
+        if self.repair {
+            self.file.set_len(self.written.len)?;
+            self.repair = false;
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut tip = self.written.clone();
+        let mut buffer = Vec::new();
+        for pending in records {
+            tip.seq += 1;
+            let (line, hash) = encode(&pending.record, tip.seq, pending.time, &tip.hash);
+            buffer.extend_from_slice(line.as_bytes());
+            tip.hash = hash;
+        }
+        tip.len += buffer.len() as u64;
+        if let Err(e) = self.file.write_all(&buffer) {
+            // Cut back whatever part of the batch reached the file, now if possible.
+            self.repair = self.file.set_len(self.written.len).is_err();
+            return Err(e);
+        }
+        self.written = tip;
+        self.unsynced_since.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    /// Counts a failed write or sync, answers the waiting records with the
+    /// error and keeps the others to write again.
+    fn fail(&mut self, error: &std::io::Error, records: Vec<Pending>) {
+        self.shared.failures.fetch_add(1, Ordering::Relaxed);
+        if self.shared.healthy.swap(false, Ordering::Relaxed) {
+            tracing::error!(
+                path = %self.path.display(),
+                %error,
+                "the audit log cannot be written; draft and write calls are refused until it can"
+            );
+        }
+        let failure = AuditError::Write(error.to_string());
+        for pending in records {
+            match pending.ack {
+                Some(ack) => {
+                    let _ = ack.send(Err(failure.clone()));
+                }
+                None if self.retry.len() < MAX_RETRY => self.retry.push(pending),
+                None => {
+                    self.shared.failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        self.retry_at = Some(Instant::now() + RETRY_EVERY);
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if self.unsynced_since.is_some() {
+            let _ = self.file.sync_data();
+        }
+    }
+}
+
+/// The line for `record` as number `seq` after the record whose hash is `prev`, and its hash.
+fn encode(record: &Record, seq: u64, time: SystemTime, prev: &str) -> (String, String) {
+    let mut value = serde_json::to_value(record).expect("a record is plain data");
+    let object = value.as_object_mut().expect("a record is a JSON object");
+    object.insert("seq".into(), seq.into());
+    object.insert("time".into(), humantime::format_rfc3339_millis(time).to_string().into());
+    object.insert("prev".into(), prev.into());
+    let mut line = String::new();
+    canonical(&value, &mut line);
+    let hash = chain_hash(prev, line.as_bytes());
+    line.pop(); // the closing brace
+    line.push_str(",\"hash\":\"");
+    line.push_str(&hash);
+    line.push_str("\"}\n");
+    (line, hash)
+}
+
+/// Compact JSON with every object's keys in byte order, whatever order the
+/// map keeps (serde_json's `preserve_order` may be on in a generated crate).
+fn canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (key, value)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                canonical(value, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(item, out);
+            }
+            out.push(']');
+        }
+        leaf => out.push_str(&leaf.to_string()),
+    }
+}
+
+fn chain_hash(prev: &str, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(prev.as_bytes());
+    hasher.update(body);
+    hex(&hasher.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)] as char);
+        out.push(DIGITS[usize::from(byte & 15)] as char);
+    }
+    out
+}
+
+fn is_hash(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn open_file(path: &Path) -> std::io::Result<(File, bool)> {
+    let mut options = OpenOptions::new();
+    options.read(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    match options.clone().create_new(true).open(path) {
+        Ok(file) => Ok((file, true)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((options.open(path)?, false)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes a new file's directory entry durable.
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        File::open(parent)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Holds an exclusive lock on the file for as long as it is open, so two
+/// processes cannot interleave two chains in one file.
+fn lock(file: &File, path: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::io::AsRawFd as _;
+        // SAFETY: flock on a file descriptor this function borrows; no memory is involved.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(if e.kind() == std::io::ErrorKind::WouldBlock {
+                format!(
+                    "the audit log {} is in use by another process (or another log in this one)",
+                    path.display()
+                )
+            } else {
+                format!("cannot lock the audit log {}: {e}", path.display())
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (file, path);
+    Ok(())
+}
+
+/// Where the last newline of `file` before `end` is, if any.
+fn last_newline(file: &mut File, end: u64) -> std::io::Result<Option<u64>> {
+    let mut pos = end;
+    let mut chunk = Vec::new();
+    while pos > 0 {
+        let start = pos.saturating_sub(8192);
+        chunk.resize((pos - start) as usize, 0);
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut chunk)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(Some(start + i as u64));
+        }
+        pos = start;
+    }
+    Ok(None)
+}
+
+/// Finds the end of the chain in a log `len` bytes long: checks its last
+/// record on its own, and cuts off an incomplete last line (a record a crash
+/// interrupted mid-write, so never acknowledged) when a whole record precedes
+/// it. Returns the tip and how many bytes were cut.
+fn read_tip(file: &mut File, len: u64) -> Result<(Tip, u64), String> {
+    let io = |e: std::io::Error| format!("cannot be read: {e}");
+    let end = last_newline(file, len).map_err(io)?.map_or(0, |p| p + 1);
+    let cut = len - end;
+    if end == 0 {
+        if cut > 0 {
+            return Err("holds no complete record".into());
+        }
+        let tip = Tip {
+            seq: 0,
+            hash: GENESIS.into(),
+            len: 0,
+        };
+        return Ok((tip, 0));
+    }
+    if cut > 0 {
+        let mut first = [0u8; 2];
+        file.seek(SeekFrom::Start(end)).map_err(io)?;
+        file.read_exact(&mut first).map_err(io)?;
+        if cut > MAX_TAIL as u64 || &first != b"{\"" {
+            return Err("ends in something that is not a record (no newline after it)".into());
+        }
+    }
+    let start = last_newline(file, end - 1).map_err(io)?.map_or(0, |p| p + 1);
+    if end - 1 - start > MAX_TAIL as u64 {
+        return Err(format!("has a last line longer than {MAX_TAIL} bytes"));
+    }
+    let mut line = vec![0; (end - 1 - start) as usize];
+    file.seek(SeekFrom::Start(start)).map_err(io)?;
+    file.read_exact(&mut line).map_err(io)?;
+    let checked = check_line(&line).map_err(|(_, e)| format!("has a damaged last record: {e}"))?;
+    if cut > 0 {
+        file.set_len(end)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| format!("ends in an incomplete record that cannot be cut off: {e}"))?;
+    }
+    let tip = Tip {
+        seq: checked.seq,
+        hash: checked.hash,
+        len: end,
+    };
+    Ok((tip, cut))
+}
+
+/// What one line says about its place in the chain.
+struct Line {
+    seq: u64,
+    prev: String,
+    hash: String,
+}
+
+/// `,"hash":"` + 64 hex digits + `"}`.
+const HASH_SUFFIX_LEN: usize = 9 + 64 + 2;
+
+/// Checks one line (without its newline) on its own: shape, fields, and that its hash matches its bytes.
+fn check_line(line: &[u8]) -> Result<Line, (Problem, String)> {
+    let malformed = |what: &str| (Problem::Malformed, format!("not an audit record: {what}"));
+    if line.is_empty() {
+        return Err(malformed("an empty line"));
+    }
+    if line.len() <= HASH_SUFFIX_LEN
+        || !line.starts_with(b"{")
+        || &line[line.len() - HASH_SUFFIX_LEN..line.len() - 66] != b",\"hash\":\""
+        || !line.ends_with(b"\"}")
+    {
+        return Err(malformed("it does not end with its hash"));
+    }
+    let hash = std::str::from_utf8(&line[line.len() - 66..line.len() - 2])
+        .ok()
+        .filter(|h| is_hash(h))
+        .ok_or_else(|| malformed("its hash is not 64 lowercase hex digits"))?
+        .to_string();
+    let mut body = line[..line.len() - HASH_SUFFIX_LEN].to_vec();
+    body.push(b'}');
+    let value: Value = serde_json::from_slice(&body).map_err(|e| malformed(&format!("invalid JSON ({e})")))?;
+    let object = value.as_object().ok_or_else(|| malformed("not a JSON object"))?;
+    if object.contains_key("hash") {
+        return Err(malformed("`hash` appears twice"));
+    }
+    let seq = object
+        .get("seq")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| malformed("no `seq` number"))?;
+    let prev = object
+        .get("prev")
+        .and_then(Value::as_str)
+        .filter(|p| is_hash(p))
+        .ok_or_else(|| malformed("no `prev` hash"))?
+        .to_string();
+    if object.get("time").and_then(Value::as_str).is_none() || object.get("event").and_then(Value::as_str).is_none() {
+        return Err(malformed("no `time` or `event`"));
+    }
+    if chain_hash(&prev, &body) != hash {
+        return Err((
+            Problem::Edited,
+            format!("record {seq} was changed after it was written: its hash does not match its content"),
+        ));
+    }
+    Ok(Line { seq, prev, hash })
+}
+
+/// A log whose chain holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifySummary {
+    pub records: u64,
+    /// `None` for an empty log.
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    /// The last record's hash ([`GENESIS`] for an empty log). Kept elsewhere,
+    /// it also shows when records were cut off the end later.
+    pub last_hash: String,
+    /// Bytes after the last newline: a record a crash interrupted mid-write
+    /// (one `write` can be cut short by SIGKILL or power loss). It was never
+    /// acknowledged, so no call ran on it, and the chain before it holds;
+    /// [`AuditLog::open`] cuts it off. Cutting bytes off the end is no more
+    /// than cutting whole records off, which only a kept `last_hash` shows.
+    pub incomplete_tail: Option<u64>,
+}
+
+impl std::fmt::Display for VerifySummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.first_seq, self.last_seq) {
+            (Some(first), Some(last)) => write!(
+                f,
+                "{} record{} (seq {first} to {last}) chained intact; last hash {}",
+                self.records,
+                if self.records == 1 { "" } else { "s" },
+                self.last_hash
+            )?,
+            _ => f.write_str("no records")?,
+        }
+        if let Some(bytes) = self.incomplete_tail {
+            write!(
+                f,
+                "; then an incomplete record ({bytes} bytes, no newline): a write interrupted by a crash, \
+                 never acknowledged (the server cuts it off when it next opens the log)"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What is wrong at the first broken link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// The file cannot be read.
+    Unreadable,
+    /// The line is not an audit record at all.
+    Malformed,
+    /// The line's hash does not match its content.
+    Edited,
+    /// `seq` skips ahead: records before this line were deleted (or moved).
+    Missing,
+    /// `seq` goes back or repeats: records were reordered or duplicated.
+    OutOfOrder,
+    /// `prev` is not the previous line's hash: the previous record was replaced, or this one.
+    Unlinked,
+}
+
+/// The first broken link of a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    /// 1-based line number (0 when the file cannot be opened).
+    pub line: u64,
+    pub problem: Problem,
+    pub message: String,
+    /// Records before this line, all verified.
+    pub verified: u64,
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            return f.write_str(&self.message);
+        }
+        write!(
+            f,
+            "line {}: {} ({} record{} before it verified)",
+            self.line,
+            self.message,
+            self.verified,
+            if self.verified == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl std::error::Error for Broken {}
+
+/// Checks a whole log, streaming it: every line is a record whose hash
+/// matches its bytes, `seq` counts up from 1 without gaps and each `prev` is
+/// the hash of the line before. Returns the first broken link.
+pub fn verify(path: &Path) -> Result<VerifySummary, Broken> {
+    let broken = |line: u64, problem: Problem, message: String| Broken {
+        line,
+        problem,
+        message,
+        verified: line.saturating_sub(1),
+    };
+    let file = File::open(path).map_err(|e| {
+        broken(
+            0,
+            Problem::Unreadable,
+            format!("cannot read the audit log {}: {e}", path.display()),
+        )
+    })?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut buffer = Vec::new();
+    let mut number = 0u64;
+    let mut first_seq = None;
+    let mut last_seq: Option<u64> = None;
+    let mut last_hash = GENESIS.to_string();
+    let mut incomplete_tail = None;
+    loop {
+        buffer.clear();
+        let read = reader
+            .read_until(b'\n', &mut buffer)
+            .map_err(|e| broken(number + 1, Problem::Unreadable, format!("cannot be read: {e}")))?;
+        if read == 0 {
+            break;
+        }
+        number += 1;
+        if buffer.last() != Some(&b'\n') {
+            // Only the last line can lack its newline.
+            if !buffer.starts_with(b"{\"") {
+                return Err(broken(
+                    number,
+                    Problem::Malformed,
+                    "not an audit record: the last line is neither a record nor the start of one".into(),
+                ));
+            }
+            incomplete_tail = Some(buffer.len() as u64);
+            break;
+        }
+        buffer.pop();
+        let line = check_line(&buffer).map_err(|(problem, message)| broken(number, problem, message))?;
+        let expected = last_seq.map_or(1, |s| s + 1);
+        if line.seq > expected {
+            let gap = if line.seq - expected == 1 {
+                format!("record {expected} is")
+            } else {
+                format!("records {expected} to {} are", line.seq - 1)
+            };
+            return Err(broken(
+                number,
+                Problem::Missing,
+                format!(
+                    "expected record {expected}, found {}: {gap} missing here (deleted or moved)",
+                    line.seq
+                ),
+            ));
+        }
+        if line.seq < expected {
+            return Err(broken(
+                number,
+                Problem::OutOfOrder,
+                format!(
+                    "expected record {expected}, found {}: records are out of order or repeated",
+                    line.seq
+                ),
+            ));
+        }
+        if line.prev != last_hash {
+            let before = if number == 1 {
+                "the first record must have 64 zeros".to_string()
+            } else {
+                format!("the record before has hash {last_hash}")
+            };
+            return Err(broken(
+                number,
+                Problem::Unlinked,
+                format!(
+                    "record {} does not link to the one before: its prev is {}, but {before} (one of them was replaced)",
+                    line.seq, line.prev
+                ),
+            ));
+        }
+        first_seq.get_or_insert(line.seq);
+        last_seq = Some(line.seq);
+        last_hash = line.hash;
+    }
+    Ok(VerifySummary {
+        records: number - u64::from(incomplete_tail.is_some()),
+        first_seq,
+        last_seq,
+        last_hash,
+        incomplete_tail,
+    })
+}
+
+/// How a data class appears in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Redaction {
+    /// The values as given.
+    Full,
+    /// Each string and number replaced by `sha256:<hex>` of its JSON text:
+    /// equal values stay recognisable, the values themselves do not appear.
+    /// Booleans and nulls stay (hashing two values hides nothing).
+    Hash,
+    /// Every value replaced by `"[redacted]"`; keys and array lengths stay.
+    Redact,
+    /// No arguments at all.
+    Omit,
+}
+
+impl Redaction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Redaction::Full => "full",
+            Redaction::Hash => "hash",
+            Redaction::Redact => "redact",
+            Redaction::Omit => "omit",
+        }
+    }
+}
+
+impl FromStr for Redaction {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Redaction, String> {
+        match text {
+            "full" => Ok(Redaction::Full),
+            "hash" => Ok(Redaction::Hash),
+            "redact" => Ok(Redaction::Redact),
+            "omit" => Ok(Redaction::Omit),
+            other => Err(format!(
+                "unknown redaction `{other}`: expected full, hash, redact or omit"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Redaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The arguments as the log shows them for a data class. Object keys are kept
+/// as they are (they come from the contract's closed schemas); values are
+/// replaced leaf by leaf.
+pub fn redact(arguments: &Value, how: Redaction) -> Option<Value> {
+    fn leaves(value: &Value, how: Redaction) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), leaves(v, how))).collect()),
+            Value::Array(items) => Value::Array(items.iter().map(|v| leaves(v, how)).collect()),
+            Value::String(_) | Value::Number(_) if how == Redaction::Hash => {
+                Value::String(format!("sha256:{}", hex(&Sha256::digest(value.to_string().as_bytes()))))
+            }
+            Value::Bool(_) | Value::Null if how == Redaction::Hash => value.clone(),
+            _ => Value::String("[redacted]".into()),
+        }
+    }
+    match how {
+        Redaction::Full => Some(arguments.clone()),
+        Redaction::Omit => None,
+        Redaction::Hash | Redaction::Redact => Some(leaves(arguments, how)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_sorts_keys_at_every_depth() {
+        let mut out = String::new();
+        canonical(
+            &json!({"b": 1, "a": {"z": [true, null, {"y": "x", "x": 1.5}], "é": "\n"}}),
+            &mut out,
+        );
+        assert_eq!(out, r#"{"a":{"z":[true,null,{"x":1.5,"y":"x"}],"é":"\n"},"b":1}"#);
+    }
+
+    #[test]
+    fn a_line_checks_against_its_own_bytes() {
+        let (line, hash) = encode(&Record::new(Event::Started), 1, SystemTime::UNIX_EPOCH, GENESIS);
+        assert_eq!(
+            line,
+            format!(
+                "{{\"event\":\"started\",\"prev\":\"{GENESIS}\",\"seq\":1,\"time\":\"1970-01-01T00:00:00.000Z\",\"hash\":\"{hash}\"}}\n"
+            )
+        );
+        let checked = check_line(line.trim_end().as_bytes()).map_err(|e| e.1).unwrap();
+        assert_eq!(
+            (checked.seq, checked.prev.as_str(), checked.hash.as_str()),
+            (1, GENESIS, hash.as_str())
+        );
+        let edited = line.trim_end().replace("started", "stopped");
+        assert_eq!(check_line(edited.as_bytes()).err().map(|e| e.0), Some(Problem::Edited));
+    }
+
+    #[test]
+    fn hex_is_lowercase() {
+        assert_eq!(hex(&[0, 0x0f, 0xa0, 0xff]), "000fa0ff");
+    }
+}
