@@ -323,20 +323,19 @@ impl ApprovalStore {
             create_private(path).map_err(|e| format!("cannot create the approval store {shown}: {e}"))?;
         }
         let connection = Connection::open(path).map_err(|e| format!("cannot open the approval store {shown}: {e}"))?;
-        let setup = || -> rusqlite::Result<()> {
+        let setup = || -> rusqlite::Result<String> {
             connection.busy_timeout(Duration::from_secs(5))?;
-            if !in_memory {
-                let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
-                if !mode.eq_ignore_ascii_case("wal") {
-                    return Err(store_error(format!(
-                        "the file system does not support WAL mode (journal mode is {mode})"
-                    )));
-                }
-            }
+            let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
             connection.pragma_update(None, "synchronous", "FULL")?;
-            connection.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
+            connection.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))?;
+            Ok(mode)
         };
-        setup().map_err(|e| format!("cannot set up the approval store {shown}: {e}"))?;
+        let mode = setup().map_err(|e| format!("cannot set up the approval store {shown}: {e}"))?;
+        if !in_memory && !mode.eq_ignore_ascii_case("wal") {
+            return Err(format!(
+                "the approval store {shown} cannot use WAL mode (its journal mode is {mode}): put it on a local file system"
+            ));
+        }
         let version: Option<i64> = connection
             .query_row("SELECT max(version) FROM schema_version", [], |row| row.get(0))
             .map_err(|e| format!("cannot read the approval store's schema version ({shown}): {e}"))?;
@@ -367,8 +366,10 @@ impl ApprovalStore {
         let now_ms = millis(now)?;
         let expires_ms = millis(now.checked_add(expires_in).ok_or("the expiry is out of range")?)?;
         let arguments = canonical_json(&op.arguments);
+        // Drawn before the transaction; unused when an identical request is pending.
+        let fresh_id = new_id()?;
         let mut connection = self.lock();
-        let mut run = || -> rusqlite::Result<Pending> {
+        let run = || -> rusqlite::Result<Pending> {
             let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let existing = tx
                 .query_row(
@@ -386,7 +387,7 @@ impl ApprovalStore {
                     expires_at: time(expires_at),
                 },
                 None => {
-                    let id = new_id().map_err(store_error)?;
+                    let id = fresh_id;
                     tx.execute(
                         "INSERT INTO operations
                          (id, operation_hash, tool, arguments, requester, definition_hash, created_at, expires_at, state)
@@ -1127,9 +1128,4 @@ mod tests {
         );
         assert_eq!(rfc3339(at(0)), "2026-09-21T14:13:20.000Z");
     }
-}
-
-/// A failure of our own inside a SQLite transaction, carried as a rusqlite error.
-fn store_error(message: String) -> rusqlite::Error {
-    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISUSE), Some(message))
 }
