@@ -237,7 +237,7 @@ struct Inner {
     client: reqwest::Client,
     policy: Arc<Policy>,
     timeout: Duration,
-    credentials: Credentials,
+    credentials: Credential,
 }
 
 impl fmt::Debug for Downstream {
@@ -275,9 +275,9 @@ impl Downstream {
         allowed.insert(contract_key);
         allowed.insert(host_key(&base).ok_or("the base URL has no host")?);
         let credentials = match spec.credentials {
-            CredentialSpec::None => Credentials::None,
+            CredentialSpec::None => Credential::None,
             CredentialSpec::ServiceToken { env, file } => {
-                Credentials::ServiceToken(Secret::new(env, file, "service token")?)
+                Credential::ServiceToken(Secret::new(env, file, "service token")?)
             }
             CredentialSpec::ClientCredentials {
                 token_url,
@@ -288,7 +288,7 @@ impl Downstream {
                 let token_url =
                     Url::parse(&token_url).map_err(|e| format!("the token URL `{token_url}` is invalid: {e}"))?;
                 allowed.insert(host_key(&token_url).ok_or("the token URL has no host")?);
-                Credentials::ClientCredentials(Box::new(ClientCredentials {
+                Credential::ClientCredentials(Box::new(ClientCredentials {
                     token_url,
                     client_id,
                     secret: Secret::new(client_secret.env, client_secret.file, "client secret")?,
@@ -303,7 +303,6 @@ impl Downstream {
             }
         };
         let policy = Arc::new(Policy {
-            downstream: spec.name.clone(),
             allowed,
             contract_literals,
             private_network: spec.private_network,
@@ -311,7 +310,7 @@ impl Downstream {
         policy
             .check_url(&base)
             .map_err(|e| format!("the base URL is refused: {e}"))?;
-        if let Credentials::ClientCredentials(cc) = &credentials {
+        if let Credential::ClientCredentials(cc) = &credentials {
             policy
                 .check_url(&cc.token_url)
                 .map_err(|e| format!("the token URL is refused: {e}"))?;
@@ -330,7 +329,7 @@ impl Downstream {
                 }
                 match redirect_policy.check_url(attempt.url()) {
                     Ok(()) => attempt.follow(),
-                    Err(refused) => attempt.error(Refused(format!("a redirect was refused: {refused}"))),
+                    Err(refused) => attempt.error(Refused(format!("via a redirect, {refused}"))),
                 }
             }))
             .referer(false)
@@ -610,13 +609,23 @@ fn map_error(downstream: &Downstream, what: &str, error: &reqwest::Error, timeou
         return timed_out(downstream, what, timeout);
     }
     let stage = if error.is_connect() {
-        "cannot connect for"
+        "cannot connect"
     } else if error.is_redirect() {
-        "too many redirects for"
+        "redirect failed"
     } else {
         "failed"
     };
-    downstream.error(ToolError::unavailable, format_args!("{what} {stage}: {}", chain(error)))
+    downstream.error(
+        ToolError::unavailable,
+        format_args!("{what}: {stage}: {}", cause(error)),
+    )
+}
+
+/// The innermost two messages of an error's chain: the cause without reqwest's wrapping.
+fn cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let full = chain(error);
+    let parts: Vec<&str> = full.split(": ").collect();
+    parts[parts.len().saturating_sub(2)..].join(": ")
 }
 
 /// An error's message with its causes, without the URL reqwest adds.
@@ -707,7 +716,7 @@ impl DownstreamResponse {
 // ---------------------------------------------------------------------------
 // Credentials
 
-enum Credentials {
+enum Credential {
     None,
     ServiceToken(Secret),
     ClientCredentials(Box<ClientCredentials>),
@@ -726,26 +735,26 @@ struct CachedToken {
     renew_at: Instant,
 }
 
-impl Credentials {
+impl Credential {
     fn kind(&self) -> &'static str {
         match self {
-            Credentials::None => "none",
-            Credentials::ServiceToken(_) => "service_token",
-            Credentials::ClientCredentials(_) => "client_credentials",
+            Credential::None => "none",
+            Credential::ServiceToken(_) => "service_token",
+            Credential::ClientCredentials(_) => "client_credentials",
         }
     }
 
     /// The `Authorization` value to send, read or fetched now.
     async fn header(&self, downstream: &Downstream) -> Result<Option<HeaderValue>, ToolError> {
         match self {
-            Credentials::None => Ok(None),
-            Credentials::ServiceToken(secret) => {
+            Credential::None => Ok(None),
+            Credential::ServiceToken(secret) => {
                 let token = secret.read().map_err(|e| downstream.error(ToolError::internal, e))?;
                 bearer(&token)
                     .map(Some)
                     .map_err(|e| downstream.error(ToolError::internal, format_args!("the service token {e}")))
             }
-            Credentials::ClientCredentials(cc) => {
+            Credential::ClientCredentials(cc) => {
                 let mut cache = cc.cache.lock().await;
                 if let Some(cached) = cache.as_ref()
                     && Instant::now() < cached.renew_at
@@ -763,7 +772,7 @@ impl Credentials {
 
     /// Drops a cached access token (after the downstream answered 401).
     async fn forget(&self) {
-        if let Credentials::ClientCredentials(cc) = self {
+        if let Credential::ClientCredentials(cc) = self {
             *cc.cache.lock().await = None;
         }
     }
@@ -927,7 +936,6 @@ impl std::error::Error for Refused {}
 /// One downstream's reachable hosts and address rules.
 #[derive(Debug)]
 struct Policy {
-    downstream: String,
     /// `(host, port)`: host as the URL serialises it (lowercase name, dotted
     /// IPv4, bracketed IPv6), without a trailing dot.
     allowed: BTreeSet<(String, u16)>,
@@ -1596,7 +1604,6 @@ mod tests {
 
     fn policy(allowed: &[(&str, u16)], private_network: bool) -> Policy {
         Policy {
-            downstream: "d".into(),
             allowed: allowed.iter().map(|(h, p)| (h.to_string(), *p)).collect(),
             contract_literals: BTreeSet::new(),
             private_network,
@@ -1666,6 +1673,49 @@ mod tests {
         assert!(addresses.iter().all(|a| a.ip().is_loopback()), "{addresses:?}");
     }
 
+    /// A name other than `localhost` that `/etc/hosts` maps to a loopback address, if any.
+    fn hosts_file_loopback_name() -> Option<String> {
+        let hosts = std::fs::read_to_string("/etc/hosts").ok()?;
+        hosts.lines().find_map(|line| {
+            let mut fields = line.split('#').next()?.split_whitespace();
+            let ip: IpAddr = fields.next()?.parse().ok()?;
+            if !ip.is_loopback() {
+                return None;
+            }
+            fields
+                .find(|name| {
+                    !is_localhost(&name.to_ascii_lowercase()) && name.contains(|c: char| c.is_ascii_alphabetic())
+                })
+                .map(str::to_ascii_lowercase)
+        })
+    }
+
+    #[tokio::test]
+    async fn a_declared_name_resolving_to_loopback_is_refused_through_reqwest() {
+        let Some(name) = hosts_file_loopback_name() else {
+            eprintln!("skipped: /etc/hosts names no loopback host besides localhost");
+            return;
+        };
+        let server = TestServer::start(|_| ok_json(json!({}))).await;
+        let token = TokenFile::new(CANARY);
+        let ds = one(spec(
+            "helpdesk",
+            &format!("https://{name}:{}/", server.port),
+            &[],
+            token_file(&token),
+        ));
+        let err = ds.get("x").await.unwrap_err();
+        assert_eq!(err.kind, super::super::dispatch::ErrorKind::Internal, "{err}");
+        assert!(
+            err.message.contains(&format!("{name} resolves to 127."))
+                || err.message.contains(&format!("{name} resolves to ::1")),
+            "{err}"
+        );
+        assert!(err.message.contains("a loopback address"), "{err}");
+        assert_secret_free(&err);
+        assert!(server.seen().is_empty(), "no connection was made");
+    }
+
     #[tokio::test]
     async fn declared_loopback_host_gets_the_service_token() {
         let server = TestServer::start(|seen| ok_json(json!({"target": seen.target}))).await;
@@ -1732,6 +1782,32 @@ mod tests {
             server.seen()[0].header("authorization"),
             None,
             "no credential declared, none sent"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_service_token_from_the_environment_is_sent() {
+        // A variable the test process already has (setting one is unsafe with threads running).
+        let Some((name, value)) = std::env::vars()
+            .find(|(n, v)| !n.is_empty() && !v.trim().is_empty() && v.bytes().all(|b| b.is_ascii_graphic()))
+        else {
+            eprintln!("skipped: no environment variable with a header-safe value");
+            return;
+        };
+        let server = TestServer::start(|_| ok_json(json!({}))).await;
+        let ds = one(spec(
+            "d",
+            &server.url("/"),
+            &[],
+            CredentialSpec::ServiceToken {
+                env: Some(name),
+                file: None,
+            },
+        ));
+        ds.get("x").await.unwrap();
+        assert_eq!(
+            server.seen()[0].header("authorization"),
+            Some(format!("Bearer {value}").as_str())
         );
     }
 
@@ -1855,7 +1931,7 @@ mod tests {
             let err = ds.get(path).await.unwrap_err();
             assert_eq!(err.kind, super::super::dispatch::ErrorKind::Internal, "{err}");
             assert!(err.message.starts_with("downstream `helpdesk`: GET /"), "{err}");
-            assert!(err.message.contains("a redirect was refused"), "{err}");
+            assert!(err.message.contains("was refused: via a redirect, "), "{err}");
             assert!(err.message.contains(&refused), "{err}\nexpected: {refused}");
             assert_secret_free(&err);
             assert!(
@@ -2031,7 +2107,7 @@ mod tests {
         let err = gone.get("x").await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
         assert!(
-            err.message.starts_with("downstream `gone`: GET /x cannot connect"),
+            err.message.starts_with("downstream `gone`: GET /x: cannot connect: "),
             "{err}"
         );
         assert_secret_free(&err);
@@ -2050,7 +2126,7 @@ mod tests {
         })
         .await;
         let api = TestServer::start(|seen| match seen.header("authorization") {
-            Some("Bearer access-1") if seen.target == "/expire" => respond("401 Unauthorized", &[], ""),
+            Some("Bearer access-1") if seen.target == "/api/expire" => respond("401 Unauthorized", &[], ""),
             Some(_) => ok_json(json!({})),
             None => respond("401 Unauthorized", &[], ""),
         })
