@@ -277,7 +277,13 @@ async fn authenticate<D: Dispatch>(
         use axum::http::{StatusCode, header};
         use axum::response::IntoResponse as _;
 
-        let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        // Two Authorization headers are ambiguous: refuse rather than pick one.
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        let authorization = match (values.next(), values.next()) {
+            (Some(value), None) => Some(value.to_str().unwrap_or("")),
+            (None, _) => None,
+            (Some(_), Some(_)) => Some(""),
+        };
         return match auth.authenticate(authorization).await {
             Ok(caller) => Ok(Identity {
                 subject: caller.subject,
@@ -288,8 +294,9 @@ async fn authenticate<D: Dispatch>(
             Err(error) => {
                 state.server.refuse_unauthenticated(error.reason(), &error.to_string());
                 let challenge = error.www_authenticate(state.gate.metadata_url().unwrap_or_default());
-                let mut response =
-                    (StatusCode::UNAUTHORIZED, json_error(error.reason(), &error.to_string())).into_response();
+                // 503 when the provider's keys cannot be fetched: the token may be fine.
+                let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+                let mut response = (status, json_error(error.reason(), &error.to_string())).into_response();
                 if let Ok(value) = header::HeaderValue::from_str(&challenge) {
                     response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
                 }

@@ -3,9 +3,10 @@
 //! and made durable before any call that changes something runs.
 //!
 //! Each line is one record: the caller's [`Record`] plus four fields the
-//! writer adds, `seq` (1 for a file's first record, then consecutive), `time`
-//! (RFC 3339 UTC, milliseconds), `prev` (the previous record's `hash`, 64
-//! zeros for the first) and `hash`. A line is written as
+//! writer adds, `seq` (1 for a file's first record, then consecutive: the
+//! order written), `time` (when the record was made, RFC 3339 UTC,
+//! milliseconds), `prev` (the previous record's `hash`, 64 zeros for the
+//! first) and `hash`. A line is written as
 //!
 //! ```text
 //! BODY without its closing `}`  +  ,"hash":"<64 hex>"}  +  \n
@@ -215,7 +216,7 @@ struct Pending {
 }
 
 enum Message {
-    Append(Pending),
+    Append(Box<Pending>),
     /// Sync everything sent before, then answer.
     Flush(oneshot::Sender<()>),
     /// Sync, close the file (releasing its lock), answer and stop.
@@ -225,6 +226,8 @@ enum Message {
 struct Shared {
     healthy: AtomicBool,
     failures: AtomicU64,
+    /// Records [`AuditLog::record`] dropped because the queue was full.
+    dropped: AtomicU64,
     queued: AtomicUsize,
 }
 
@@ -252,9 +255,12 @@ impl std::fmt::Debug for AuditLog {
 impl AuditLog {
     /// Opens `path` for appending, creating it (mode 0600) if needed, and
     /// continues the chain from its last record. Refuses a file that is not a
-    /// regular file, is held by another process, or whose last line is
-    /// incomplete or damaged (the file is left as it is). Only the last line
-    /// is checked here; [`verify`] checks the whole chain.
+    /// regular file, is held by another process (an exclusive `flock` held
+    /// while open), or whose last record is damaged; such a file is left as
+    /// it is. An incomplete record after the last whole one (a write a crash
+    /// cut short, never acknowledged) is cut off, with a warning and
+    /// [`AuditLog::cut_on_open`]. Only the last record is checked here;
+    /// [`verify`] checks the whole chain.
     pub fn open(path: &Path) -> Result<AuditLog, String> {
         let shown = path.display();
         let (mut file, created) = open_file(path).map_err(|e| format!("cannot open the audit log {shown}: {e}"))?;
@@ -291,6 +297,7 @@ impl AuditLog {
         let shared = Arc::new(Shared {
             healthy: AtomicBool::new(true),
             failures: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
             queued: AtomicUsize::new(0),
         });
         let (sender, receiver) = mpsc::channel();
@@ -335,7 +342,9 @@ impl AuditLog {
         self.durable(record).await
     }
 
-    /// Writes any record and returns once it is on disk (fsynced).
+    /// Writes any record and returns once it is on disk (fsynced). Dropping
+    /// the future does not withdraw the record. Records waited for together
+    /// share one sync.
     pub async fn durable(&self, record: Record) -> Result<(), AuditError> {
         let (ack, answer) = oneshot::channel();
         let pending = Pending {
@@ -343,7 +352,7 @@ impl AuditLog {
             time: SystemTime::now(),
             ack: Some(ack),
         };
-        if self.send(Message::Append(pending)).is_err() {
+        if self.send(Message::Append(Box::new(pending))).is_err() {
             self.shared.failures.fetch_add(1, Ordering::Relaxed);
             return Err(AuditError::Closed);
         }
@@ -357,6 +366,14 @@ impl AuditLog {
     pub fn record(&self, record: Record) {
         if self.shared.queued.load(Ordering::Relaxed) >= MAX_QUEUED {
             self.shared.failures.fetch_add(1, Ordering::Relaxed);
+            let dropped = self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            if dropped.is_multiple_of(1024) {
+                tracing::error!(
+                    path = %self.path.display(),
+                    dropped = dropped + 1,
+                    "the audit log writer is too far behind; records are being dropped"
+                );
+            }
             return;
         }
         let pending = Pending {
@@ -364,7 +381,7 @@ impl AuditLog {
             time: SystemTime::now(),
             ack: None,
         };
-        if self.send(Message::Append(pending)).is_err() {
+        if self.send(Message::Append(Box::new(pending))).is_err() {
             self.shared.failures.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -462,7 +479,7 @@ impl Writer {
             while let Some(message) = next.take() {
                 received += 1;
                 match message {
-                    Message::Append(pending) => batch.push(pending),
+                    Message::Append(pending) => batch.push(*pending),
                     Message::Flush(ack) => flushes.push(ack),
                     Message::Close(ack) => {
                         close = Some(ack);
@@ -487,14 +504,14 @@ impl Writer {
             for ack in flushes {
                 let _ = ack.send(());
             }
-            if let Some(ack) = close {
+            if close.is_some() || gone {
+                // Records a failing disk still held back are lost now.
                 let left = self.retry.len() + self.unsynced.len();
                 self.shared.failures.fetch_add(left as u64, Ordering::Relaxed);
                 drop(self);
-                let _ = ack.send(());
-                return;
-            }
-            if gone {
+                if let Some(ack) = close {
+                    let _ = ack.send(());
+                }
                 return;
             }
         }
@@ -724,22 +741,34 @@ fn sync_parent(path: &Path) -> std::io::Result<()> {
 }
 
 /// Holds an exclusive lock on the file for as long as it is open, so two
-/// processes cannot interleave two chains in one file.
+/// processes cannot interleave two chains in one file. The lock belongs to
+/// the open file, which a child process shares between `fork` and `exec`:
+/// a held lock is tried again for a moment before giving up.
 fn lock(file: &File, path: &Path) -> Result<(), String> {
     #[cfg(unix)]
     {
         use std::os::unix::io::AsRawFd as _;
-        // SAFETY: flock on a file descriptor this function borrows; no memory is involved.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let mut tries = 0;
+        loop {
+            // SAFETY: flock on a file descriptor this function borrows; no memory is involved.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                break;
+            }
             let e = std::io::Error::last_os_error();
-            return Err(if e.kind() == std::io::ErrorKind::WouldBlock {
-                format!(
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            if e.kind() != std::io::ErrorKind::WouldBlock {
+                return Err(format!("cannot lock the audit log {}: {e}", path.display()));
+            }
+            tries += 1;
+            if tries == 20 {
+                return Err(format!(
                     "the audit log {} is in use by another process (or another log in this one)",
                     path.display()
-                )
-            } else {
-                format!("cannot lock the audit log {}: {e}", path.display())
-            });
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(25));
         }
     }
     #[cfg(not(unix))]
@@ -1063,9 +1092,11 @@ pub fn verify(path: &Path) -> Result<VerifySummary, Broken> {
 pub enum Redaction {
     /// The values as given.
     Full,
-    /// Each string and number replaced by `sha256:<hex>` of its JSON text:
-    /// equal values stay recognisable, the values themselves do not appear.
-    /// Booleans and nulls stay (hashing two values hides nothing).
+    /// Each string and number replaced by `sha256:<hex>` of its JSON text
+    /// (`"a"` with its quotes, `12.5`): equal values stay recognisable, the
+    /// values themselves do not appear. An unkeyed hash: values from a small
+    /// set can be found by hashing guesses. Booleans and nulls stay (hashing
+    /// two values hides nothing).
     Hash,
     /// Every value replaced by `"[redacted]"`; keys and array lengths stay.
     Redact,

@@ -191,6 +191,18 @@ impl Egress {
         Ok(Egress { downstreams })
     }
 
+    /// The clients for the contract's downstreams with this environment's
+    /// base URLs: what handlers build in `Handlers::new(config)`.
+    pub fn from_config(config: &super::config::Config) -> Result<Egress, String> {
+        let specs = DownstreamSpec::from_values(&config.contract_downstreams)?;
+        let overrides = config
+            .downstreams
+            .iter()
+            .map(|(name, d)| (name.clone(), d.base_url.clone()))
+            .collect();
+        Egress::new(specs, overrides)
+    }
+
     /// The same clients with a different response body cap.
     pub fn with_max_response_bytes(mut self, bytes: u64) -> Egress {
         for downstream in self.downstreams.values_mut() {

@@ -75,10 +75,11 @@ pub fn run<D: Dispatch>(surface_json: &str, handlers: impl FnOnce(&Config) -> Re
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    let config = match Config::load(cli.config.as_deref(), &surface.server.env_prefix) {
+    let mut config = match Config::load(cli.config.as_deref(), &surface.server.env_prefix) {
         Ok(config) => config,
         Err(e) => return fail(&e),
     };
+    config.contract_downstreams = surface.downstreams.clone();
     init_logging(&config);
     match &cli.command {
         Command::Surface => {
