@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 import jsonschema
-from mcp import Client, StdioServerParameters
+from mcp import Client, StdioServerParameters, types
 
 ROOT = Path(__file__).resolve().parent.parent
 # One valid call per example: (tool, arguments). The invalid call adds an unknown argument
@@ -80,6 +80,41 @@ async def exercise(example, target, mode, label):
         )
 
 
+async def user_approval(binary, workdir, answer):
+    """change-plan's open_change_request (`approval: user`): the runtime asks the user to confirm
+    the exact operation through elicitation; it runs only on an explicit yes, and both answers
+    are audited."""
+    head = "c05a8f3e6d29b17c4e80f5a2d93b6c1e7f40a8d2"
+    window = {"start": "2026-12-02T06:00:00Z", "end": "2026-12-02T07:00:00Z"}
+    asked = []
+
+    async def on_elicit(context, params):
+        asked.append(params.message)
+        if answer:
+            return types.ElicitResult(action="accept", content={"confirm": True})
+        return types.ElicitResult(action="decline")
+
+    target = StdioServerParameters(command=binary, args=["stdio"], cwd=workdir)
+    async with Client(target, mode="legacy", elicitation_callback=on_elicit) as client:
+        draft = await client.call_tool(
+            "draft_change_plan",
+            {"service": "checkout-web", "environment": "production", "target_revision": head,
+             "rollout": "rolling", "window": window},
+        )
+        plan_id = draft.structured_content["plan_id"]
+        arguments = {"plan_id": plan_id, "change_type": "standard", "assignment_group": "platform-infrastructure",
+                     "window": window, "justification": "Ship the checkout-web 2.8.1 address-form fix."}
+        result = await client.call_tool("open_change_request", arguments)
+    text = result.content[0].text if result.content else ""
+    if len(asked) != 1 or plan_id not in asked[0] or "open_change_request" not in asked[0]:
+        fail(f"change-plan: the confirmation did not show the exact operation: {asked}")
+    if answer and (result.is_error or "CHG" not in text):
+        fail(f"change-plan: a confirmed write did not run: {text}")
+    if not answer and (not result.is_error or "did not confirm" not in text):
+        fail(f"change-plan: a declined write was not refused: {text}")
+    print(f"ok  change-plan stdio: user approval {'confirmed, ran once' if answer else 'declined, nothing ran'}")
+
+
 def start_http(binary, workdir):
     # The clients here test protocol compatibility; tokens, scopes and the other controls are
     # the adversarial suite's (scripts/adversarial). --dev-no-auth is refused off loopback.
@@ -133,6 +168,9 @@ def main():
             finally:
                 process.terminate()
                 process.wait(timeout=10)
+        if example == "change-plan":
+            asyncio.run(user_approval(binary, workdir, True))
+            asyncio.run(user_approval(binary, workdir, False))
         verify = subprocess.run(
             [binary, "audit", "verify", str(Path(workdir) / "audit.jsonl")], capture_output=True, text=True
         )
