@@ -396,11 +396,11 @@ impl<D: Dispatch> McpServer<D> {
             .controls
             .as_ref()
             .map(|controls| Trail::new(controls, "resource", spec.name(), "read", &spec.hash, &context));
-        if let (Some(trail), Some(controls)) = (&trail, &inner.controls) {
-            if let Err(denial) = controls.admit("resource", spec.name(), &spec.scopes, &context) {
-                trail.denied(denial.reason(), &denial.message("resource", spec.name()));
-                return Err(denial_error(&denial, "resource", spec.name()));
-            }
+        if let (Some(trail), Some(controls)) = (&trail, &inner.controls)
+            && let Err(denial) = controls.admit("resource", spec.name(), &spec.scopes, &context)
+        {
+            trail.denied(denial.reason(), &denial.message("resource", spec.name()));
+            return Err(denial_error(&denial, "resource", spec.name()));
         }
         let _permit = match &inner.controls {
             Some(controls) => controls.limiter.acquire("resource", spec.name()).map_err(|denial| {
@@ -472,11 +472,11 @@ impl<D: Dispatch> McpServer<D> {
             .controls
             .as_ref()
             .map(|controls| Trail::new(controls, "prompt", name, "read", &spec.hash, &context));
-        if let (Some(trail), Some(controls)) = (&trail, &self.inner.controls) {
-            if let Err(denial) = controls.admit("prompt", name, &spec.scopes, &context) {
-                trail.denied(denial.reason(), &denial.message("prompt", name));
-                return Err(denial_error(&denial, "prompt", name));
-            }
+        if let (Some(trail), Some(controls)) = (&trail, &self.inner.controls)
+            && let Err(denial) = controls.admit("prompt", name, &spec.scopes, &context)
+        {
+            trail.denied(denial.reason(), &denial.message("prompt", name));
+            return Err(denial_error(&denial, "prompt", name));
         }
         let arguments = prompt_arguments(spec, arguments.unwrap_or_default())?;
         let messages = if spec.handler {

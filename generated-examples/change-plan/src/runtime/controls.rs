@@ -304,9 +304,9 @@ mod tests {
 
     #[test]
     fn kill_switch_values() {
-        assert_eq!(Switched::parse("", true).whole_server, true);
-        assert_eq!(Switched::parse("", false).whole_server, false);
-        assert_eq!(Switched::parse("true", false).whole_server, true);
+        assert!(Switched::parse("", true).whole_server);
+        assert!(!Switched::parse("", false).whole_server);
+        assert!(Switched::parse("true", false).whole_server);
         let some = Switched::parse("save_draft, update_priority\n# comment\n", true);
         assert!(!some.whole_server);
         assert_eq!(some.tools.len(), 2);
