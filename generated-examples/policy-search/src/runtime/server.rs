@@ -358,7 +358,7 @@ impl<D: Dispatch> McpServer<D> {
                 CallToolResult::success(content)
             }
         };
-        let size = serde_json::to_vec(&result).map(|v| v.len() as u64).unwrap_or(u64::MAX);
+        let size = result_size(&result);
         if size > tool.spec.limits.max_response_bytes {
             tracing::warn!(tool = name, size, "result over the response size limit");
             let message = format!(
@@ -508,6 +508,20 @@ impl<D: Dispatch> McpServer<D> {
     }
 }
 
+/// The fields of a JSON-RPC request the HTTP gate needs.
+#[derive(serde::Deserialize)]
+struct Peek {
+    method: Option<String>,
+    id: Option<Value>,
+    params: Option<PeekParams>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct PeekParams {
+    name: Option<String>,
+    uri: Option<String>,
+}
+
 /// The HTTP layer's view of a request, before the protocol layer parses it.
 impl<D: Dispatch> McpServer<D> {
     /// Applies scopes and the rate limit to the call a request body carries,
@@ -519,14 +533,14 @@ impl<D: Dispatch> McpServer<D> {
         let Some(controls) = &self.inner.controls else {
             return Ok(false);
         };
-        let Ok(Value::Object(message)) = serde_json::from_slice::<Value>(body) else {
+        // Only the method and the name or URI are read; the rest is skipped, not built.
+        let Ok(message) = serde_json::from_slice::<Peek>(body) else {
             return Ok(false);
         };
-        let params = message.get("params");
-        let text = |key: &str| params.and_then(|p| p.get(key)).and_then(Value::as_str);
+        let params = message.params.unwrap_or_default();
         let (kind, name, hash, effect, scopes): (&'static str, &str, &str, &str, &[String]) =
-            match message.get("method").and_then(Value::as_str) {
-                Some("tools/call") => match text("name").and_then(|n| self.inner.tools.get(n)) {
+            match message.method.as_deref() {
+                Some("tools/call") => match params.name.as_deref().and_then(|n| self.inner.tools.get(n)) {
                     Some(tool) => (
                         "tool",
                         tool.spec.name(),
@@ -536,23 +550,22 @@ impl<D: Dispatch> McpServer<D> {
                     ),
                     None => return Ok(false),
                 },
-                Some("resources/read") => match text("uri").and_then(|uri| self.resource_for(uri)) {
+                Some("resources/read") => match params.uri.as_deref().and_then(|uri| self.resource_for(uri)) {
                     Some(spec) => ("resource", spec.name(), &spec.hash, "read", &spec.scopes),
                     None => return Ok(false),
                 },
                 Some("prompts/get") => {
-                    match text("name").and_then(|n| self.inner.surface.prompts.iter().find(|p| p.name() == n)) {
+                    match params
+                        .name
+                        .as_deref()
+                        .and_then(|n| self.inner.surface.prompts.iter().find(|p| p.name() == n))
+                    {
                         Some(spec) => ("prompt", spec.name(), &spec.hash, "read", &spec.scopes),
                         None => return Ok(false),
                     }
                 }
                 _ => return Ok(false),
             };
-        let mut context = Context::new(
-            identity.subject.clone(),
-            message.get("id").map(Value::to_string).unwrap_or_default(),
-        );
-        context.identity = identity.clone();
         let missing = identity.missing_scopes(scopes);
         let denial = if !missing.is_empty() {
             Denial::InsufficientScope(missing.into_iter().map(String::from).collect())
@@ -564,6 +577,11 @@ impl<D: Dispatch> McpServer<D> {
                 Err(denial) => denial,
             }
         };
+        let mut context = Context::new(
+            identity.subject.clone(),
+            message.id.map(|id| id.to_string()).unwrap_or_default(),
+        );
+        context.identity = identity.clone();
         let message = denial.message(kind, name);
         Trail::new(controls, kind, name, effect, hash, &context).denied(denial.reason(), &message);
         Err((denial, message))
@@ -644,6 +662,38 @@ fn allowed_for(spec: &ToolSpec) -> Allowed {
         sampling: spec.asks_client.iter().any(|a| a == "sampling"),
         elicitation: spec.asks_client.iter().any(|a| a == "elicitation"),
     }
+}
+
+/// The size of a result on the wire, without serializing it a second time:
+/// the structured value's JSON is already in the mirrored text block, so the
+/// text and binary payloads plus a margin for the envelope bound it.
+fn result_size(result: &CallToolResult) -> u64 {
+    const ENVELOPE: u64 = 256;
+    let payload: u64 = result
+        .content
+        .iter()
+        .map(|block| {
+            let bytes = if let Some(text) = block.as_text() {
+                text.text.len()
+            } else if let Some(image) = block.as_image() {
+                image.data.len()
+            } else if let Some(audio) = block.as_audio() {
+                audio.data.len()
+            } else {
+                // Embedded resources and links are rare: measure them exactly.
+                serde_json::to_vec(block).map_or(usize::MAX / 4, |v| v.len())
+            };
+            bytes as u64 + ENVELOPE
+        })
+        .sum();
+    // structuredContent repeats the mirrored text.
+    let structured = result
+        .structured_content
+        .as_ref()
+        .and_then(|_| result.content.first())
+        .and_then(|block| block.as_text())
+        .map_or(0, |text| text.text.len() as u64);
+    payload + structured + ENVELOPE
 }
 
 /// The contract's name for a content block's kind.

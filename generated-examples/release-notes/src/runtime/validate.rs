@@ -22,6 +22,10 @@ impl Validator {
     /// Every violation, each as `at /path: what is wrong`, in document order.
     /// At most `limit` are listed so a hostile input cannot inflate the reply.
     pub fn violations(&self, instance: &Value, limit: usize) -> Vec<String> {
+        // The common case, valid input, without collecting errors.
+        if self.inner.is_valid(instance) {
+            return Vec::new();
+        }
         let mut found: Vec<String> = self
             .inner
             .iter_errors(instance)
@@ -52,14 +56,17 @@ pub fn unknown_properties(schema: &Value, instance: &Value) -> Vec<String> {
         .and_then(Value::as_object)
         .map(|p| p.keys().map(String::as_str).collect())
         .unwrap_or_default();
+    let unknown: Vec<&String> = object.keys().filter(|k| !declared.contains(&k.as_str())).collect();
+    if unknown.is_empty() {
+        return Vec::new();
+    }
     let accepted = if declared.is_empty() {
         "none".to_string()
     } else {
         declared.join(", ")
     };
-    object
-        .keys()
-        .filter(|k| !declared.contains(&k.as_str()))
+    unknown
+        .into_iter()
         .map(|k| {
             format!(
                 "at /{}: unknown argument `{}` (accepted: {accepted})",

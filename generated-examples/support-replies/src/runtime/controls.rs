@@ -250,24 +250,36 @@ impl Gate {
 
 /// The rate and concurrency gates of every tool and resource.
 pub struct Limiter {
-    gates: BTreeMap<(&'static str, String), Gate>,
+    tools: BTreeMap<String, Gate>,
+    resources: BTreeMap<String, Gate>,
 }
 
 impl Limiter {
     pub fn new(surface: &Surface) -> Limiter {
-        let mut gates = BTreeMap::new();
-        for tool in &surface.tools {
-            gates.insert(("tool", tool.name().to_string()), Gate::new(&tool.limits));
+        let tools = surface
+            .tools
+            .iter()
+            .map(|t| (t.name().to_string(), Gate::new(&t.limits)))
+            .collect();
+        let resources = surface
+            .resources
+            .iter()
+            .map(|r| (r.name().to_string(), Gate::new(&r.limits)))
+            .collect();
+        Limiter { tools, resources }
+    }
+
+    fn gate(&self, kind: &str, name: &str) -> Option<&Gate> {
+        match kind {
+            "tool" => self.tools.get(name),
+            "resource" => self.resources.get(name),
+            _ => None,
         }
-        for resource in &surface.resources {
-            gates.insert(("resource", resource.name().to_string()), Gate::new(&resource.limits));
-        }
-        Limiter { gates }
     }
 
     /// Counts one call by `subject` against the rate limit of `kind`/`name`.
     pub fn check_rate(&self, kind: &'static str, name: &str, subject: &str) -> Result<(), Denial> {
-        let Some(gate) = self.gates.get(&(kind, name.to_string())) else {
+        let Some(gate) = self.gate(kind, name) else {
             return Ok(());
         };
         gate.rate
@@ -278,7 +290,7 @@ impl Limiter {
     /// A slot to run in, or `Busy` when the cap is reached (callers retry;
     /// queueing would only hide overload until timeouts fire).
     pub fn acquire(&self, kind: &'static str, name: &str) -> Result<Option<OwnedSemaphorePermit>, Denial> {
-        let Some(gate) = self.gates.get(&(kind, name.to_string())) else {
+        let Some(gate) = self.gate(kind, name) else {
             return Ok(None);
         };
         gate.running
@@ -291,7 +303,7 @@ impl Limiter {
     /// Forgets callers whose limits have fully replenished, so memory stays
     /// bounded by recent callers.
     pub fn forget_idle(&self) {
-        for gate in self.gates.values() {
+        for gate in self.tools.values().chain(self.resources.values()) {
             gate.rate.retain_recent();
             gate.rate.shrink_to_fit();
         }
