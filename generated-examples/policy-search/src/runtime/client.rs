@@ -36,6 +36,11 @@ pub struct ClientLink {
     progress_token: Option<ProgressToken>,
     allowed: Allowed,
     min_level: Arc<AtomicU8>,
+    /// The client declared the elicitation capability for this request (its
+    /// `initialize`, or the request's own `_meta` on 2026-07-28). Stateless
+    /// HTTP keeps no handshake: a legacy request there declares nothing and
+    /// cannot answer a request from the server at all.
+    can_elicit: bool,
 }
 
 impl std::fmt::Debug for ClientLink {
@@ -56,6 +61,7 @@ impl ClientLink {
             progress_token: None,
             allowed: Allowed::default(),
             min_level: Arc::new(AtomicU8::new(level_rank(LoggingLevel::Info))),
+            can_elicit: false,
         }
     }
 
@@ -70,7 +76,16 @@ impl ClientLink {
             progress_token,
             allowed,
             min_level,
+            can_elicit: true,
         }
+    }
+
+    /// Records whether the client declared elicitation; [`ClientLink::confirm`]
+    /// never asks a client that did not (it could not answer, and the call
+    /// would wait for ever).
+    pub fn declaring_elicitation(mut self, declared: bool) -> ClientLink {
+        self.can_elicit = declared;
+        self
     }
 
     /// Reports progress if the client asked for it (sent a progress token).
@@ -145,6 +160,9 @@ impl ClientLink {
         let Some(peer) = &self.peer else {
             return Err("no client connection to ask".into());
         };
+        if !self.can_elicit {
+            return Err("the client did not declare the elicitation capability".into());
+        }
         let request: rmcp::model::ElicitRequestParams = serde_json::from_value(serde_json::json!({
             "mode": "form",
             "message": message,

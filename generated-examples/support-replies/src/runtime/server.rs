@@ -892,7 +892,8 @@ fn context_of(
             request.meta.get_progress_token(),
             allowed,
             request_log_level(request, min_level),
-        ),
+        )
+        .declaring_elicitation(request.client_capabilities().is_some_and(|c| c.elicitation.is_some())),
         caller: identity.subject.clone(),
         identity,
         request_id: request.id.to_string(),
