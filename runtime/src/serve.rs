@@ -201,7 +201,10 @@ async fn admit<D: Dispatch>(
             Err(_) => {
                 state.server.refuse_request(&identity, "request_too_large");
                 let message = format!("the request body is over {} bytes", state.max_body);
-                return (StatusCode::PAYLOAD_TOO_LARGE, json_error("request_too_large", &message)).into_response();
+                let mut response =
+                    (StatusCode::PAYLOAD_TOO_LARGE, json_error("request_too_large", &message)).into_response();
+                close_connection(&mut response);
+                return response;
             }
         };
         if json_depth(&bytes) > MAX_JSON_DEPTH {
@@ -300,12 +303,24 @@ async fn authenticate<D: Dispatch>(
                 if let Ok(value) = header::HeaderValue::from_str(&challenge) {
                     response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
                 }
+                close_connection(&mut response);
                 Err(response)
             }
         };
     }
     let _ = headers;
     Ok(Identity::anonymous())
+}
+
+/// Marks a response sent before its request's body was read: the server will
+/// not reuse the connection (the unread body is still on it), so it says so,
+/// and a pooling client opens a new one instead of failing on a closed socket.
+#[cfg(feature = "http")]
+fn close_connection(response: &mut axum::response::Response) {
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
 }
 
 #[cfg(feature = "http")]
