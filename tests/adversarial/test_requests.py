@@ -334,3 +334,14 @@ def test_invalid_personal_data_is_not_quoted_into_the_audit_log(server, token):
     assert server.wait_audit(lambda r: r.get("reason") == "invalid_arguments")
     server.wait_audit(lambda r: False, timeout=2)
     assert marker not in server.audit_path.read_text()
+
+
+def test_unknown_names_do_not_become_metric_labels(server, token):
+    # Attacker-chosen names must not reach /metrics (label injection, unbounded cardinality).
+    for i in range(5):
+        server.call(f'zz_unknown_{i}"}} injected', {}, token=token)
+        server.rpc("resources/read", {"uri": f"support://zz_unknown_{i}"}, token=token)
+        server.rpc("prompts/get", {"name": f"zz_prompt_{i}"}, token=token)
+    metrics = server.client.get(server.base + "/metrics")
+    assert metrics.status_code == 200
+    assert "zz_" not in metrics.text and "injected" not in metrics.text
