@@ -57,8 +57,8 @@ impl Default for Http {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Stdio {
-    /// Longest accepted JSON-RPC line; longer input closes the connection
-    /// instead of growing memory without bound.
+    /// Longest accepted JSON-RPC line; a longer line is discarded (rmcp keeps
+    /// serving the next one) instead of growing memory without bound.
     pub max_line_bytes: usize,
 }
 
