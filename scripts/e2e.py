@@ -178,7 +178,7 @@ def main():
             fail(f"{example}: the audit log of the e2e runs does not verify: {verify.stdout}{verify.stderr}")
         print(f"ok  {example}: {verify.stdout.strip()}")
         if args.inspector:
-            inspector(args.inspector, binary, example, workdir)
+            inspector(os.path.abspath(args.inspector), binary, example, workdir)
     print("e2e: all checks passed")
 
 

@@ -199,6 +199,7 @@ async fn http_gate(
     listen: &str,
     dev_no_auth: bool,
 ) -> Result<super::serve::HttpGate, String> {
+    #[cfg_attr(not(feature = "oauth"), allow(unused_mut))]
     let mut gate = super::serve::HttpGate::default();
     let Some(oauth) = &surface.oauth else {
         return Ok(gate);
