@@ -684,6 +684,14 @@ fn encode(record: &Record, seq: u64, time: SystemTime, prev: &str) -> (String, S
     (line, hash)
 }
 
+/// Compact JSON with every object's keys in byte order: the form that is
+/// hashed (audit chain, approval operations).
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    canonical(value, &mut out);
+    out
+}
+
 /// Compact JSON with every object's keys in byte order, whatever order the
 /// map keeps (serde_json's `preserve_order` may be on in a generated crate).
 fn canonical(value: &Value, out: &mut String) {
@@ -723,7 +731,8 @@ fn chain_hash(prev: &str, body: &[u8]) -> String {
     hex(&hasher.finalize())
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for byte in bytes {
