@@ -2,11 +2,12 @@
 `WWW-Authenticate` challenge pointing at the protected resource metadata, and a JSON body that
 never carries the token; valid RS256 and ES256 tokens from the JWKS on loopback are accepted."""
 
+import subprocess
 import time
 
 import pytest
 
-from conftest import AUDIENCES, ISSUER, SCOPES_ALL, rpc_message, support_server
+from conftest import AUDIENCES, ISSUER, SCOPES_ALL, binary, rpc_message, support_server
 
 AUDIENCE = AUDIENCES["support-replies"]
 METADATA_URL = "https://mcp.adversarial.test/.well-known/oauth-protected-resource/support-replies"
@@ -250,3 +251,17 @@ def test_keep_alive_connection_survives_refusals(server, mint):
             big = '{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"pad":"' + "x" * 70_000 + '"}}'
             assert client.post(server.url, content=big, headers=headers).status_code == 413
             assert client.post(server.url, content=body, headers=headers).status_code == 200
+
+
+def test_dev_no_auth_is_refused_off_loopback(tmp_path):
+    """`http --dev-no-auth` serves an OAuth contract without token checks: only on loopback."""
+    completed = subprocess.run(
+        [binary("support-replies"), "http", "--listen", "0.0.0.0:0", "--dev-no-auth"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode != 0
+    assert "refusing to listen on 0.0.0.0:0" in completed.stderr, completed.stderr
+    assert "127.0.0.1" in completed.stderr

@@ -111,7 +111,7 @@ pub fn run<D: Dispatch>(surface_json: &str, handlers: impl FnOnce(&Config) -> Re
             #[cfg(feature = "http")]
             Command::Http { listen, dev_no_auth } => {
                 let listen = listen.unwrap_or_else(|| config.http.listen.clone());
-                let gate = http_gate(&surface, &config, &listen, dev_no_auth).await?;
+                let gate = http_gate(&surface, &config, dev_no_auth).await?;
                 let server = McpServer::new(surface, dispatch)?
                     .with_default_caller("anonymous".into())
                     .with_controls(controls)?;
@@ -193,26 +193,14 @@ fn watch<D: Dispatch>(server: &McpServer<D>) {
 /// Authentication for HTTP: the contract's OAuth settings, with this
 /// environment's issuer, audience and key set from the configuration.
 #[cfg(feature = "http")]
-async fn http_gate(
-    surface: &Surface,
-    config: &Config,
-    listen: &str,
-    dev_no_auth: bool,
-) -> Result<super::serve::HttpGate, String> {
+async fn http_gate(surface: &Surface, config: &Config, dev_no_auth: bool) -> Result<super::serve::HttpGate, String> {
     #[cfg_attr(not(feature = "oauth"), allow(unused_mut))]
     let mut gate = super::serve::HttpGate::default();
     let Some(oauth) = &surface.oauth else {
         return Ok(gate);
     };
     if dev_no_auth {
-        let host = listen.rsplit_once(':').map_or(listen, |(host, _)| host);
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        if !loopback {
-            return Err(format!(
-                "--dev-no-auth serves without token checks and is refused on {listen}: listen on 127.0.0.1"
-            ));
-        }
+        // `serve::http` refuses this gate on any address but loopback.
         tracing::warn!(
             "--dev-no-auth: serving without bearer-token checks on loopback; every caller holds every scope"
         );

@@ -436,12 +436,11 @@ fn refuse_unauthenticated_exposure(
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
     if loopback {
-        tracing::warn!("the contract requires OAuth and token checks are off: serving on loopback only");
         Ok(())
     } else {
         Err(format!(
-            "refusing to listen on {listen}: the contract requires OAuth and this server was started \
-             without token checks; listen on 127.0.0.1 or use stdio"
+            "refusing to listen on {listen}: the contract requires OAuth and this server runs without \
+             token checks (--dev-no-auth, or a build without the `oauth` feature); listen on 127.0.0.1"
         ))
     }
 }

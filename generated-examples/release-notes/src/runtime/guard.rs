@@ -152,8 +152,7 @@ impl Controls {
         );
         let shown_hash = {
             use sha2::Digest as _;
-            let digest = sha2::Sha256::digest(message.as_bytes());
-            digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            super::audit::hex(&sha2::Sha256::digest(message.as_bytes()))
         };
         match context.client.confirm(&message).await {
             Ok(true) => Approved::With(json!({
