@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::check::{self, Outcome};
-use crate::emit::{self, Options};
+use crate::emit::{self, Options, RuntimeSource};
 use crate::model::Model;
 use crate::write::{self, Action};
 
@@ -21,6 +21,11 @@ pub struct GenerateArgs {
     /// Overwrite generated files that were edited by hand.
     #[arg(long)]
     pub force: bool,
+    /// Where the server's runtime comes from: `vendored` (copied into `charter-runtime/` beside
+    /// the server; the default) or `path:DIR` (a path dependency, relative to the crate).
+    /// Recorded in charter.manifest.json; later runs keep it unless this is given.
+    #[arg(long, value_name = "SOURCE")]
+    pub runtime: Option<String>,
 }
 
 /// Exit status: 0 written (or up to date), 1 refused (hand edits, stale with
@@ -54,13 +59,28 @@ fn generate(args: &GenerateArgs) -> Result<u8, String> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "contract".into());
+    let runtime = match &args.runtime {
+        Some(text) => RuntimeSource::parse(text)?,
+        None => write::read_manifest(&args.out)?
+            .and_then(|m| m.runtime)
+            .unwrap_or_default(),
+    };
+    if let RuntimeSource::Path(dir) = &runtime
+        && !args.out.join(dir).join("Cargo.toml").is_file()
+    {
+        eprintln!(
+            "warning: {} has no Cargo.toml: the server's path dependency on charter-runtime will not build there",
+            args.out.join(dir).display()
+        );
+    }
     let tree = emit::emit(
         model,
         &Options {
             contract_name: &contract_name,
+            runtime: &runtime,
         },
     )?;
-    let plan = write::plan(&args.out, &tree, args.force)?;
+    let plan = write::plan(&args.out, &tree, &runtime, args.force)?;
     let out = args.out.display();
 
     if args.check {

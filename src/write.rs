@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::emit::{FileTree, Ownership};
+use crate::emit::{FileTree, Ownership, RuntimeSource};
 
 /// The manifest's path in the crate.
 pub const MANIFEST: &str = "charter.manifest.json";
@@ -24,6 +24,10 @@ pub const MANIFEST: &str = "charter.manifest.json";
 pub struct Manifest {
     /// Always `"charter"`: marks the directory as charter's output.
     pub generator: String,
+    /// Where the server's runtime comes from; the next run keeps it unless told otherwise.
+    /// Absent in manifests older than the runtime crate (they carried it in `src/runtime/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeSource>,
     /// Each generated file (not scaffolds) with the SHA-256 of what was written.
     pub files: BTreeMap<String, String>,
 }
@@ -115,12 +119,13 @@ fn read_existing(path: &Path) -> Result<Option<String>, String> {
 }
 
 /// Decides every action without writing anything. `force` turns conflicts into updates.
-pub fn plan(out: &Path, tree: &FileTree, force: bool) -> Result<Plan, String> {
+pub fn plan(out: &Path, tree: &FileTree, runtime: &RuntimeSource, force: bool) -> Result<Plan, String> {
     let previous = read_manifest(out)?;
     let known = previous.as_ref().map(|m| &m.files);
     let mut actions = Vec::new();
     let mut manifest = Manifest {
         generator: "charter".into(),
+        runtime: Some(runtime.clone()),
         files: BTreeMap::new(),
     };
     for (path, file) in tree {
@@ -323,14 +328,14 @@ mod tests {
             ("src/old.rs", "old", Ownership::Generated),
             ("src/handlers/mod.rs", "scaffold", Ownership::Scaffold),
         ]);
-        apply(out, &plan(out, &first, false).unwrap()).unwrap();
+        apply(out, &plan(out, &first, &RuntimeSource::Vendored, false).unwrap()).unwrap();
         std::fs::write(out.join("src/handlers/mod.rs"), "team code").unwrap();
 
         let second = tree(&[
             ("src/a.rs", "a2", Ownership::Generated),
             ("src/handlers/mod.rs", "scaffold v2", Ownership::Scaffold),
         ]);
-        let p = plan(out, &second, false).unwrap();
+        let p = plan(out, &second, &RuntimeSource::Vendored, false).unwrap();
         assert!(p.conflicts().next().is_none());
         apply(out, &p).unwrap();
         assert_eq!(std::fs::read_to_string(out.join("src/a.rs")).unwrap(), "a2");
@@ -342,11 +347,11 @@ mod tests {
 
         std::fs::write(out.join("src/a.rs"), "hand edit").unwrap();
         let third = tree(&[("src/a.rs", "a3", Ownership::Generated)]);
-        let p = plan(out, &third, false).unwrap();
+        let p = plan(out, &third, &RuntimeSource::Vendored, false).unwrap();
         assert_eq!(p.conflicts().count(), 1);
         assert!(apply(out, &p).is_err());
         assert_eq!(std::fs::read_to_string(out.join("src/a.rs")).unwrap(), "hand edit");
-        apply(out, &plan(out, &third, true).unwrap()).unwrap();
+        apply(out, &plan(out, &third, &RuntimeSource::Vendored, true).unwrap()).unwrap();
         assert_eq!(std::fs::read_to_string(out.join("src/a.rs")).unwrap(), "a3");
     }
 
@@ -356,18 +361,24 @@ mod tests {
         let out = dir.path();
         std::fs::write(out.join("README.md"), "mine").unwrap();
         let t = tree(&[("README.md", "generated", Ownership::Generated)]);
-        let p = plan(out, &t, false).unwrap();
+        let p = plan(out, &t, &RuntimeSource::Vendored, false).unwrap();
         assert!(matches!(&p.actions[0], Action::Conflict { reason, .. } if reason.contains("not written by charter")));
 
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path();
         apply(
             out,
-            &plan(out, &tree(&[("x.rs", "x", Ownership::Generated)]), false).unwrap(),
+            &plan(
+                out,
+                &tree(&[("x.rs", "x", Ownership::Generated)]),
+                &RuntimeSource::Vendored,
+                false,
+            )
+            .unwrap(),
         )
         .unwrap();
         std::fs::write(out.join("x.rs"), "edited").unwrap();
-        let p = plan(out, &tree(&[]), false).unwrap();
+        let p = plan(out, &tree(&[]), &RuntimeSource::Vendored, false).unwrap();
         assert_eq!(p.actions, [Action::KeepOrphan { path: "x.rs".into() }]);
     }
 
@@ -382,7 +393,7 @@ mod tests {
             sha256("v")
         );
         std::fs::write(out.join(MANIFEST), manifest).unwrap();
-        let p = plan(&out, &tree(&[]), false).unwrap();
+        let p = plan(&out, &tree(&[]), &RuntimeSource::Vendored, false).unwrap();
         assert!(p.actions.is_empty(), "{:?}", p.actions);
     }
 }

@@ -167,7 +167,7 @@ fn regeneration_keeps_team_code_and_names_what_to_write() {
     let build = Command::new(env!("CARGO"))
         .args(["build", "--quiet", "--offline"])
         .current_dir(&crate_dir)
-        .env("CARGO_TARGET_DIR", root().join("target/regenerate-test"))
+        .env("CARGO_TARGET_DIR", root().join("target/generated-crates"))
         .output()
         .unwrap();
     let errors = String::from_utf8_lossy(&build.stderr);
@@ -213,4 +213,76 @@ fn regeneration_keeps_team_code_and_names_what_to_write() {
     assert!(fmt.status.success(), "{}", String::from_utf8_lossy(&fmt.stderr));
     let check = generate(&["--check"]);
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+}
+
+/// The default for users: the runtime vendored beside the server. The crate
+/// `charter init` suggests (one tool, stdio, one downstream), generated into an
+/// empty directory, is clippy-clean with warnings denied and passes its own
+/// tests, which start the server and hold what it lists to charter.lock.json.
+#[test]
+fn a_vendored_crate_builds_clippy_clean_and_passes_its_own_tests() {
+    let temp = tempfile::tempdir().unwrap();
+    let contract = temp.path().join("demo.yaml");
+    let init = charter(&["init", "--name", "demo"]);
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    std::fs::write(&contract, &init.stdout).unwrap();
+    let crate_dir = temp.path().join("demo");
+    let generated = charter(&[
+        "generate",
+        contract.to_str().unwrap(),
+        "--out",
+        crate_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+
+    // Everything the runtime needs is in the crate; nothing points back into this repository.
+    let cargo_toml = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    assert!(
+        cargo_toml.contains(
+            r#"charter-runtime = { path = "charter-runtime", default-features = false, features = ["egress"] }"#
+        ),
+        "{cargo_toml}"
+    );
+    for file in [
+        "charter-runtime/Cargo.toml",
+        "charter-runtime/src/lib.rs",
+        "charter-runtime/surface/src/lib.rs",
+    ] {
+        assert!(crate_dir.join(file).is_file(), "{file} is not vendored");
+    }
+    let manifest = std::fs::read_to_string(crate_dir.join("charter.manifest.json")).unwrap();
+    assert!(manifest.contains(r#""runtime": "vendored""#), "{manifest}");
+
+    // The workspace's lock keeps versions fixed and the run offline.
+    std::fs::copy(root().join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
+    let cargo = |args: &[&str]| {
+        Command::new(env!("CARGO"))
+            .args(args)
+            .current_dir(&crate_dir)
+            .env("CARGO_TARGET_DIR", root().join("target/generated-crates"))
+            .env_remove("RUSTFLAGS")
+            .output()
+            .unwrap()
+    };
+    let clippy = cargo(&["clippy", "--offline", "--all-targets", "--", "-D", "warnings"]);
+    assert!(clippy.status.success(), "{}", String::from_utf8_lossy(&clippy.stderr));
+    let test = cargo(&["test", "--offline"]);
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
+    assert!(test.status.success(), "{output}");
+    assert!(output.contains("clients_see_what_the_lock_pins ... ok"), "{output}");
+    // The runtime's own tests are charter's, not the team's: only the three contract tests run.
+    let passed: usize = output
+        .lines()
+        .filter_map(|l| l.strip_prefix("test result: ok. "))
+        .filter_map(|l| l.split(' ').next()?.parse::<usize>().ok())
+        .sum();
+    assert_eq!(passed, 3, "{output}");
 }

@@ -32,7 +32,6 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -1122,56 +1121,8 @@ pub fn verify(path: &Path) -> Result<VerifySummary, Broken> {
     })
 }
 
-/// How a data class appears in the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Redaction {
-    /// The values as given.
-    Full,
-    /// Each string and number replaced by `sha256:<hex>` of its JSON text
-    /// (`"a"` with its quotes, `12.5`): equal values stay recognisable, the
-    /// values themselves do not appear. An unkeyed hash: values from a small
-    /// set can be found by hashing guesses. Booleans and nulls stay (hashing
-    /// two values hides nothing).
-    Hash,
-    /// Every value replaced by `"[redacted]"`; keys and array lengths stay.
-    Redact,
-    /// No arguments at all.
-    Omit,
-}
-
-impl Redaction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Redaction::Full => "full",
-            Redaction::Hash => "hash",
-            Redaction::Redact => "redact",
-            Redaction::Omit => "omit",
-        }
-    }
-}
-
-impl FromStr for Redaction {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Redaction, String> {
-        match text {
-            "full" => Ok(Redaction::Full),
-            "hash" => Ok(Redaction::Hash),
-            "redact" => Ok(Redaction::Redact),
-            "omit" => Ok(Redaction::Omit),
-            other => Err(format!(
-                "unknown redaction `{other}`: expected full, hash, redact or omit"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for Redaction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// How a data class appears in the log: the contract's `logs`, typed in the surface.
+pub use super::surface::Redaction;
 
 /// The arguments as the log shows them for a data class. Object keys are kept
 /// as they are (they come from the contract's closed schemas); values are

@@ -75,11 +75,10 @@ pub fn run<D: Dispatch>(surface_json: &str, handlers: impl FnOnce(&Config) -> Re
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    let mut config = match Config::load(cli.config.as_deref(), &surface.server.env_prefix) {
+    let config = match Config::load(cli.config.as_deref(), &surface.server.env_prefix) {
         Ok(config) => config,
         Err(e) => return fail(&e),
     };
-    config.contract_downstreams = surface.downstreams.clone();
     init_logging(&config);
     match &cli.command {
         Command::Surface => {
@@ -102,9 +101,7 @@ pub fn run<D: Dispatch>(surface_json: &str, handlers: impl FnOnce(&Config) -> Re
         let audit = controls.audit.clone();
         let outcome = match cli.command {
             Command::Stdio => {
-                let server = McpServer::new(surface, dispatch)?
-                    .with_default_caller(local_user())
-                    .with_controls(controls)?;
+                let server = server(surface, dispatch, &config, local_user(), controls)?;
                 watch(&server);
                 super::serve::stdio(server, &config).await
             }
@@ -112,9 +109,7 @@ pub fn run<D: Dispatch>(surface_json: &str, handlers: impl FnOnce(&Config) -> Re
             Command::Http { listen, dev_no_auth } => {
                 let listen = listen.unwrap_or_else(|| config.http.listen.clone());
                 let gate = http_gate(&surface, &config, dev_no_auth).await?;
-                let server = McpServer::new(surface, dispatch)?
-                    .with_default_caller("anonymous".into())
-                    .with_controls(controls)?;
+                let server = server(surface, dispatch, &config, "anonymous".into(), controls)?;
                 watch(&server);
                 super::serve::http(server, &config, &listen, gate).await
             }
@@ -127,6 +122,34 @@ pub fn run<D: Dispatch>(surface_json: &str, handlers: impl FnOnce(&Config) -> Re
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
+}
+
+/// The server with its controls and, for contracts with downstreams, each
+/// tool's own downstream clients.
+fn server<D: Dispatch>(
+    surface: Surface,
+    dispatch: D,
+    config: &Config,
+    default_caller: String,
+    controls: Controls,
+) -> Result<McpServer<D>, String> {
+    #[cfg(feature = "egress")]
+    let egress = super::egress::Egress::from_config(&surface.downstreams, config)?;
+    #[cfg(not(feature = "egress"))]
+    if !surface.downstreams.is_empty() {
+        let _ = config;
+        return Err(
+            "the contract declares downstreams but this server was built without the runtime's \
+                    `egress` feature: regenerate it with `charter generate`"
+                .into(),
+        );
+    }
+    let server = McpServer::new(surface, dispatch)?
+        .with_default_caller(default_caller)
+        .with_controls(controls)?;
+    #[cfg(feature = "egress")]
+    let server = server.with_egress(&egress)?;
+    Ok(server)
 }
 
 /// Opens the audit log, the kill switch and (when a tool needs a reviewer)

@@ -23,10 +23,6 @@ pub struct Config {
     pub downstreams: BTreeMap<String, Downstream>,
     /// Settings the team's handlers read (paths, feature switches), free-form.
     pub handlers: toml::Table,
-    /// The contract's downstreams (from the embedded surface, not the file),
-    /// for `egress::Egress::from_config`.
-    #[serde(skip)]
-    pub contract_downstreams: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

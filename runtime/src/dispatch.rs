@@ -33,6 +33,9 @@ pub struct Context {
     pub rate_counted: bool,
     /// The connection back to the client: progress, logs, sampling, elicitation.
     pub client: ClientLink,
+    /// The downstream clients this tool or resource may use (set by the runtime).
+    #[cfg(feature = "egress")]
+    pub(crate) downstreams: super::egress::BoundDownstreams,
 }
 
 impl Context {
@@ -47,7 +50,17 @@ impl Context {
             cancel: CancellationToken::new(),
             rate_counted: false,
             client: ClientLink::detached(),
+            #[cfg(feature = "egress")]
+            downstreams: Default::default(),
         }
+    }
+
+    /// The client for downstream `name`, if the contract lists it for this
+    /// tool or resource. Any other name is an error: a handler reaches only
+    /// what reviewers approved for it.
+    #[cfg(feature = "egress")]
+    pub fn downstream(&self, name: &str) -> Result<super::egress::Downstream, ToolError> {
+        self.downstreams.get(name)
     }
 }
 

@@ -56,11 +56,11 @@ use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, HeaderMap, HeaderName, HeaderValue,
     PROXY_AUTHORIZATION,
 };
-use serde::de::{DeserializeOwned, Deserializer};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::dispatch::ToolError;
+pub use super::surface::{CredentialSpec, DownstreamSpec, SecretRef};
 
 pub use reqwest::{Method, StatusCode};
 
@@ -76,81 +76,6 @@ const MAX_TOKEN_RESPONSE_BYTES: u64 = 64 * 1024;
 const TOKEN_EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 /// How long a token without `expires_in` is reused.
 const TOKEN_DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
-
-/// A downstream as the contract declares it (the `downstreams` entries of `surface.json`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DownstreamSpec {
-    pub name: String,
-    pub base_url: String,
-    /// `host:port` entries the downstream may reach besides its base URL's host.
-    pub egress: Vec<String>,
-    /// The whole-request timeout; `null` or absent means [`DEFAULT_TIMEOUT_MS`].
-    #[serde(default = "default_timeout", deserialize_with = "timeout_ms")]
-    pub timeout_ms: u64,
-    pub credentials: CredentialSpec,
-    /// The downstream's declared names may resolve to private addresses
-    /// (RFC 1918, ULA, CGNAT): for services inside the cluster or VPC.
-    #[serde(default)]
-    pub private_network: bool,
-}
-
-/// The server's own credential for a downstream: where it is, never what it is.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case", tag = "kind")]
-pub enum CredentialSpec {
-    /// The downstream needs none.
-    None,
-    /// A static bearer token from an environment variable or a file (exactly one).
-    ServiceToken { env: Option<String>, file: Option<String> },
-    /// OAuth 2.0 client credentials grant; the access token is cached until shortly before it expires.
-    ClientCredentials {
-        token_url: String,
-        client_id: String,
-        client_secret: SecretSpec,
-        #[serde(default)]
-        scopes: Vec<String>,
-    },
-    /// OAuth 2.0 token exchange: not supported by this runtime yet.
-    TokenExchange {
-        token_url: String,
-        audience: String,
-        client_id: String,
-        client_secret: SecretSpec,
-        #[serde(default)]
-        scopes: Vec<String>,
-    },
-}
-
-/// Where a secret is: an environment variable or a file (exactly one).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SecretSpec {
-    pub env: Option<String>,
-    pub file: Option<String>,
-}
-
-fn default_timeout() -> u64 {
-    DEFAULT_TIMEOUT_MS
-}
-
-fn timeout_ms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-    Ok(Option::<u64>::deserialize(deserializer)?.unwrap_or(DEFAULT_TIMEOUT_MS))
-}
-
-impl DownstreamSpec {
-    /// Reads the surface's raw `downstreams` entries.
-    pub fn from_values(values: &[Value]) -> Result<Vec<DownstreamSpec>, String> {
-        values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                DownstreamSpec::deserialize(v)
-                    .map_err(|e| format!("the embedded surface's downstream {i} is malformed: {e}"))
-            })
-            .collect()
-    }
-}
 
 /// Every declared downstream's client. Cheap to clone; build it once at start-up.
 #[derive(Clone, Default)]
@@ -170,7 +95,10 @@ impl Egress {
     /// contract's base URLs; their hosts become reachable too. Fails on a
     /// malformed spec, an override for an undeclared downstream, a base or
     /// token URL this policy would refuse, or an unsupported credential kind.
-    pub fn new(specs: Vec<DownstreamSpec>, base_url_overrides: BTreeMap<String, String>) -> Result<Egress, String> {
+    pub(crate) fn new(
+        specs: Vec<DownstreamSpec>,
+        base_url_overrides: BTreeMap<String, String>,
+    ) -> Result<Egress, String> {
         install_crypto_provider();
         for name in base_url_overrides.keys() {
             if !specs.iter().any(|s| &s.name == name) {
@@ -192,15 +120,34 @@ impl Egress {
     }
 
     /// The clients for the contract's downstreams with this environment's
-    /// base URLs: what handlers build in `Handlers::new(config)`.
-    pub fn from_config(config: &super::config::Config) -> Result<Egress, String> {
-        let specs = DownstreamSpec::from_values(&config.contract_downstreams)?;
+    /// base URLs (`[downstreams.NAME] base_url` in the configuration). The
+    /// runtime builds them once at start-up and hands each tool only its own.
+    pub(crate) fn from_config(specs: &[DownstreamSpec], config: &super::config::Config) -> Result<Egress, String> {
         let overrides = config
             .downstreams
             .iter()
             .map(|(name, d)| (name.clone(), d.base_url.clone()))
             .collect();
-        Egress::new(specs, overrides)
+        Egress::new(specs.to_vec(), overrides)
+    }
+
+    /// The clients `owner` (a tool or resource) may use: exactly the
+    /// downstreams its contract lists. A listed name that is not declared
+    /// is an error at start-up.
+    pub(crate) fn bind(&self, owner: &str, declared: &[String]) -> Result<BoundDownstreams, String> {
+        let clients = declared
+            .iter()
+            .map(|name| match self.downstreams.get(name) {
+                Some(client) => Ok((name.clone(), client.clone())),
+                None => Err(format!(
+                    "`{owner}` lists downstream `{name}`, which the surface does not declare"
+                )),
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(BoundDownstreams {
+            owner: owner.into(),
+            clients: Arc::new(clients),
+        })
     }
 
     /// The same clients with a different response body cap.
@@ -211,8 +158,9 @@ impl Egress {
         self
     }
 
-    /// The client for the downstream `name`.
-    pub fn client(&self, name: &str) -> Result<Downstream, ToolError> {
+    /// The client for the downstream `name`, whoever asks (tests only: handlers get [`BoundDownstreams`]).
+    #[cfg(test)]
+    pub(crate) fn client(&self, name: &str) -> Result<Downstream, ToolError> {
         self.downstreams.get(name).cloned().ok_or_else(|| {
             ToolError::internal(format!(
                 "no downstream named `{name}` is declared: declare it under `downstreams` in the contract and list it in the tool's `downstreams`"
@@ -223,6 +171,46 @@ impl Egress {
     /// The declared downstreams' names.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.downstreams.keys().map(String::as_str)
+    }
+}
+
+/// The downstream clients one tool or resource may use: those its contract
+/// lists, and no others. Handlers reach it through
+/// [`Context::downstream`](super::dispatch::Context::downstream).
+#[derive(Clone, Default)]
+pub struct BoundDownstreams {
+    owner: Arc<str>,
+    clients: Arc<BTreeMap<String, Downstream>>,
+}
+
+impl fmt::Debug for BoundDownstreams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundDownstreams")
+            .field("owner", &self.owner)
+            .field("clients", &self.clients.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl BoundDownstreams {
+    /// The client for `name`, if the contract lets this tool call it.
+    pub fn get(&self, name: &str) -> Result<Downstream, ToolError> {
+        self.clients.get(name).cloned().ok_or_else(|| {
+            let owner = if self.owner.is_empty() {
+                "this call"
+            } else {
+                &self.owner
+            };
+            ToolError::internal(format!(
+                "`{owner}` may not call downstream `{name}`: the contract does not list it in `{owner}`'s \
+                 `downstreams`; add it there (a change reviewers see) and regenerate"
+            ))
+        })
+    }
+
+    /// The names this tool may call.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.clients.keys().map(String::as_str)
     }
 }
 
@@ -288,9 +276,7 @@ impl Downstream {
         allowed.insert(host_key(&base).ok_or("the base URL has no host")?);
         let credentials = match spec.credentials {
             CredentialSpec::None => Credential::None,
-            CredentialSpec::ServiceToken { env, file } => {
-                Credential::ServiceToken(Secret::new(env, file, "service token")?)
-            }
+            CredentialSpec::ServiceToken { secret } => Credential::ServiceToken(Secret(secret)),
             CredentialSpec::ClientCredentials {
                 token_url,
                 client_id,
@@ -303,15 +289,10 @@ impl Downstream {
                 Credential::ClientCredentials(Box::new(ClientCredentials {
                     token_url,
                     client_id,
-                    secret: Secret::new(client_secret.env, client_secret.file, "client secret")?,
+                    secret: Secret(client_secret),
                     scopes,
                     cache: tokio::sync::Mutex::new(None),
                 }))
-            }
-            CredentialSpec::TokenExchange { .. } => {
-                return Err("token_exchange credentials are not supported by this runtime yet: \
-                     use client_credentials or a service_token for this downstream"
-                    .into());
             }
         };
         let policy = Arc::new(Policy {
@@ -327,7 +308,7 @@ impl Downstream {
                 .check_url(&cc.token_url)
                 .map_err(|e| format!("the token URL is refused: {e}"))?;
         }
-        let timeout = Duration::from_millis(spec.timeout_ms.max(1));
+        let timeout = Duration::from_millis(spec.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS).max(1));
         let redirect_policy = Arc::clone(&policy);
         let client = reqwest::Client::builder()
             .no_proxy()
@@ -889,25 +870,14 @@ fn form_encode(text: &str) -> String {
 }
 
 /// Where a secret is read from, at each use.
-enum Secret {
-    Env(String),
-    File(String),
-}
+struct Secret(SecretRef);
 
 impl Secret {
-    fn new(env: Option<String>, file: Option<String>, what: &str) -> Result<Secret, String> {
-        match (env, file) {
-            (Some(env), None) => Ok(Secret::Env(env)),
-            (None, Some(file)) => Ok(Secret::File(file)),
-            _ => Err(format!("the {what} must name exactly one of `env` and `file`")),
-        }
-    }
-
     /// The secret, trimmed of surrounding whitespace; errors name where it
     /// should be, never what it is.
     fn read(&self) -> Result<String, String> {
-        let value = match self {
-            Secret::Env(name) => std::env::var(name).map_err(|e| match e {
+        let value = match &self.0 {
+            SecretRef::Env(name) => std::env::var(name).map_err(|e| match e {
                 std::env::VarError::NotPresent => {
                     format!("its credential is missing: set the environment variable {name}")
                 }
@@ -915,14 +885,14 @@ impl Secret {
                     format!("its credential in the environment variable {name} is not valid UTF-8")
                 }
             })?,
-            Secret::File(path) => std::fs::read_to_string(path)
+            SecretRef::File(path) => std::fs::read_to_string(path)
                 .map_err(|e| format!("its credential cannot be read from {path}: {}", e.kind()))?,
         };
         let value = value.trim();
         if value.is_empty() {
-            let place = match self {
-                Secret::Env(name) => format!("the environment variable {name}"),
-                Secret::File(path) => path.clone(),
+            let place = match &self.0 {
+                SecretRef::Env(name) => format!("the environment variable {name}"),
+                SecretRef::File(path) => path.clone(),
             };
             return Err(format!("its credential in {place} is empty"));
         }
@@ -1209,7 +1179,7 @@ fn join(base: &Url, path: &str) -> Result<Url, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
     use std::path::PathBuf;
     use std::sync::Mutex;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1375,7 +1345,7 @@ mod tests {
             name: name.into(),
             base_url: base_url.into(),
             egress: egress.to_vec(),
-            timeout_ms: 5_000,
+            timeout_ms: Some(5_000),
             credentials,
             private_network: false,
         }
@@ -1383,8 +1353,7 @@ mod tests {
 
     fn token_file(file: &TokenFile) -> CredentialSpec {
         CredentialSpec::ServiceToken {
-            env: None,
-            file: Some(file.path()),
+            secret: SecretRef::File(file.path()),
         }
     }
 
@@ -1399,9 +1368,9 @@ mod tests {
     }
 
     #[test]
-    fn specs_read_the_surface_format() {
-        let values = vec![
-            json!({
+    fn specs_from_the_surface_build_clients() {
+        let specs: Vec<DownstreamSpec> = serde_json::from_value(json!([
+            {
                 "name": "helpdesk",
                 "base_url": "https://helpdesk.example.com/api/v3",
                 "egress": ["helpdesk.example.com:443"],
@@ -1413,53 +1382,35 @@ mod tests {
                     "client_secret": { "env": "HELPDESK_CLIENT_SECRET" },
                     "scopes": ["tickets:read"],
                 },
-            }),
-            json!({
+                "private_network": false,
+            },
+            {
                 "name": "policy-store",
                 "base_url": "https://policies.example.com",
                 "egress": [],
                 "timeout_ms": null,
-                "credentials": { "kind": "service_token", "file": "/run/secrets/policy-token" },
-            }),
-            json!({
+                "credentials": { "kind": "service_token", "secret": { "file": "/run/secrets/policy-token" } },
+                "private_network": false,
+            },
+            {
                 "name": "public",
                 "base_url": "https://api.example.org",
                 "egress": [],
+                "timeout_ms": null,
                 "credentials": { "kind": "none" },
-            }),
-        ];
-        let specs = DownstreamSpec::from_values(&values).unwrap();
-        assert_eq!(specs[0].timeout_ms, 5000);
-        assert_eq!(
-            specs[0].credentials,
-            CredentialSpec::ClientCredentials {
-                token_url: "https://helpdesk.example.com/oauth/token".into(),
-                client_id: "support-replies-mcp".into(),
-                client_secret: SecretSpec {
-                    env: Some("HELPDESK_CLIENT_SECRET".into()),
-                    file: None
-                },
-                scopes: vec!["tickets:read".into()],
-            }
-        );
-        assert_eq!(specs[1].timeout_ms, DEFAULT_TIMEOUT_MS);
-        assert_eq!(
-            specs[1].credentials,
-            CredentialSpec::ServiceToken {
-                env: None,
-                file: Some("/run/secrets/policy-token".into())
-            }
-        );
-        assert_eq!(specs[2].credentials, CredentialSpec::None);
+                "private_network": false,
+            },
+        ]))
+        .unwrap();
         let egress = Egress::new(specs, BTreeMap::new()).unwrap();
         assert_eq!(
             egress.names().collect::<Vec<_>>(),
             ["helpdesk", "policy-store", "public"]
         );
-
-        let bad =
-            vec![json!({"name": "x", "base_url": "https://x.example", "egress": [], "credentials": {"kind": "magic"}})];
-        assert!(DownstreamSpec::from_values(&bad).unwrap_err().contains("downstream 0"));
+        assert_eq!(
+            egress.client("policy-store").unwrap().inner.timeout,
+            Duration::from_millis(DEFAULT_TIMEOUT_MS)
+        );
     }
 
     #[test]
@@ -1481,36 +1432,6 @@ mod tests {
             (
                 spec("a", "https://x.example/", &["x.example".into()], CredentialSpec::None),
                 "not `host:port`",
-            ),
-            (
-                spec(
-                    "a",
-                    "https://x.example/",
-                    &[],
-                    CredentialSpec::ServiceToken {
-                        env: Some("A".into()),
-                        file: Some("/b".into()),
-                    },
-                ),
-                "exactly one of `env` and `file`",
-            ),
-            (
-                spec(
-                    "a",
-                    "https://x.example/",
-                    &[],
-                    CredentialSpec::TokenExchange {
-                        token_url: "https://id.example/token".into(),
-                        audience: "x".into(),
-                        client_id: "c".into(),
-                        client_secret: SecretSpec {
-                            env: Some("S".into()),
-                            file: None,
-                        },
-                        scopes: vec![],
-                    },
-                ),
-                "not supported by this runtime yet",
             ),
         ];
         for (spec, expected) in cases {
@@ -1812,8 +1733,7 @@ mod tests {
             &server.url("/"),
             &[],
             CredentialSpec::ServiceToken {
-                env: Some(name),
-                file: None,
+                secret: SecretRef::Env(name),
             },
         ));
         ds.get("x").await.unwrap();
@@ -1831,8 +1751,7 @@ mod tests {
             &server.url("/"),
             &[],
             CredentialSpec::ServiceToken {
-                env: Some("CHARTER_EGRESS_TEST_TOKEN_THAT_IS_NOT_SET".into()),
-                file: None,
+                secret: SecretRef::Env("CHARTER_EGRESS_TEST_TOKEN_THAT_IS_NOT_SET".into()),
             },
         ));
         let err = helpdesk.get("x").await.unwrap_err();
@@ -2013,7 +1932,7 @@ mod tests {
     async fn the_timeout_is_honoured() {
         let server = TestServer::start(|_| None).await;
         let mut slow = spec("slow", &server.url("/"), &[], CredentialSpec::None);
-        slow.timeout_ms = 300;
+        slow.timeout_ms = Some(300);
         let ds = one(slow);
         let started = Instant::now();
         let err = ds.get("wait").await.unwrap_err();
@@ -2151,10 +2070,7 @@ mod tests {
             CredentialSpec::ClientCredentials {
                 token_url: idp.url("/oauth/token"),
                 client_id: "support replies".into(),
-                client_secret: SecretSpec {
-                    env: None,
-                    file: Some(secret.path()),
-                },
+                client_secret: SecretRef::File(secret.path()),
                 scopes: vec!["tickets:read".into(), "ticket_drafts:write".into()],
             },
         ));
@@ -2205,10 +2121,7 @@ mod tests {
             CredentialSpec::ClientCredentials {
                 token_url: refusing.url("/token"),
                 client_id: "c".into(),
-                client_secret: SecretSpec {
-                    env: None,
-                    file: Some(secret.path()),
-                },
+                client_secret: SecretRef::File(secret.path()),
                 scopes: vec![],
             },
         ));

@@ -15,7 +15,7 @@ use super::audit::{AuditLog, Decision, Event, Record, Redaction, redact};
 use super::controls::{Denial, KillSwitch, Limiter};
 use super::dispatch::Context;
 use super::metrics::Metrics;
-use super::surface::{ApprovalSpec, Surface, ToolSpec};
+use super::surface::{ApprovalSpec, Effect, Surface, ToolSpec};
 
 #[cfg(feature = "approvals")]
 use super::approval::{ApprovalStore, Operation};
@@ -59,7 +59,7 @@ impl Controls {
         let redaction = surface
             .data_classes
             .iter()
-            .map(|(name, how)| (name.clone(), how.parse().unwrap_or(Redaction::Redact)))
+            .map(|(name, how)| (name.clone(), *how))
             .collect();
         let mut approver_scopes: Vec<String> = surface
             .tools
@@ -231,7 +231,7 @@ impl Controls {
                 };
             }
         };
-        let trail = Trail::new(self, "tool", tool.name(), &tool.effect, &tool.hash, context);
+        let trail = Trail::new(self, "tool", tool.name(), tool.effect, &tool.hash, context);
         let mut record = trail.base(Event::ApprovalRequested);
         record.decision = Some(Decision::Deny);
         record.reason = Some("approval_required".into());
@@ -311,7 +311,11 @@ impl Controls {
             self,
             "tool",
             name,
-            if name == PENDING_TOOL { "read" } else { "write" },
+            if name == PENDING_TOOL {
+                Effect::Read
+            } else {
+                Effect::Write
+            },
             "",
             context,
         );
@@ -456,7 +460,7 @@ pub struct Trail<'a> {
     controls: &'a Controls,
     kind: &'static str,
     name: &'a str,
-    effect: &'a str,
+    effect: Effect,
     hash: &'a str,
     context: &'a Context,
     arguments: Option<Value>,
@@ -469,7 +473,7 @@ impl<'a> Trail<'a> {
         controls: &'a Controls,
         kind: &'static str,
         name: &'a str,
-        effect: &'a str,
+        effect: Effect,
         hash: &'a str,
         context: &'a Context,
     ) -> Trail<'a> {

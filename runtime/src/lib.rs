@@ -1,16 +1,17 @@
 //! charter-runtime: the layer between the MCP protocol and a team's handlers.
 //!
-//! Every charter-generated server carries a verbatim copy of these sources in
-//! `src/runtime/`, so it builds from crates.io alone and a reviewer can read
-//! every line that runs. Modules refer to each other through `super::`, never
-//! `crate::`, so the same files compile as this crate's root and as a module
-//! of a generated crate.
+//! Every charter-generated server depends on this crate, vendored beside it
+//! (`charter-runtime/`) or by path, so it builds from crates.io alone and a
+//! reviewer can read every line that runs. The server turns on only the
+//! Cargo features its contract needs.
 //!
-//! The generated code supplies two things: the surface (`surface.json`: every
-//! tool, resource and prompt exactly as clients see them, with their limits)
-//! and a [`dispatch::Dispatch`] that turns validated JSON into typed handler
-//! calls. Everything that must hold whatever a handler does (input and output
-//! validation, timeouts, size caps, transport hardening) lives here.
+//! The generated code supplies two things: the surface (`surface.json`, a
+//! [`surface::Surface`]: every tool, resource and prompt exactly as clients see
+//! them, with the policy around each) and a [`dispatch::Dispatch`] that turns
+//! validated JSON into typed handler calls. It reaches the runtime through
+//! [`codegen`] alone. Everything that must hold whatever a handler does
+//! (authentication, scopes, limits, validation, approval, audit, egress,
+//! transport hardening) lives here.
 
 #[cfg(feature = "approvals")]
 pub mod approval;
@@ -27,8 +28,32 @@ pub mod egress;
 pub mod guard;
 pub mod metrics;
 pub mod prompt;
+pub mod selftest;
 pub mod serve;
 pub mod server;
 pub mod surface;
 pub mod template;
 pub mod validate;
+
+/// What generated code uses, and nothing else: the seam's one door, in the
+/// manner of `tonic::codegen`. Handlers written by the team use the public
+/// modules ([`dispatch`], [`config`], [`egress`](crate::egress)) directly.
+pub mod codegen {
+    pub use crate::cli::run;
+    pub use crate::config::Config;
+    pub use crate::dispatch::{BoxFuture, Context, Dispatch, ResourceBody, ToolError, ToolOutput, decode, encode};
+    pub use crate::selftest;
+    pub use crate::server::McpServer;
+    pub use crate::surface::Surface;
+    pub use rmcp::model::{ContentBlock, PromptMessage};
+    pub use serde_json::{Map, Value};
+}
+
+/// The logging facade the runtime's subscriber (stderr, `{PREFIX}_LOG`) listens to, for
+/// handlers' own log lines (`charter_runtime::tracing::warn!(...)`).
+pub use tracing;
+
+/// The MCP SDK this runtime serves with, for handlers that build content
+/// blocks or prompt messages (`charter_runtime::rmcp::model::...`): one version
+/// in the whole server.
+pub use rmcp;

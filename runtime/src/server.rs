@@ -26,7 +26,7 @@ use super::client::{Allowed, ClientLink, level_rank};
 use super::controls::Denial;
 use super::dispatch::{Context, Dispatch, ErrorKind, Identity, ResourceBody, ToolError, ToolOutput};
 use super::guard::{Approved, Controls, Trail, denial_error};
-use super::surface::{Limits, PromptSpec, ResourceSpec, Surface, ToolSpec};
+use super::surface::{ClientRequest, Effect, Limits, PromptSpec, ResourceSpec, Surface, ToolSpec};
 use super::template::UriTemplate;
 use super::validate::Validator;
 
@@ -34,7 +34,7 @@ use super::validate::Validator;
 const MAX_VIOLATIONS: usize = 20;
 
 /// The `_meta` key that carries each definition's hash, so hosts can pin it.
-pub const HASH_META_KEY: &str = "dev.charter/definition-sha256";
+pub use super::surface::HASH_META_KEY;
 
 /// The protocol revisions served: the current one and the last with an `initialize` handshake.
 pub const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[ProtocolVersion::V_2025_11_25, ProtocolVersion::V_2026_07_28];
@@ -71,6 +71,10 @@ struct Inner<D> {
     /// Authorization, limits, kill switch, audit, approvals and metrics;
     /// `None` only where a test or benchmark measures the bare protocol layer.
     controls: Option<Controls>,
+    /// Each tool's and resource's downstream clients, by kind and name:
+    /// only those its contract lists.
+    #[cfg(feature = "egress")]
+    downstreams: BTreeMap<(&'static str, String), super::egress::BoundDownstreams>,
 }
 
 struct CompiledTool {
@@ -153,6 +157,8 @@ impl<D: Dispatch> McpServer<D> {
                 default_caller: "anonymous".into(),
                 min_log_level: Arc::new(AtomicU8::new(super::client::DEFAULT_LEVEL)),
                 controls: None,
+                #[cfg(feature = "egress")]
+                downstreams: BTreeMap::new(),
             }),
         })
     }
@@ -175,6 +181,38 @@ impl<D: Dispatch> McpServer<D> {
             .collect::<Result<_, _>>()?;
         inner.controls = Some(controls);
         Ok(self)
+    }
+
+    /// Gives each tool and resource the clients of the downstreams its
+    /// contract lists, and no others. Call before serving.
+    #[cfg(feature = "egress")]
+    pub fn with_egress(mut self, egress: &super::egress::Egress) -> Result<Self, String> {
+        let inner = Arc::get_mut(&mut self.inner).ok_or("egress must be set before the server is shared")?;
+        for tool in &inner.surface.tools {
+            let bound = egress.bind(tool.name(), &tool.downstreams)?;
+            inner.downstreams.insert(("tool", tool.name().to_string()), bound);
+        }
+        for resource in &inner.surface.resources {
+            let bound = egress.bind(resource.name(), &resource.downstreams)?;
+            inner
+                .downstreams
+                .insert(("resource", resource.name().to_string()), bound);
+        }
+        Ok(self)
+    }
+
+    /// The context a handler gets: the caller's, with the downstream clients
+    /// this tool or resource may use.
+    fn handler_context(&self, kind: &'static str, name: &str, context: &Context) -> Context {
+        #[cfg_attr(not(feature = "egress"), allow(unused_mut))]
+        let mut context = context.clone();
+        #[cfg(feature = "egress")]
+        if let Some(bound) = self.inner.downstreams.get(&(kind, name.to_string())) {
+            context.downstreams = bound.clone();
+        }
+        #[cfg(not(feature = "egress"))]
+        let _ = (kind, name);
+        context
     }
 
     pub fn surface(&self) -> &Surface {
@@ -203,7 +241,7 @@ impl<D: Dispatch> McpServer<D> {
         };
         let arguments = Value::Object(arguments.unwrap_or_default());
         let trail = self.inner.controls.as_ref().map(|controls| {
-            Trail::new(controls, "tool", name, &tool.spec.effect, &tool.spec.hash, &context).with_arguments(
+            Trail::new(controls, "tool", name, tool.spec.effect, &tool.spec.hash, &context).with_arguments(
                 &arguments,
                 tool.spec.data_class.as_deref(),
                 tool.spec.audit.arguments,
@@ -271,7 +309,7 @@ impl<D: Dispatch> McpServer<D> {
                 Approved::Pending(message) => return Ok(error_result(message)),
             }
             // State changes are on disk in the audit log before they happen; no log, no change.
-            if tool.spec.effect != "read"
+            if tool.spec.effect.changes_state()
                 && let Err(e) = trail.intent(evidence.as_ref()).await
             {
                 tracing::error!(tool = name, error = %e, "audit log unavailable; refusing a state-changing call");
@@ -284,7 +322,9 @@ impl<D: Dispatch> McpServer<D> {
         let outcome = with_deadline(
             &tool.spec.limits,
             &context,
-            self.inner.dispatch.call_tool(name, arguments, context.clone()),
+            self.inner
+                .dispatch
+                .call_tool(name, arguments, self.handler_context("tool", name, &context)),
         )
         .await;
         let (result, outcome, detail) = self.tool_result(tool, name, outcome);
@@ -344,7 +384,7 @@ impl<D: Dispatch> McpServer<D> {
                 if let Some(kind) = content
                     .iter()
                     .map(content_kind)
-                    .find(|k| !tool.spec.content.iter().any(|c| c == k))
+                    .find(|k| !tool.spec.content.iter().any(|c| c.as_str() == *k))
                 {
                     tracing::error!(
                         tool = name,
@@ -395,7 +435,7 @@ impl<D: Dispatch> McpServer<D> {
         let trail = inner
             .controls
             .as_ref()
-            .map(|controls| Trail::new(controls, "resource", spec.name(), "read", &spec.hash, &context));
+            .map(|controls| Trail::new(controls, "resource", spec.name(), Effect::Read, &spec.hash, &context));
         if let (Some(trail), Some(controls)) = (&trail, &inner.controls)
             && let Err(denial) = controls.admit("resource", spec.name(), &spec.scopes, &context)
         {
@@ -411,9 +451,12 @@ impl<D: Dispatch> McpServer<D> {
             })?,
             None => None,
         };
-        let read = inner
-            .dispatch
-            .read_resource(spec.name(), uri, variables, context.clone());
+        let read = inner.dispatch.read_resource(
+            spec.name(),
+            uri,
+            variables,
+            self.handler_context("resource", spec.name(), &context),
+        );
         let body = match with_deadline(&spec.limits, &context, read).await {
             Ok(body) => body,
             Err(e) => {
@@ -471,7 +514,7 @@ impl<D: Dispatch> McpServer<D> {
             .inner
             .controls
             .as_ref()
-            .map(|controls| Trail::new(controls, "prompt", name, "read", &spec.hash, &context));
+            .map(|controls| Trail::new(controls, "prompt", name, Effect::Read, &spec.hash, &context));
         if let (Some(trail), Some(controls)) = (&trail, &self.inner.controls)
             && let Err(denial) = controls.admit("prompt", name, &spec.scopes, &context)
         {
@@ -538,20 +581,20 @@ impl<D: Dispatch> McpServer<D> {
             return Ok(false);
         };
         let params = message.params.unwrap_or_default();
-        let (kind, name, hash, effect, scopes): (&'static str, &str, &str, &str, &[String]) =
+        let (kind, name, hash, effect, scopes): (&'static str, &str, &str, Effect, &[String]) =
             match message.method.as_deref() {
                 Some("tools/call") => match params.name.as_deref().and_then(|n| self.inner.tools.get(n)) {
                     Some(tool) => (
                         "tool",
                         tool.spec.name(),
                         &tool.spec.hash,
-                        &tool.spec.effect,
+                        tool.spec.effect,
                         &tool.spec.scopes,
                     ),
                     None => return Ok(false),
                 },
                 Some("resources/read") => match params.uri.as_deref().and_then(|uri| self.resource_for(uri)) {
-                    Some(spec) => ("resource", spec.name(), &spec.hash, "read", &spec.scopes),
+                    Some(spec) => ("resource", spec.name(), &spec.hash, Effect::Read, &spec.scopes),
                     None => return Ok(false),
                 },
                 Some("prompts/get") => {
@@ -560,7 +603,7 @@ impl<D: Dispatch> McpServer<D> {
                         .as_deref()
                         .and_then(|n| self.inner.surface.prompts.iter().find(|p| p.name() == n))
                     {
-                        Some(spec) => ("prompt", spec.name(), &spec.hash, "read", &spec.scopes),
+                        Some(spec) => ("prompt", spec.name(), &spec.hash, Effect::Read, &spec.scopes),
                         None => return Ok(false),
                     }
                 }
@@ -659,8 +702,8 @@ fn allowed_for(spec: &ToolSpec) -> Allowed {
     Allowed {
         progress: spec.progress,
         logging: spec.client_logging,
-        sampling: spec.asks_client.iter().any(|a| a == "sampling"),
-        elicitation: spec.asks_client.iter().any(|a| a == "elicitation"),
+        sampling: spec.asks_client.contains(&ClientRequest::Sampling),
+        elicitation: spec.asks_client.contains(&ClientRequest::Elicitation),
     }
 }
 
@@ -900,6 +943,8 @@ fn context_of(
         trace_id,
         cancel: request.ct.clone(),
         rate_counted: admitted.as_ref().is_some_and(|a| a.rate_counted),
+        #[cfg(feature = "egress")]
+        downstreams: Default::default(),
     }
 }
 
@@ -1163,5 +1208,184 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
         let values: Vec<String> = values.into_iter().take(CompletionInfo::MAX_VALUES).collect();
         let info = CompletionInfo::new(values).map_err(|e| McpError::internal_error(e, None))?;
         Ok(CompleteResult::new(info))
+    }
+}
+
+/// A tool reaches exactly the downstreams its contract lists: through the
+/// server's real call path, against a real HTTP server on loopback.
+#[cfg(all(test, feature = "egress"))]
+mod downstream_binding {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::dispatch::BoxFuture;
+    use crate::egress::Egress;
+
+    /// Answers every request with `{"ok":true}` until the test ends.
+    fn loopback_api() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let body = r#"{"ok":true}"#;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        format!("http://{address}/")
+    }
+
+    /// Each tool's handler asks for the downstream named in its arguments.
+    struct Caller;
+
+    impl Dispatch for Caller {
+        fn call_tool<'a>(
+            &'a self,
+            _tool: &'a str,
+            arguments: Value,
+            context: Context,
+        ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+            Box::pin(async move {
+                let name = arguments["downstream"].as_str().unwrap_or_default().to_string();
+                let response = context.downstream(&name)?.get("ping").await?;
+                Ok(ToolOutput::Content(vec![ContentBlock::text(
+                    response.text()?.to_string(),
+                )]))
+            })
+        }
+        fn read_resource<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: Map<String, Value>,
+            _: Context,
+        ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
+            Box::pin(async { Err(ToolError::internal("no resources here")) })
+        }
+        fn get_prompt<'a>(
+            &'a self,
+            _: &'a str,
+            _: BTreeMap<String, String>,
+            _: Context,
+        ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
+            Box::pin(async { Err(ToolError::internal("no prompts here")) })
+        }
+    }
+
+    fn tool(name: &str, downstreams: &[&str]) -> Value {
+        json!({
+            "definition": {
+                "name": name,
+                "description": "Calls a downstream.",
+                "inputSchema": {
+                    "type": "object",
+                    "properties": {"downstream": {"type": "string", "maxLength": 20}},
+                    "required": ["downstream"],
+                    "additionalProperties": false
+                }
+            },
+            "hash": "0".repeat(64),
+            "effect": "read",
+            "scopes": [],
+            "data_class": null,
+            "approval": {"mode": "none"},
+            "audit": {"arguments": true, "results": false},
+            "limits": {
+                "timeout_ms": 5000, "max_request_bytes": 4096, "max_response_bytes": 65536,
+                "rate": {"count": 100, "period_ms": 1000}, "concurrency": 4
+            },
+            "content": ["text"],
+            "progress": false,
+            "client_logging": false,
+            "asks_client": [],
+            "downstreams": downstreams,
+        })
+    }
+
+    fn downstream(name: &str, base_url: &str) -> Value {
+        json!({
+            "name": name,
+            "base_url": base_url,
+            "egress": [],
+            "timeout_ms": 5000,
+            "credentials": {"kind": "none"},
+            "private_network": false,
+        })
+    }
+
+    fn server() -> McpServer<Caller> {
+        let surface = json!({
+            "server": {
+                "name": "binding-test", "title": null, "version": "1.0.0",
+                "description": "Tests downstream binding.", "env_prefix": "BINDING_TEST",
+                "disable": {"env": null, "file": null}
+            },
+            "http": {"origins": [], "max_request_bytes": 65536},
+            "oauth": null,
+            "scopes": [],
+            "data_classes": {},
+            "downstreams": [downstream("tickets", &loopback_api()), downstream("billing", &loopback_api())],
+            "tools": [tool("read_ticket", &["tickets"]), tool("no_downstreams", &[])],
+            "resources": [],
+            "prompts": [],
+        });
+        let surface = Surface::parse(&surface.to_string()).unwrap();
+        let egress = Egress::from_config(&surface.downstreams, &Config::default()).unwrap();
+        McpServer::new(surface, Caller).unwrap().with_egress(&egress).unwrap()
+    }
+
+    async fn call(server: &McpServer<Caller>, tool: &str, downstream: &str) -> CallToolResult {
+        let mut arguments = Map::new();
+        arguments.insert("downstream".into(), json!(downstream));
+        server
+            .call(tool, Some(arguments), Context::new("tester", "1"))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_tool_reaches_only_the_downstreams_it_lists() {
+        let server = server();
+        let listed = call(&server, "read_ticket", "tickets").await;
+        assert_ne!(listed.is_error, Some(true), "{listed:?}");
+        assert!(serde_json::to_string(&listed.content).unwrap().contains("ok"));
+
+        // Declared by the contract, but not for this tool: refused before any connection.
+        for (tool, name) in [
+            ("read_ticket", "billing"),
+            ("no_downstreams", "tickets"),
+            ("read_ticket", "nowhere"),
+        ] {
+            let refused = call(&server, tool, name).await;
+            assert_eq!(refused.is_error, Some(true), "`{tool}` reached `{name}`: {refused:?}");
+        }
+    }
+
+    #[test]
+    fn a_binding_to_an_undeclared_downstream_fails_at_start() {
+        let egress = Egress::from_config(&[], &Config::default()).unwrap();
+        let err = egress.bind("read_ticket", &["tickets".into()]).unwrap_err();
+        assert!(err.contains("`read_ticket` lists downstream `tickets`"), "{err}");
+    }
+
+    #[test]
+    fn the_refusal_names_the_tool_the_downstream_and_the_fix() {
+        let egress = Egress::from_config(&[], &Config::default()).unwrap();
+        let bound = egress.bind("read_ticket", &[]).unwrap();
+        let err = bound.get("billing").unwrap_err();
+        assert!(
+            err.message.contains("`read_ticket` may not call downstream `billing`"),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains("`downstreams`"), "{}", err.message);
     }
 }

@@ -253,6 +253,11 @@ pub struct Downstream {
     /// The server's own credentials for the system: never a secret value, never the caller's token.
     #[serde(default)]
     pub credentials: Option<Credentials>,
+    /// The egress hosts may resolve to private addresses (RFC 1918, ULA, CGNAT): for a system inside
+    /// the cluster or VPC. Loopback, link-local and cloud metadata addresses stay refused unless an
+    /// egress entry names the address itself.
+    #[serde(default)]
+    pub private_network: bool,
     /// Production rules switched off for this downstream, each with a written reason.
     #[serde(default)]
     pub suppress: Vec<Suppression>,

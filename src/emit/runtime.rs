@@ -1,36 +1,86 @@
-//! The runtime's sources, embedded at build time so every generated crate
-//! carries a byte-identical copy of `runtime/src/`.
+//! Where a generated server's runtime comes from.
+//!
+//! The server depends on `charter-runtime` as a crate of its own, by path.
+//! Vendored (the default), charter writes the runtime beside the server in
+//! `charter-runtime/`, byte for byte as it is in this repository, so the
+//! server builds from crates.io alone and a reviewer reads every line that
+//! runs; the runtime still compiles once, keeps its own version and its own
+//! tests. With a path (this repository's examples use `../../runtime`),
+//! nothing is copied.
 
-/// Each file of `runtime/src/` with its contents. A test checks this list
-/// against the directory, so a new runtime file cannot be left out.
+use serde::{Deserialize, Serialize};
+
+/// The runtime's directory inside a crate generated in vendored mode.
+pub const VENDORED_DIR: &str = "charter-runtime";
+
+/// Where the runtime comes from; recorded in `charter.manifest.json`, so a
+/// later `charter generate` (and `--check`) keeps the same choice unless told otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RuntimeSource {
+    /// Copied into `charter-runtime/` beside the server.
+    #[default]
+    Vendored,
+    /// A path to the runtime's directory, relative to the generated crate.
+    Path(String),
+}
+
+impl RuntimeSource {
+    /// Reads the command line's form: `vendored`, or `path:DIR`.
+    pub fn parse(text: &str) -> Result<RuntimeSource, String> {
+        match text.strip_prefix("path:") {
+            Some("") => Err("`--runtime path:` needs a directory, e.g. `--runtime path:../charter/runtime`".into()),
+            Some(dir) if dir.contains(['"', '\\', '\n']) => Err(format!(
+                "`--runtime path:{dir}`: the path may not contain quotes, backslashes or newlines (write it with `/`)"
+            )),
+            Some(dir) => Ok(RuntimeSource::Path(dir.trim_end_matches('/').to_string())),
+            None if text == "vendored" => Ok(RuntimeSource::Vendored),
+            None => Err(format!(
+                "unknown runtime source `{text}`: use `vendored` (copy the runtime beside the server) or `path:DIR`"
+            )),
+        }
+    }
+
+    /// The directory the server's Cargo.toml names in its path dependency.
+    pub fn dependency_path(&self) -> &str {
+        match self {
+            RuntimeSource::Vendored => VENDORED_DIR,
+            RuntimeSource::Path(dir) => dir,
+        }
+    }
+}
+
+/// Every file of the runtime a vendored crate carries (its manifest, its
+/// sources and the typed seam it shares with the generator), by path inside
+/// `runtime/`. The runtime's own integration tests stay in this repository.
+/// A test checks this list against the directory.
 pub const SOURCES: &[(&str, &str)] = &[
-    ("lib.rs", include_str!("../../runtime/src/lib.rs")),
-    ("approval.rs", include_str!("../../runtime/src/approval.rs")),
-    ("audit.rs", include_str!("../../runtime/src/audit.rs")),
-    ("auth.rs", include_str!("../../runtime/src/auth.rs")),
-    ("cli.rs", include_str!("../../runtime/src/cli.rs")),
-    ("client.rs", include_str!("../../runtime/src/client.rs")),
-    ("config.rs", include_str!("../../runtime/src/config.rs")),
-    ("controls.rs", include_str!("../../runtime/src/controls.rs")),
-    ("dispatch.rs", include_str!("../../runtime/src/dispatch.rs")),
-    ("egress.rs", include_str!("../../runtime/src/egress.rs")),
-    ("guard.rs", include_str!("../../runtime/src/guard.rs")),
-    ("metrics.rs", include_str!("../../runtime/src/metrics.rs")),
-    ("prompt.rs", include_str!("../../runtime/src/prompt.rs")),
-    ("serve.rs", include_str!("../../runtime/src/serve.rs")),
-    ("server.rs", include_str!("../../runtime/src/server.rs")),
-    ("surface.rs", include_str!("../../runtime/src/surface.rs")),
-    ("template.rs", include_str!("../../runtime/src/template.rs")),
-    ("validate.rs", include_str!("../../runtime/src/validate.rs")),
+    ("Cargo.toml", include_str!("../../runtime/Cargo.toml")),
+    ("src/lib.rs", include_str!("../../runtime/src/lib.rs")),
+    ("src/approval.rs", include_str!("../../runtime/src/approval.rs")),
+    ("src/audit.rs", include_str!("../../runtime/src/audit.rs")),
+    ("src/auth.rs", include_str!("../../runtime/src/auth.rs")),
+    ("src/cli.rs", include_str!("../../runtime/src/cli.rs")),
+    ("src/client.rs", include_str!("../../runtime/src/client.rs")),
+    ("src/config.rs", include_str!("../../runtime/src/config.rs")),
+    ("src/controls.rs", include_str!("../../runtime/src/controls.rs")),
+    ("src/dispatch.rs", include_str!("../../runtime/src/dispatch.rs")),
+    ("src/egress.rs", include_str!("../../runtime/src/egress.rs")),
+    ("src/guard.rs", include_str!("../../runtime/src/guard.rs")),
+    ("src/metrics.rs", include_str!("../../runtime/src/metrics.rs")),
+    ("src/prompt.rs", include_str!("../../runtime/src/prompt.rs")),
+    ("src/selftest.rs", include_str!("../../runtime/src/selftest.rs")),
+    ("src/serve.rs", include_str!("../../runtime/src/serve.rs")),
+    ("src/server.rs", include_str!("../../runtime/src/server.rs")),
+    ("src/surface.rs", include_str!("../../runtime/src/surface.rs")),
+    ("src/template.rs", include_str!("../../runtime/src/template.rs")),
+    ("src/validate.rs", include_str!("../../runtime/src/validate.rs")),
+    ("surface/Cargo.toml", include_str!("../../runtime/surface/Cargo.toml")),
+    ("surface/src/lib.rs", include_str!("../../runtime/surface/src/lib.rs")),
 ];
 
-/// The runtime's Cargo.toml, whose dependencies every generated crate repeats.
+/// The runtime's Cargo.toml: its features are what the generator turns on.
 pub const MANIFEST: &str = include_str!("../../runtime/Cargo.toml");
-
-/// Where a runtime file lands in `src/runtime/`: the crate root becomes the module root.
-pub fn destination(path: &str) -> &str {
-    if path == "lib.rs" { "mod.rs" } else { path }
-}
 
 #[cfg(test)]
 mod tests {
@@ -38,27 +88,41 @@ mod tests {
 
     #[test]
     fn generator_and_runtime_agree_on_names() {
-        let server = SOURCES.iter().find(|(p, _)| *p == "server.rs").unwrap().1;
-        let key = format!("pub const HASH_META_KEY: &str = \"{}\";", crate::surface::HASH_META_KEY);
-        assert!(
-            server.contains(&key),
-            "runtime/src/server.rs must publish hashes under the key the lock uses"
-        );
+        assert_eq!(charter_surface::HASH_META_KEY, crate::surface::HASH_META_KEY);
         // The runtime's own test pins `policy-store` -> `..._POLICY_STORE_...` the same way.
         assert_eq!(super::super::env_name("policy-store"), "POLICY_STORE");
         assert_eq!(super::super::env_name("policy-search.v2"), "POLICY_SEARCH_V2");
     }
 
     #[test]
-    fn every_runtime_source_is_embedded() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/runtime/src");
-        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+    fn every_runtime_source_is_vendored() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/runtime");
+        let mut on_disk = vec!["Cargo.toml".to_string(), "surface/Cargo.toml".to_string()];
+        for dir in ["src", "surface/src"] {
+            for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
+                let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+                on_disk.push(format!("{dir}/{name}"));
+            }
+        }
         on_disk.sort();
-        let mut embedded: Vec<String> = SOURCES.iter().map(|(p, _)| p.to_string()).collect();
-        embedded.sort();
-        assert_eq!(on_disk, embedded, "runtime/src and emit::runtime::SOURCES differ");
+        let mut vendored: Vec<String> = SOURCES.iter().map(|(p, _)| p.to_string()).collect();
+        vendored.sort();
+        assert_eq!(on_disk, vendored, "runtime/ and emit::runtime::SOURCES differ");
+    }
+
+    #[test]
+    fn runtime_sources_parse() {
+        assert_eq!(RuntimeSource::parse("vendored"), Ok(RuntimeSource::Vendored));
+        assert_eq!(
+            RuntimeSource::parse("path:../../runtime/"),
+            Ok(RuntimeSource::Path("../../runtime".into()))
+        );
+        assert!(RuntimeSource::parse("path:").unwrap_err().contains("needs a directory"));
+        assert!(
+            RuntimeSource::parse("crates.io")
+                .unwrap_err()
+                .contains("unknown runtime source")
+        );
+        assert!(RuntimeSource::parse("path:a\"b").is_err());
     }
 }

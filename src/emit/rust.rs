@@ -77,14 +77,13 @@ fn space_items(code: &str) -> String {
 
 pub fn lib_rs() -> TokenStream {
     quote! {
-        //! The server's library: generated protocol wiring, the team's handlers, and the runtime.
+        //! The server's library: the generated protocol wiring and the team's handlers. The
+        //! controls every request passes live in the `charter-runtime` crate beside it.
         //! charter formats what it generates; `cargo fmt` leaves it alone, so formatting the
         //! crate never turns a generated file into a hand edit that regeneration refuses.
         #[rustfmt::skip]
         pub mod generated;
         pub mod handlers;
-        #[rustfmt::skip]
-        pub mod runtime;
     }
 }
 
@@ -94,7 +93,7 @@ pub fn main_rs(crate_ident: &str) -> TokenStream {
         // Outer `rustfmt::skip` (inner tool attributes are unstable): charter formats this file.
         #[rustfmt::skip]
         fn main() -> std::process::ExitCode {
-            #krate::runtime::cli::run(#krate::generated::SURFACE, |config| {
+            charter_runtime::codegen::run(#krate::generated::SURFACE, |config| {
                 #krate::handlers::Handlers::new(config).map(#krate::generated::dispatch::Dispatcher::new)
             })
         }
@@ -184,7 +183,6 @@ pub fn types_rs(model: &Model) -> TokenStream {
         //! Inputs and outputs of every tool, and URI variables of every resource template.
         //! The runtime validates each value against the contract's schema before it is
         //! decoded into these types, so constraints the types cannot state still hold.
-        #![allow(clippy::all)]
         #items
     }
 }
@@ -217,7 +215,7 @@ fn output_ty(tool: &Tool, types: TokenStream) -> TokenStream {
             let ty = ident(&output_type(tool));
             quote! { #types::#ty }
         }
-        None => quote! { Vec<rmcp::model::ContentBlock> },
+        None => quote! { Vec<ContentBlock> },
     }
 }
 
@@ -268,16 +266,21 @@ pub fn handler_rs(model: &Model) -> TokenStream {
         quote! {
             #doc
             fn #method(&self, context: &Context, arguments: std::collections::BTreeMap<String, String>)
-                -> impl Future<Output = Result<Vec<rmcp::model::PromptMessage>, ToolError>> + Send;
+                -> impl Future<Output = Result<Vec<PromptMessage>, ToolError>> + Send;
         }
     });
+    let imports = Imports::of(model);
+    let runtime_uses = imports.runtime(
+        &["Context", "ToolError"],
+        &["ContentBlock", "PromptMessage", "ResourceBody"],
+    );
     quote! {
         //! The handler trait: one method per tool and resource of the contract. The team
         //! implements it in `src/handlers/`; a tool added to the contract is a method the
         //! compiler asks for, a tool removed is a method it refuses.
         use std::future::Future;
 
-        use crate::runtime::dispatch::{Context, ResourceBody, ToolError};
+        #runtime_uses
 
         pub trait Handler: Send + Sync + 'static {
             #(#tools)*
@@ -287,53 +290,163 @@ pub fn handler_rs(model: &Model) -> TokenStream {
     }
 }
 
-pub fn dispatch_rs(model: &Model) -> TokenStream {
-    let tool_arms = model.tools.iter().map(|tool| {
-        let name = &tool.name.original;
-        let method = ident(&tool.name.snake);
-        let encode = match tool.output {
-            Some(_) => quote! { encode(tool, &output) },
-            None => quote! { Ok(ToolOutput::Content(output)) },
-        };
+/// Which of the runtime's generated-code names a contract's files use, so
+/// every `use` is exact and no file needs `allow(unused_imports)`.
+struct Imports {
+    used: Vec<&'static str>,
+}
+
+impl Imports {
+    fn of(model: &Model) -> Imports {
+        let mut used = Vec::new();
+        let templates = model
+            .resources
+            .iter()
+            .any(|r| matches!(r.target, ResourceTarget::Template { .. }));
+        if model.tools.iter().any(|t| t.output.is_none()) {
+            used.push("ContentBlock");
+        }
+        if model.prompts.iter().any(|p| p.handler.is_some()) {
+            used.push("PromptMessage");
+        }
+        if !model.resources.is_empty() {
+            used.push("ResourceBody");
+        }
+        if !model.tools.is_empty() || templates {
+            used.push("decode");
+        }
+        if model.tools.iter().any(|t| t.output.is_some()) {
+            used.push("encode");
+        }
+        if templates {
+            used.push("Value");
+        }
+        Imports { used }
+    }
+
+    /// `use charter_runtime::codegen::{...};` with `always` and those of `optional` this contract uses.
+    fn runtime(&self, always: &[&'static str], optional: &[&'static str]) -> TokenStream {
+        let mut names: Vec<&str> = always.to_vec();
+        names.extend(optional.iter().filter(|n| self.used.contains(n)));
+        // rustfmt's order: types (upper case) before functions.
+        names.sort_by_key(|n| (n.starts_with(|c: char| c.is_ascii_lowercase()), *n));
+        names.dedup();
+        let names = names.iter().map(|n| ident(n));
+        quote! { use charter_runtime::codegen::{#(#names),*}; }
+    }
+}
+
+/// A match over `subject`'s arms, or just the fallback when there are none
+/// (a `match` with one wildcard arm is noise a reviewer and clippy both flag).
+fn match_or_fallback(subject: TokenStream, arms: Vec<TokenStream>, fallback: TokenStream) -> TokenStream {
+    if arms.is_empty() {
+        fallback
+    } else {
         quote! {
-            #name => {
-                let input = decode(tool, arguments)?;
-                let output = self.handler.#method(&context, input).await?;
-                #encode
+            match #subject {
+                #(#arms)*
+                _ => #fallback,
             }
         }
-    });
-    let resource_arms = model.resources.iter().map(|resource| {
-        let name = &resource.name.original;
-        let method = ident(&resource_method(resource));
-        match &resource.target {
-            ResourceTarget::Static { .. } => quote! {
-                #name => self.handler.#method(&context).await,
-            },
-            ResourceTarget::Template { .. } => quote! {
+    }
+}
+
+pub fn dispatch_rs(model: &Model) -> TokenStream {
+    let tool_arms: Vec<TokenStream> = model
+        .tools
+        .iter()
+        .map(|tool| {
+            let name = &tool.name.original;
+            let method = ident(&tool.name.snake);
+            let encode = match tool.output {
+                Some(_) => quote! { encode(tool, &output) },
+                None => quote! { Ok(ToolOutput::Content(output)) },
+            };
+            quote! {
                 #name => {
-                    let params = decode(resource, serde_json::Value::Object(variables))?;
-                    self.handler.#method(&context, uri, params).await
+                    let input = decode(tool, arguments)?;
+                    let output = self.handler.#method(&context, input).await?;
+                    #encode
                 }
-            },
-        }
-    });
-    let uses_variables = model
+            }
+        })
+        .collect();
+    let resource_arms: Vec<TokenStream> = model
+        .resources
+        .iter()
+        .map(|resource| {
+            let name = &resource.name.original;
+            let method = ident(&resource_method(resource));
+            match &resource.target {
+                ResourceTarget::Static { .. } => quote! {
+                    #name => self.handler.#method(&context).await,
+                },
+                ResourceTarget::Template { .. } => quote! {
+                    #name => {
+                        let params = decode(resource, Value::Object(variables))?;
+                        self.handler.#method(&context, uri, params).await
+                    }
+                },
+            }
+        })
+        .collect();
+    let prompt_arms: Vec<TokenStream> = model
+        .prompts
+        .iter()
+        .filter(|p| p.handler.is_some())
+        .map(|prompt| {
+            let name = &prompt.name.original;
+            let method = ident(&prompt_method(prompt));
+            quote! { #name => self.handler.#method(&context, arguments).await, }
+        })
+        .collect();
+    // Parameters no arm reads are bound to `_` by name, so nothing needs `allow(unused_variables)`.
+    let templates = model
         .resources
         .iter()
         .any(|r| matches!(r.target, ResourceTarget::Template { .. }));
-    let variables_binding = (!uses_variables).then(|| quote! { let _ = (uri, variables); });
-    let prompt_arms = model.prompts.iter().filter(|p| p.handler.is_some()).map(|prompt| {
-        let name = &prompt.name.original;
-        let method = ident(&prompt_method(prompt));
-        quote! { #name => self.handler.#method(&context, arguments).await, }
-    });
+    let unused_tool_params = tool_arms.is_empty().then(|| quote! { let _ = (arguments, context); });
+    let unused_resource_params = match (resource_arms.is_empty(), templates) {
+        (true, _) => Some(quote! { let _ = (uri, variables, context); }),
+        (false, false) => Some(quote! { let _ = (uri, variables); }),
+        (false, true) => None,
+    };
+    let unused_prompt_params = prompt_arms.is_empty().then(|| quote! { let _ = (arguments, context); });
+    let tool_body = match_or_fallback(
+        quote! { tool },
+        tool_arms,
+        quote! { Err(ToolError::internal(format!("no handler for tool `{tool}`"))) },
+    );
+    let resource_body = match_or_fallback(
+        quote! { resource },
+        resource_arms,
+        quote! { Err(ToolError::internal(format!("no handler for resource `{resource}`"))) },
+    );
+    let prompt_body = match_or_fallback(
+        quote! { prompt },
+        prompt_arms,
+        quote! { Err(ToolError::internal(format!("no handler for prompt `{prompt}`"))) },
+    );
+    let imports = Imports::of(model);
+    let runtime_uses = imports.runtime(
+        &[
+            "BoxFuture",
+            "Context",
+            "Dispatch",
+            "Map",
+            "PromptMessage",
+            "ResourceBody",
+            "ToolError",
+            "ToolOutput",
+            "Value",
+        ],
+        &["decode", "encode"],
+    );
     quote! {
         //! Dispatch: validated JSON in, typed handler call, JSON out.
-        #[allow(unused_imports)]
-        use crate::runtime::dispatch::{
-            BoxFuture, Context, Dispatch, ResourceBody, ToolError, ToolOutput, decode, encode,
-        };
+        use std::collections::BTreeMap;
+
+        #runtime_uses
 
         use super::handler::Handler;
 
@@ -349,51 +462,35 @@ pub fn dispatch_rs(model: &Model) -> TokenStream {
         }
 
         impl<H: Handler> Dispatch for Dispatcher<H> {
-            #[allow(unused_variables, unreachable_code)]
             fn call_tool<'a>(
                 &'a self,
                 tool: &'a str,
-                arguments: serde_json::Value,
+                arguments: Value,
                 context: Context,
             ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-                Box::pin(async move {
-                    match tool {
-                        #(#tool_arms)*
-                        _ => Err(ToolError::internal(format!("no handler for tool `{tool}`"))),
-                    }
-                })
+                #unused_tool_params
+                Box::pin(async move { #tool_body })
             }
 
-            #[allow(unused_variables, unreachable_code)]
             fn read_resource<'a>(
                 &'a self,
                 resource: &'a str,
                 uri: &'a str,
-                variables: serde_json::Map<String, serde_json::Value>,
+                variables: Map<String, Value>,
                 context: Context,
             ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
-                #variables_binding
-                Box::pin(async move {
-                    match resource {
-                        #(#resource_arms)*
-                        _ => Err(ToolError::internal(format!("no handler for resource `{resource}`"))),
-                    }
-                })
+                #unused_resource_params
+                Box::pin(async move { #resource_body })
             }
 
-            #[allow(unused_variables, unreachable_code)]
             fn get_prompt<'a>(
                 &'a self,
                 prompt: &'a str,
-                arguments: std::collections::BTreeMap<String, String>,
+                arguments: BTreeMap<String, String>,
                 context: Context,
-            ) -> BoxFuture<'a, Result<Vec<rmcp::model::PromptMessage>, ToolError>> {
-                Box::pin(async move {
-                    match prompt {
-                        #(#prompt_arms)*
-                        _ => Err(ToolError::internal(format!("no handler for prompt `{prompt}`"))),
-                    }
-                })
+            ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
+                #unused_prompt_params
+                Box::pin(async move { #prompt_body })
             }
         }
     }
@@ -439,22 +536,29 @@ pub fn handlers_scaffold(model: &Model) -> TokenStream {
         let method = ident(&prompt_method(prompt));
         let what = format!("prompt `{}`", prompt.name.original);
         quote! {
-            async fn #method(&self, context: &Context, arguments: std::collections::BTreeMap<String, String>) -> Result<Vec<rmcp::model::PromptMessage>, ToolError> {
+            async fn #method(&self, context: &Context, arguments: std::collections::BTreeMap<String, String>) -> Result<Vec<PromptMessage>, ToolError> {
                 let _ = (context, arguments);
                 Err(ToolError::not_implemented(#what))
             }
         }
     });
+    let imports = Imports::of(model);
+    let runtime_uses = imports.runtime(
+        &["Config", "Context", "ToolError"],
+        &["ContentBlock", "PromptMessage", "ResourceBody"],
+    );
+    let types_use = imports
+        .used
+        .contains(&"decode")
+        .then(|| quote! { use crate::generated::types; });
     quote! {
         //! The team's code: the contract's handlers. charter wrote this file once, because it
         //! was missing, and never touches it again. Implement each method; when the contract
         //! gains a tool, `cargo build` names the method to add here.
-        #![allow(unused_imports)]
+        #runtime_uses
 
         use crate::generated::handler::Handler;
-        use crate::generated::types;
-        use crate::runtime::config::Config;
-        use crate::runtime::dispatch::{Context, ResourceBody, ToolError};
+        #types_use
 
         /// State the handlers share: clients for downstreams, paths, caches.
         pub struct Handlers {}
@@ -476,14 +580,12 @@ pub fn handlers_scaffold(model: &Model) -> TokenStream {
 }
 
 /// `tests/contract.rs`: the contract's guarantees, checked against the
-/// generated server without any handler running.
+/// generated server: what a client sees is what `charter.lock.json` pins, and
+/// malformed requests are refused before any handler runs.
 pub fn contract_tests(model: &Model, crate_ident: &str) -> TokenStream {
     let krate = ident(crate_ident);
-    let tool_names: Vec<&str> = model.tools.iter().map(|t| t.name.original.as_str()).collect();
-    let tool_count = model.tools.len();
-    let resource_count = model.resources.len();
-    let prompt_count = model.prompts.len();
-    let prompt_names: Vec<&str> = model.prompts.iter().map(|p| p.name.original.as_str()).collect();
+    let binary = format!("CARGO_BIN_EXE_{}", model.server.name.original);
+    let env_prefix = super::env_prefix(model);
     let required_tools: Vec<&str> = model
         .tools
         .iter()
@@ -506,22 +608,25 @@ pub fn contract_tests(model: &Model, crate_ident: &str) -> TokenStream {
         /// The tests sit in one module so `rustfmt::skip` covers them: charter formats this file.
         #[rustfmt::skip]
         mod contract {
+        use std::collections::BTreeMap;
+
+        use charter_runtime::codegen::{
+            BoxFuture, Context, Dispatch, Map, McpServer, PromptMessage, ResourceBody, Surface, ToolError, ToolOutput,
+            Value, selftest,
+        };
         use #krate::generated::SURFACE;
-        use #krate::runtime::dispatch::{BoxFuture, Context, Dispatch, ResourceBody, ToolError, ToolOutput};
-        use #krate::runtime::server::McpServer;
-        use #krate::runtime::surface::Surface;
 
         /// A dispatcher that fails the test if a request gets past the runtime's gates.
         struct MustNotRun;
 
         impl Dispatch for MustNotRun {
-            fn call_tool<'a>(&'a self, tool: &'a str, _: serde_json::Value, _: Context) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+            fn call_tool<'a>(&'a self, tool: &'a str, _: Value, _: Context) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
                 panic!("the handler of `{tool}` ran on a request the runtime must refuse")
             }
-            fn read_resource<'a>(&'a self, resource: &'a str, _: &'a str, _: serde_json::Map<String, serde_json::Value>, _: Context) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
+            fn read_resource<'a>(&'a self, resource: &'a str, _: &'a str, _: Map<String, Value>, _: Context) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
                 panic!("the handler of `{resource}` ran on a request the runtime must refuse")
             }
-            fn get_prompt<'a>(&'a self, prompt: &'a str, _: std::collections::BTreeMap<String, String>, _: Context) -> BoxFuture<'a, Result<Vec<rmcp::model::PromptMessage>, ToolError>> {
+            fn get_prompt<'a>(&'a self, prompt: &'a str, _: BTreeMap<String, String>, _: Context) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
                 panic!("the handler of `{prompt}` ran on a request the runtime must refuse")
             }
         }
@@ -535,48 +640,39 @@ pub fn contract_tests(model: &Model, crate_ident: &str) -> TokenStream {
             Context::new("contract-test", "1")
         }
 
-        fn error_text(result: &rmcp::model::CallToolResult) -> String {
-            assert_eq!(result.is_error, Some(true), "expected an isError result, got {result:?}");
-            serde_json::to_string(&result.content).unwrap()
-        }
-
+        /// Starts the built server over stdio, lists everything as a client
+        /// does, and holds each definition and its published hash to the lock.
         #[test]
-        fn surface_matches_the_contract() {
-            let surface = Surface::parse(SURFACE).unwrap();
-            let tools: Vec<&str> = surface.tools.iter().map(|t| t.name()).collect();
-            assert_eq!(tools, [#(#tool_names),*] as [&str; #tool_count]);
-            assert_eq!(surface.resources.len(), #resource_count);
-            let prompts: Vec<&str> = surface.prompts.iter().map(|p| p.name()).collect();
-            assert_eq!(prompts, [#(#prompt_names),*] as [&str; #prompt_count]);
-            for tool in &surface.tools {
-                assert_eq!(tool.hash.len(), 64, "tool `{}` has no sha256", tool.name());
-            }
-            server();
+        fn clients_see_what_the_lock_pins() {
+            let listed = selftest::list_over_stdio(env!(#binary), #env_prefix)
+                .expect("the server starts and answers the list requests");
+            selftest::matches_lock(include_str!("../charter.lock.json"), &listed)
+                .unwrap_or_else(|differences| panic!("the server does not serve what charter.lock.json pins:\n{}", differences.join("\n")));
         }
 
         #[tokio::test]
         async fn refuses_before_any_handler_runs() {
             let server = server();
             for tool in [#(#closed_tools),*] as [&str; _] {
-                let mut arguments = serde_json::Map::new();
-                arguments.insert("charter_unknown_argument".into(), serde_json::json!(1));
+                let mut arguments = Map::new();
+                arguments.insert("charter_unknown_argument".into(), Value::from(1));
                 let result = server.call(tool, Some(arguments), context()).await.unwrap();
-                let text = error_text(&result);
+                let text = selftest::error_text(&result);
                 assert!(text.contains("charter_unknown_argument"), "`{tool}` did not name the unknown argument: {text}");
             }
             for tool in [#(#required_tools),*] as [&str; _] {
                 let result = server.call(tool, None, context()).await.unwrap();
-                let text = error_text(&result);
+                let text = selftest::error_text(&result);
                 assert!(text.contains("required"), "`{tool}` did not name the missing argument: {text}");
             }
             let unknown = server.call("charter-no-such-tool", None, context()).await;
             assert!(unknown.is_err(), "an unknown tool is a protocol error");
             for tool in &server.surface().tools {
                 let oversized = "x".repeat(tool.limits.max_request_bytes as usize + 1);
-                let mut arguments = serde_json::Map::new();
-                arguments.insert("padding".into(), serde_json::json!(oversized));
+                let mut arguments = Map::new();
+                arguments.insert("padding".into(), Value::from(oversized));
                 let result = server.call(tool.name(), Some(arguments), context()).await.unwrap();
-                let text = error_text(&result);
+                let text = selftest::error_text(&result);
                 assert!(text.contains("bytes"), "`{}` did not refuse an oversized request: {text}", tool.name());
             }
         }

@@ -70,14 +70,13 @@ impl Texts {
         env.set_lstrip_blocks(true);
         env.set_keep_trailing_newline(true);
         env.add_filter("cell", cell);
+        env.add_filter("clause", clause);
         for (name, source) in TEMPLATES {
             env.add_template(name, source)
                 .map_err(|e| format!("template {name}: {e}"))?;
         }
-        let (dependencies, optional_dependencies) = dependency_lines(model)?;
+        let (dependencies, dev_dependencies) = dependency_lines(model, options.runtime)?;
         let http = model.access.transports.contains(&Transport::Http);
-        let default_features = default_features(model);
-        let features = runtime_features(model)?;
         let ctx = context! {
             contract => options.contract_name,
             server => &model.server,
@@ -86,15 +85,17 @@ impl Texts {
             version => model.server.version.to_string(),
             env_prefix => super::env_prefix(model),
             http => http,
-            default_features => default_features,
-            features => features,
+            runtime_features => runtime_features(model),
+            enforcement => enforcement(model),
+            vendored => *options.runtime == super::RuntimeSource::Vendored,
+            runtime_path => options.runtime.dependency_path(),
             stdio => model.access.transports.contains(&Transport::Stdio),
             oauth => &model.access.oauth,
             origins => &model.access.origins,
             scopes => &model.access.scopes,
             data_classes => &model.data_classes,
             dependencies => dependencies,
-            optional_dependencies => optional_dependencies,
+            dev_dependencies => dev_dependencies,
             rows => rows(model),
             downstreams => downstream_rows(model),
             limits => &model.limits,
@@ -121,8 +122,9 @@ impl Texts {
 }
 
 /// The runtime features a contract needs, and only those: each one is a
-/// dependency tree that a server without the control does not compile.
-fn default_features(model: &Model) -> Vec<&'static str> {
+/// dependency tree that a server without the control does not compile. The
+/// generator decides them; they are not the team's toggles.
+fn runtime_features(model: &Model) -> Vec<&'static str> {
     let http = model.access.transports.contains(&Transport::Http);
     let mut features = Vec::new();
     if http {
@@ -152,53 +154,109 @@ fn default_features(model: &Model) -> Vec<&'static str> {
     features
 }
 
-/// The runtime's features, repeated in the generated manifest with the
-/// comments that explain them (`# ...` lines right above each feature).
-fn runtime_features(model: &Model) -> Result<Vec<FeatureLine>, String> {
-    let manifest: toml::Table = toml::from_str(MANIFEST).map_err(|e| format!("runtime/Cargo.toml: {e}"))?;
-    let features = manifest
-        .get("features")
-        .and_then(|d| d.as_table())
-        .ok_or("runtime/Cargo.toml has no [features]")?;
-    let mut lines = Vec::new();
-    for (name, value) in features {
-        if name == "default" {
-            continue;
-        }
-        let comment = MANIFEST
-            .lines()
-            .collect::<Vec<_>>()
-            .windows(2)
-            .find(|w| w[1].starts_with(&format!("{name} = ")))
-            .map(|w| w[0])
-            .filter(|line| line.starts_with('#'))
-            .unwrap_or_default()
-            .to_string();
-        // `dep:X` only names optional dependencies; one the handlers use is always on.
-        let value: Vec<toml::Value> = value
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|v| {
-                let dep = v.as_str().and_then(|v| v.strip_prefix("dep:"));
-                !dep.is_some_and(|dep| model.handler_dependencies.iter().any(|d| d.name == dep))
-            })
-            .cloned()
-            .collect();
-        lines.push(FeatureLine {
-            name: name.clone(),
-            value: toml::Value::Array(value).to_string(),
-            comment,
-        });
-    }
-    Ok(lines)
+/// Text that continues a sentence inside a table cell: as `cell`, without a
+/// final full stop (the sentence goes on after it).
+fn clause(text: String) -> String {
+    cell(text).trim_end_matches('.').to_string()
 }
 
+/// One row of REVIEW.md's enforcement table.
 #[derive(Serialize)]
-struct FeatureLine {
-    name: String,
-    value: String,
-    comment: String,
+struct Control {
+    what: String,
+    status: String,
+}
+
+/// What this crate enforces, row by row, from the contract and the runtime
+/// features it turns on: a control this build leaves out says so and why.
+fn enforcement(model: &Model) -> Vec<Control> {
+    let features = runtime_features(model);
+    let on = |feature: &str| features.contains(&feature);
+    let http = model.access.transports.contains(&Transport::Http);
+    let writes: Vec<String> = model
+        .tools
+        .iter()
+        .filter(|t| t.approval != Approval::None)
+        .map(|t| format!("`{}`", t.name.original))
+        .collect();
+    let reviewers = model
+        .tools
+        .iter()
+        .any(|t| matches!(t.approval, Approval::Reviewer { .. }));
+    let row = |what: &str, status: String| Control {
+        what: what.into(),
+        status,
+    };
+    let yes = || "yes".to_string();
+    let mut rows = vec![
+        row(
+            "Arguments validated against the contract's schemas before any handler runs; outputs validated before they leave",
+            yes(),
+        ),
+        row("Request and response size caps, per-call timeouts, cancellation", yes()),
+        row(
+            "Content kinds, progress, client logging, sampling and elicitation only where the contract declares them",
+            yes(),
+        ),
+        row(
+            "Scopes per tool, resource and prompt on every call; lists show each caller only what it may use",
+            yes(),
+        ),
+        row(
+            "Rate limits per caller and capability, concurrency caps",
+            if http {
+                "yes (429 with `Retry-After` on HTTP); limits are per replica".into()
+            } else {
+                yes()
+            },
+        ),
+        row(
+            "Audit log: a hash-chained JSON-lines record per decision and outcome, arguments redacted by data class; draft and write calls have their intent on disk first and fail closed without it",
+            yes(),
+        ),
+        row(
+            "Kill switch for the whole server and per tool (environment at start-up, a file re-read every second)",
+            yes(),
+        ),
+    ];
+    rows.push(row(
+        "Host and Origin allowlists, JSON nesting cap, `/healthz`, `/readyz` and `/metrics`",
+        if on("http") {
+            yes()
+        } else {
+            "not built: the contract serves stdio only".into()
+        },
+    ));
+    rows.push(row(
+        "OAuth 2.1 bearer tokens (issuer, audience, expiry, asymmetric algorithms, JWKS); RFC 9728 metadata; 401 with `WWW-Authenticate`",
+        if on("oauth") {
+            yes()
+        } else if http {
+            "not built: the contract has no `access.oauth`, so HTTP serves only on loopback or with `--dev-no-auth`".into()
+        } else {
+            "not built: stdio runs as the local user".into()
+        },
+    ));
+    rows.push(row(
+        "Human approval for state changes, bound to the exact operation's hash, run once",
+        match (writes.is_empty(), reviewers) {
+            (true, _) => "not needed: no tool requires approval".into(),
+            (false, false) => format!("yes, the calling user confirms: {}", writes.join(", ")),
+            (false, true) => format!(
+                "yes, for {}; reviewer approvals are stored in one SQLite file (`approvals.path`), so replicas must share it on storage that supports SQLite locking, or run one replica",
+                writes.join(", ")
+            ),
+        },
+    ));
+    rows.push(row(
+        "Egress: each tool reaches only the downstreams it lists, and only their declared hosts; private, loopback and metadata addresses and redirects off the list refused",
+        if on("egress") {
+            "yes, for calls through `Context::downstream`; a handler that opens its own connections bypasses it, so review `src/handlers/` and `handlers.dependencies` for other HTTP clients".into()
+        } else {
+            "not built: the contract declares no downstreams".into()
+        },
+    ));
+    rows
 }
 
 /// Escapes text for a Markdown table cell.
@@ -209,67 +267,94 @@ fn cell(text: String) -> String {
         .replace('|', "\\|")
 }
 
-/// The runtime's dependencies (from `runtime/Cargo.toml`, so the copy and its
-/// manifest cannot disagree) plus the handlers' from the contract. The HTTP
-/// stack is listed apart: it is optional and on only when the contract serves HTTP.
-fn dependency_lines(model: &Model) -> Result<(Vec<DependencyLine>, Vec<DependencyLine>), String> {
+/// The server's own dependencies: the runtime (by path, with the features the
+/// contract needs), what the generated code uses, and the handlers' crates
+/// from the contract; a crate named twice is one line with both sides' features.
+/// The dev-dependencies run the generated tests.
+fn dependency_lines(
+    model: &Model,
+    runtime: &super::RuntimeSource,
+) -> Result<(Vec<DependencyLine>, Vec<DependencyLine>), String> {
     let manifest: toml::Table = toml::from_str(MANIFEST).map_err(|e| format!("runtime/Cargo.toml: {e}"))?;
-    let deps = manifest
+    let runtime_deps = manifest
         .get("dependencies")
         .and_then(|d| d.as_table())
         .ok_or("runtime/Cargo.toml has no [dependencies]")?;
-    let mut always = Vec::new();
-    let mut optional = Vec::new();
-    for (name, spec) in deps {
-        // A crate the handlers also use is one dependency: the runtime's
-        // optional line gives way to the handlers' (always on), and the
-        // features that named it drop their `dep:` entry (see `runtime_features`).
-        if model.handler_dependencies.iter().any(|d| &d.name == name) {
-            continue;
-        }
-        let line = DependencyLine {
-            name: name.clone(),
-            spec: spec.to_string(),
-        };
-        let is_optional = spec.get("optional").and_then(|o| o.as_bool()).unwrap_or(false);
-        if is_optional {
-            optional.push(line)
-        } else {
-            always.push(line)
-        }
-    }
+    let version_of = |name: &str| -> Result<toml::Value, String> {
+        runtime_deps
+            .get(name)
+            .and_then(|d| {
+                d.as_str()
+                    .map(String::from)
+                    .or_else(|| d.get("version")?.as_str().map(String::from))
+            })
+            .map(toml::Value::String)
+            .ok_or_else(|| format!("runtime/Cargo.toml does not depend on {name}"))
+    };
+    let mut deps: std::collections::BTreeMap<String, toml::Table> = std::collections::BTreeMap::new();
+    // The generated types derive serde's traits and hold JSON values.
+    let mut serde = toml::Table::new();
+    serde.insert("version".into(), version_of("serde")?);
+    serde.insert(
+        "features".into(),
+        toml::Value::Array(vec![toml::Value::String("derive".into())]),
+    );
+    deps.insert("serde".into(), serde);
+    let mut serde_json = toml::Table::new();
+    serde_json.insert("version".into(), version_of("serde_json")?);
+    deps.insert("serde_json".into(), serde_json);
     for dep in &model.handler_dependencies {
-        let mut spec = toml::Table::new();
+        let spec = deps.entry(dep.name.clone()).or_default();
         spec.insert("version".into(), toml::Value::String(dep.version.clone()));
-        let mut default_features = dep.default_features;
-        let mut features = dep.features.clone();
-        // The runtime's requirements for the same crate still hold.
-        if let Some(runtime) = deps.get(&dep.name) {
-            if runtime.get("default-features").and_then(|d| d.as_bool()) == Some(true) {
-                default_features = true;
-            }
-            for f in runtime.get("features").and_then(|f| f.as_array()).into_iter().flatten() {
-                if let Some(f) = f.as_str()
-                    && !features.iter().any(|have| have == f)
-                {
-                    features.push(f.to_string());
-                }
-            }
-        }
-        if !default_features {
+        if !dep.default_features && !spec.contains_key("features") {
             spec.insert("default-features".into(), toml::Value::Boolean(false));
         }
-        if !features.is_empty() {
-            let features = features.into_iter().map(toml::Value::String).collect();
-            spec.insert("features".into(), toml::Value::Array(features));
+        let mut features: Vec<String> = spec
+            .get("features")
+            .and_then(|f| f.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.as_str().map(String::from))
+            .collect();
+        for f in &dep.features {
+            if !features.contains(f) {
+                features.push(f.clone());
+            }
         }
-        always.push(DependencyLine {
-            name: dep.name.clone(),
-            spec: toml::Value::Table(spec).to_string(),
-        });
+        if !features.is_empty() {
+            spec.insert(
+                "features".into(),
+                toml::Value::Array(features.into_iter().map(toml::Value::String).collect()),
+            );
+        }
     }
-    always.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok((always, optional))
+    let line = |(name, spec): (String, toml::Table)| DependencyLine {
+        name,
+        spec: toml::Value::Table(spec).to_string(),
+    };
+    // The runtime first, its keys in the order a person reads them: where, then what.
+    let features: Vec<String> = runtime_features(model).iter().map(|f| format!("\"{f}\"")).collect();
+    let mut dependencies = vec![DependencyLine {
+        name: "charter-runtime".into(),
+        spec: format!(
+            "{{ path = {}, default-features = false, features = [{}] }}",
+            toml::Value::String(runtime.dependency_path().into()),
+            features.join(", ")
+        ),
+    }];
+    dependencies.extend(deps.into_iter().map(line));
+    // `#[tokio::test]` in tests/contract.rs.
+    let mut tokio = toml::Table::new();
+    tokio.insert("version".into(), version_of("tokio")?);
+    tokio.insert(
+        "features".into(),
+        toml::Value::Array(vec![
+            toml::Value::String("macros".into()),
+            toml::Value::String("rt-multi-thread".into()),
+        ]),
+    );
+    let dev_dependencies = vec![line(("tokio".into(), tokio))];
+    Ok((dependencies, dev_dependencies))
 }
 
 fn rows(model: &Model) -> Vec<Row> {

@@ -51,7 +51,11 @@ pub static RULES: &[Rule] = &[
         relaxed),
     rule!("token-passthrough", Error, token_passthrough,
         summary: "a downstream is called with the caller's own token",
-        explain: "Forwarding the token a client presented to this server lets this server act with every right the user has anywhere that token is accepted, breaks audience binding and hides the server from downstream audit (the confused-deputy problem in the MCP security guidance). The server must use its own credentials, or exchange the caller's token for one issued for the downstream's audience.\n\nFix: use `service_token`, `client_credentials` or `token_exchange`. This rule cannot be suppressed.",
+        explain: "Forwarding the token a client presented to this server lets this server act with every right the user has anywhere that token is accepted, breaks audience binding and hides the server from downstream audit (the confused-deputy problem in the MCP security guidance). The server must use its own credentials, or exchange the caller's token for one issued for the downstream's audience.\n\nFix: use `service_token` or `client_credentials`. This rule cannot be suppressed.",
+        fixed),
+    rule!("unsupported-by-runtime", Error, unsupported_by_runtime,
+        summary: "the contract asks for something the generated server cannot do yet",
+        explain: "A contract is a promise: every field must be enforced by the server generated from it. A field the runtime cannot honour would pass review and then fail at start-up, or worse, be silently ignored.\n\nToday this covers `token_exchange` downstream credentials (RFC 8693): the runtime has no token-exchange client yet.\n\nFix: use the server's own credential for the downstream (`client_credentials` with the narrowest scopes, or a `service_token`) until token exchange is supported. This rule cannot be suppressed.",
         fixed),
     rule!("broad-credentials", Error, broad_credentials,
         summary: "a downstream credential carries wildcard or administrative rights",
@@ -236,8 +240,33 @@ fn token_passthrough(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     for d in &m.downstreams {
         if matches!(d.credentials, Credentials::CallerToken) {
-            f.add("token-passthrough", format!("downstream `{}` would receive the caller's token", d.name.original), Place::key(format!("{}/credentials/caller_token", d.pointer)))
-                .help = Some("use the server's own credential (`service_token`, `client_credentials`) or `token_exchange` for the downstream's audience".into());
+            f.add(
+                "token-passthrough",
+                format!("downstream `{}` would receive the caller's token", d.name.original),
+                Place::key(format!("{}/credentials/caller_token", d.pointer)),
+            )
+            .help = Some(
+                "use the server's own credential for the downstream (`client_credentials` or `service_token`)".into(),
+            );
+        }
+    }
+}
+
+fn unsupported_by_runtime(cx: &Context, f: &mut Findings) {
+    for d in &cx.model.downstreams {
+        if matches!(d.credentials, Credentials::TokenExchange { .. }) {
+            f.add(
+                "unsupported-by-runtime",
+                format!(
+                    "downstream `{}` uses `token_exchange`, which the generated server cannot perform yet",
+                    d.name.original
+                ),
+                Place::key(format!("{}/credentials/token_exchange", d.pointer)),
+            )
+            .help = Some(
+                "use `client_credentials` (the server's own identity, narrowest scopes) or a `service_token` for now"
+                    .into(),
+            );
         }
     }
 }

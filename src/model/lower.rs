@@ -13,23 +13,26 @@ use crate::contract::structure::escape;
 use crate::diagnostic::{Diagnostic, Place};
 use crate::suggest::did_you_mean;
 
-/// Algorithms a token may be signed with: asymmetric only.
-/// Crates every generated server already depends on (the runtime's and the generated code's).
-pub const RUNTIME_CRATES: &[&str] = &[
-    "axum",
-    "base64",
-    "clap",
-    "jsonschema",
-    "rmcp",
-    "serde",
-    "serde_json",
-    "tokio",
-    "tokio-util",
-    "toml",
-    "tracing",
-    "tracing-subscriber",
+/// Crates a generated server's own manifest already names, with what the
+/// handlers use instead of declaring them again.
+pub const GENERATED_CRATE_DEPENDENCIES: &[(&str, &str)] = &[
+    (
+        "charter-runtime",
+        "it is the server's runtime; charter decides its source and features",
+    ),
+    (
+        "charter-surface",
+        "it comes with charter-runtime; use `charter_runtime::surface`",
+    ),
+    ("serde", "the handlers can use it as it is"),
+    ("serde_json", "the handlers can use it as it is"),
+    (
+        "rmcp",
+        "use `charter_runtime::rmcp`, so the server has one MCP SDK at the version the runtime pins",
+    ),
 ];
 
+/// Algorithms a token may be signed with: asymmetric only.
 pub const ASYMMETRIC_ALGORITHMS: &[&str] = &[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
 ];
@@ -306,6 +309,7 @@ impl Lowering<'_> {
             timeout,
             credentials,
             credential_scopes,
+            private_network: d.private_network,
             suppressions: suppressions(&d.suppress, &pointer),
             pointer,
         }
@@ -886,13 +890,16 @@ impl Lowering<'_> {
                 self.invalid(format!("`{name}` is not a crates.io crate name"), Place::key(&pointer));
                 continue;
             }
-            if RUNTIME_CRATES.contains(&name.as_str()) {
+            if let Some((_, instead)) = GENERATED_CRATE_DEPENDENCIES
+                .iter()
+                .find(|(crate_name, _)| crate_name == name)
+            {
                 self.error(
                     "invalid-value",
                     format!("`{name}` is already a dependency of every generated server"),
                     Place::key(&pointer),
                 )
-                .help = Some("remove it here; the handlers can use it as it is".into());
+                .help = Some(format!("remove it here; {instead}"));
                 continue;
             }
             if semver::VersionReq::parse(&version).is_err() || version.trim() == "*" {

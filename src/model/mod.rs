@@ -130,6 +130,9 @@ pub struct Downstream {
     pub credentials: Credentials,
     /// The permissions the credential carries downstream.
     pub credential_scopes: Vec<String>,
+    /// Declared names may resolve to private addresses (shown only when set).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub private_network: bool,
     pub suppressions: Vec<Suppression>,
     pub pointer: String,
 }

@@ -2,7 +2,7 @@
 
 #[rustfmt::skip]
 fn main() -> std::process::ExitCode {
-    change_plan::runtime::cli::run(
+    charter_runtime::codegen::run(
         change_plan::generated::SURFACE,
         |config| {
             change_plan::handlers::Handlers::new(config)

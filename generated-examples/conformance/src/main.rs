@@ -2,7 +2,7 @@
 
 #[rustfmt::skip]
 fn main() -> std::process::ExitCode {
-    conformance::runtime::cli::run(
+    charter_runtime::codegen::run(
         conformance::generated::SURFACE,
         |config| {
             conformance::handlers::Handlers::new(config)

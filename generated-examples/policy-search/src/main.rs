@@ -2,7 +2,7 @@
 
 #[rustfmt::skip]
 fn main() -> std::process::ExitCode {
-    policy_search::runtime::cli::run(
+    charter_runtime::codegen::run(
         policy_search::generated::SURFACE,
         |config| {
             policy_search::handlers::Handlers::new(config)

@@ -3,12 +3,12 @@
 /// The tests sit in one module so `rustfmt::skip` covers them: charter formats this file.
 #[rustfmt::skip]
 mod contract {
-    use policy_search::generated::SURFACE;
-    use policy_search::runtime::dispatch::{
-        BoxFuture, Context, Dispatch, ResourceBody, ToolError, ToolOutput,
+    use std::collections::BTreeMap;
+    use charter_runtime::codegen::{
+        BoxFuture, Context, Dispatch, Map, McpServer, PromptMessage, ResourceBody,
+        Surface, ToolError, ToolOutput, Value, selftest,
     };
-    use policy_search::runtime::server::McpServer;
-    use policy_search::runtime::surface::Surface;
+    use policy_search::generated::SURFACE;
 
     /// A dispatcher that fails the test if a request gets past the runtime's gates.
     struct MustNotRun;
@@ -17,7 +17,7 @@ mod contract {
         fn call_tool<'a>(
             &'a self,
             tool: &'a str,
-            _: serde_json::Value,
+            _: Value,
             _: Context,
         ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
             panic!("the handler of `{tool}` ran on a request the runtime must refuse")
@@ -26,7 +26,7 @@ mod contract {
             &'a self,
             resource: &'a str,
             _: &'a str,
-            _: serde_json::Map<String, serde_json::Value>,
+            _: Map<String, Value>,
             _: Context,
         ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
             panic!(
@@ -36,9 +36,9 @@ mod contract {
         fn get_prompt<'a>(
             &'a self,
             prompt: &'a str,
-            _: std::collections::BTreeMap<String, String>,
+            _: BTreeMap<String, String>,
             _: Context,
-        ) -> BoxFuture<'a, Result<Vec<rmcp::model::PromptMessage>, ToolError>> {
+        ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
             panic!("the handler of `{prompt}` ran on a request the runtime must refuse")
         }
     }
@@ -53,35 +53,32 @@ mod contract {
         Context::new("contract-test", "1")
     }
 
-    fn error_text(result: &rmcp::model::CallToolResult) -> String {
-        assert_eq!(
-            result.is_error, Some(true), "expected an isError result, got {result:?}"
-        );
-        serde_json::to_string(&result.content).unwrap()
-    }
-
+    /// Starts the built server over stdio, lists everything as a client
+    /// does, and holds each definition and its published hash to the lock.
     #[test]
-    fn surface_matches_the_contract() {
-        let surface = Surface::parse(SURFACE).unwrap();
-        let tools: Vec<&str> = surface.tools.iter().map(|t| t.name()).collect();
-        assert_eq!(tools, ["search_policies", "get_policy_section"] as [& str; 2usize]);
-        assert_eq!(surface.resources.len(), 2usize);
-        let prompts: Vec<&str> = surface.prompts.iter().map(|p| p.name()).collect();
-        assert_eq!(prompts, ["answer_with_citations"] as [& str; 1usize]);
-        for tool in &surface.tools {
-            assert_eq!(tool.hash.len(), 64, "tool `{}` has no sha256", tool.name());
-        }
-        server();
+    fn clients_see_what_the_lock_pins() {
+        let listed = selftest::list_over_stdio(
+                env!("CARGO_BIN_EXE_policy-search"),
+                "POLICY_SEARCH",
+            )
+            .expect("the server starts and answers the list requests");
+        selftest::matches_lock(include_str!("../charter.lock.json"), &listed)
+            .unwrap_or_else(|differences| {
+                panic!(
+                    "the server does not serve what charter.lock.json pins:\n{}",
+                    differences.join("\n")
+                )
+            });
     }
 
     #[tokio::test]
     async fn refuses_before_any_handler_runs() {
         let server = server();
         for tool in ["search_policies", "get_policy_section"] as [&str; _] {
-            let mut arguments = serde_json::Map::new();
-            arguments.insert("charter_unknown_argument".into(), serde_json::json!(1));
+            let mut arguments = Map::new();
+            arguments.insert("charter_unknown_argument".into(), Value::from(1));
             let result = server.call(tool, Some(arguments), context()).await.unwrap();
-            let text = error_text(&result);
+            let text = selftest::error_text(&result);
             assert!(
                 text.contains("charter_unknown_argument"),
                 "`{tool}` did not name the unknown argument: {text}"
@@ -89,7 +86,7 @@ mod contract {
         }
         for tool in ["search_policies", "get_policy_section"] as [&str; _] {
             let result = server.call(tool, None, context()).await.unwrap();
-            let text = error_text(&result);
+            let text = selftest::error_text(&result);
             assert!(
                 text.contains("required"),
                 "`{tool}` did not name the missing argument: {text}"
@@ -99,13 +96,13 @@ mod contract {
         assert!(unknown.is_err(), "an unknown tool is a protocol error");
         for tool in &server.surface().tools {
             let oversized = "x".repeat(tool.limits.max_request_bytes as usize + 1);
-            let mut arguments = serde_json::Map::new();
-            arguments.insert("padding".into(), serde_json::json!(oversized));
+            let mut arguments = Map::new();
+            arguments.insert("padding".into(), Value::from(oversized));
             let result = server
                 .call(tool.name(), Some(arguments), context())
                 .await
                 .unwrap();
-            let text = error_text(&result);
+            let text = selftest::error_text(&result);
             assert!(
                 text.contains("bytes"),
                 "`{}` did not refuse an oversized request: {text}", tool.name()

@@ -2,7 +2,7 @@
 
 #[rustfmt::skip]
 fn main() -> std::process::ExitCode {
-    release_notes::runtime::cli::run(
+    charter_runtime::codegen::run(
         release_notes::generated::SURFACE,
         |config| {
             release_notes::handlers::Handlers::new(config)

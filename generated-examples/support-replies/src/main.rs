@@ -2,7 +2,7 @@
 
 #[rustfmt::skip]
 fn main() -> std::process::ExitCode {
-    support_replies::runtime::cli::run(
+    charter_runtime::codegen::run(
         support_replies::generated::SURFACE,
         |config| {
             support_replies::handlers::Handlers::new(config)

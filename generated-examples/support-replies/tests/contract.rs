@@ -3,12 +3,12 @@
 /// The tests sit in one module so `rustfmt::skip` covers them: charter formats this file.
 #[rustfmt::skip]
 mod contract {
-    use support_replies::generated::SURFACE;
-    use support_replies::runtime::dispatch::{
-        BoxFuture, Context, Dispatch, ResourceBody, ToolError, ToolOutput,
+    use std::collections::BTreeMap;
+    use charter_runtime::codegen::{
+        BoxFuture, Context, Dispatch, Map, McpServer, PromptMessage, ResourceBody,
+        Surface, ToolError, ToolOutput, Value, selftest,
     };
-    use support_replies::runtime::server::McpServer;
-    use support_replies::runtime::surface::Surface;
+    use support_replies::generated::SURFACE;
 
     /// A dispatcher that fails the test if a request gets past the runtime's gates.
     struct MustNotRun;
@@ -17,7 +17,7 @@ mod contract {
         fn call_tool<'a>(
             &'a self,
             tool: &'a str,
-            _: serde_json::Value,
+            _: Value,
             _: Context,
         ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
             panic!("the handler of `{tool}` ran on a request the runtime must refuse")
@@ -26,7 +26,7 @@ mod contract {
             &'a self,
             resource: &'a str,
             _: &'a str,
-            _: serde_json::Map<String, serde_json::Value>,
+            _: Map<String, Value>,
             _: Context,
         ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
             panic!(
@@ -36,9 +36,9 @@ mod contract {
         fn get_prompt<'a>(
             &'a self,
             prompt: &'a str,
-            _: std::collections::BTreeMap<String, String>,
+            _: BTreeMap<String, String>,
             _: Context,
-        ) -> BoxFuture<'a, Result<Vec<rmcp::model::PromptMessage>, ToolError>> {
+        ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
             panic!("the handler of `{prompt}` ran on a request the runtime must refuse")
         }
     }
@@ -53,28 +53,22 @@ mod contract {
         Context::new("contract-test", "1")
     }
 
-    fn error_text(result: &rmcp::model::CallToolResult) -> String {
-        assert_eq!(
-            result.is_error, Some(true), "expected an isError result, got {result:?}"
-        );
-        serde_json::to_string(&result.content).unwrap()
-    }
-
+    /// Starts the built server over stdio, lists everything as a client
+    /// does, and holds each definition and its published hash to the lock.
     #[test]
-    fn surface_matches_the_contract() {
-        let surface = Surface::parse(SURFACE).unwrap();
-        let tools: Vec<&str> = surface.tools.iter().map(|t| t.name()).collect();
-        assert_eq!(
-            tools, ["list_assigned_tickets", "get_ticket", "create_reply_draft",
-            "set_ticket_priority"] as [& str; 4usize]
-        );
-        assert_eq!(surface.resources.len(), 1usize);
-        let prompts: Vec<&str> = surface.prompts.iter().map(|p| p.name()).collect();
-        assert_eq!(prompts, ["draft_reply"] as [& str; 1usize]);
-        for tool in &surface.tools {
-            assert_eq!(tool.hash.len(), 64, "tool `{}` has no sha256", tool.name());
-        }
-        server();
+    fn clients_see_what_the_lock_pins() {
+        let listed = selftest::list_over_stdio(
+                env!("CARGO_BIN_EXE_support-replies"),
+                "SUPPORT_REPLIES",
+            )
+            .expect("the server starts and answers the list requests");
+        selftest::matches_lock(include_str!("../charter.lock.json"), &listed)
+            .unwrap_or_else(|differences| {
+                panic!(
+                    "the server does not serve what charter.lock.json pins:\n{}",
+                    differences.join("\n")
+                )
+            });
     }
 
     #[tokio::test]
@@ -87,10 +81,10 @@ mod contract {
             "set_ticket_priority",
         ] as [&str; _]
         {
-            let mut arguments = serde_json::Map::new();
-            arguments.insert("charter_unknown_argument".into(), serde_json::json!(1));
+            let mut arguments = Map::new();
+            arguments.insert("charter_unknown_argument".into(), Value::from(1));
             let result = server.call(tool, Some(arguments), context()).await.unwrap();
-            let text = error_text(&result);
+            let text = selftest::error_text(&result);
             assert!(
                 text.contains("charter_unknown_argument"),
                 "`{tool}` did not name the unknown argument: {text}"
@@ -100,7 +94,7 @@ mod contract {
             as [&str; _]
         {
             let result = server.call(tool, None, context()).await.unwrap();
-            let text = error_text(&result);
+            let text = selftest::error_text(&result);
             assert!(
                 text.contains("required"),
                 "`{tool}` did not name the missing argument: {text}"
@@ -110,13 +104,13 @@ mod contract {
         assert!(unknown.is_err(), "an unknown tool is a protocol error");
         for tool in &server.surface().tools {
             let oversized = "x".repeat(tool.limits.max_request_bytes as usize + 1);
-            let mut arguments = serde_json::Map::new();
-            arguments.insert("padding".into(), serde_json::json!(oversized));
+            let mut arguments = Map::new();
+            arguments.insert("padding".into(), Value::from(oversized));
             let result = server
                 .call(tool.name(), Some(arguments), context())
                 .await
                 .unwrap();
-            let text = error_text(&result);
+            let text = selftest::error_text(&result);
             assert!(
                 text.contains("bytes"),
                 "`{}` did not refuse an oversized request: {text}", tool.name()

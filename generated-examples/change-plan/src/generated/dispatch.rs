@@ -2,9 +2,10 @@
 
 //! Dispatch: validated JSON in, typed handler call, JSON out.
 
-#[allow(unused_imports)]
-use crate::runtime::dispatch::{
-    BoxFuture, Context, Dispatch, ResourceBody, ToolError, ToolOutput, decode, encode,
+use std::collections::BTreeMap;
+use charter_runtime::codegen::{
+    BoxFuture, Context, Dispatch, Map, PromptMessage, ResourceBody, ToolError,
+    ToolOutput, Value, decode, encode,
 };
 use super::handler::Handler;
 
@@ -20,11 +21,10 @@ impl<H: Handler> Dispatcher<H> {
 }
 
 impl<H: Handler> Dispatch for Dispatcher<H> {
-    #[allow(unused_variables, unreachable_code)]
     fn call_tool<'a>(
         &'a self,
         tool: &'a str,
-        arguments: serde_json::Value,
+        arguments: Value,
         context: Context,
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         Box::pin(async move {
@@ -57,18 +57,17 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         })
     }
 
-    #[allow(unused_variables, unreachable_code)]
     fn read_resource<'a>(
         &'a self,
         resource: &'a str,
         uri: &'a str,
-        variables: serde_json::Map<String, serde_json::Value>,
+        variables: Map<String, Value>,
         context: Context,
     ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
         Box::pin(async move {
             match resource {
                 "change_plan" => {
-                    let params = decode(resource, serde_json::Value::Object(variables))?;
+                    let params = decode(resource, Value::Object(variables))?;
                     self.handler.read_change_plan(&context, uri, params).await
                 }
                 "change_policy" => self.handler.read_change_policy(&context).await,
@@ -83,19 +82,15 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         })
     }
 
-    #[allow(unused_variables, unreachable_code)]
     fn get_prompt<'a>(
         &'a self,
         prompt: &'a str,
-        arguments: std::collections::BTreeMap<String, String>,
+        arguments: BTreeMap<String, String>,
         context: Context,
-    ) -> BoxFuture<'a, Result<Vec<rmcp::model::PromptMessage>, ToolError>> {
+    ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
+        let _ = (arguments, context);
         Box::pin(async move {
-            match prompt {
-                _ => {
-                    Err(ToolError::internal(format!("no handler for prompt `{prompt}`")))
-                }
-            }
+            Err(ToolError::internal(format!("no handler for prompt `{prompt}`")))
         })
     }
 }

@@ -5,7 +5,7 @@
 //! compiler asks for, a tool removed is a method it refuses.
 
 use std::future::Future;
-use crate::runtime::dispatch::{Context, ResourceBody, ToolError};
+use charter_runtime::codegen::{Context, ResourceBody, ToolError};
 
 pub trait Handler: Send + Sync + 'static {
     /// `get_service_state`: Returns the deployed state of one service in one environment from Argo CD: deployed revision, image tags, replica counts, sync status, health and the time of the last sync.

@@ -4,8 +4,6 @@
 //! The runtime validates each value against the contract's schema before it is
 //! decoded into these types, so constraints the types cannot state still hold.
 
-#![allow(clippy::all)]
-
 /// The variables of `change-plan://plans/{plan_id}`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

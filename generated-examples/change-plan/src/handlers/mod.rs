@@ -19,8 +19,8 @@ use serde::de::DeserializeOwned;
 
 use crate::generated::handler::Handler;
 use crate::generated::types;
-use crate::runtime::config::Config;
-use crate::runtime::dispatch::{Context, ResourceBody, ToolError};
+use charter_runtime::config::Config;
+use charter_runtime::dispatch::{Context, ResourceBody, ToolError};
 
 const CHANGE_POLICY: &str = include_str!("../../data/change-policy.md");
 
@@ -312,7 +312,7 @@ impl Handler for Handlers {
                 .open(path)
                 .and_then(|mut f| f.write_all(line.as_bytes()))
                 .map_err(|e| {
-                    tracing::error!(error = %e, path = %path.display(), "change request log");
+                    charter_runtime::tracing::error!(error = %e, path = %path.display(), "change request log");
                     ToolError::unavailable("the change request could not be recorded; try again")
                 })?;
         }

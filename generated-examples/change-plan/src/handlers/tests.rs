@@ -5,8 +5,8 @@ use serde_json::{Map, Value, json};
 
 use super::*;
 use crate::generated::dispatch::Dispatcher;
-use crate::runtime::server::McpServer;
-use crate::runtime::surface::Surface;
+use charter_runtime::server::McpServer;
+use charter_runtime::surface::Surface;
 
 const DEPLOYED: &str = "3f9c2e7a1b4d5c6e8f0a9b1c2d3e4f5a6b7c8d9e";
 const R1: &str = "7d41e0c9b2a35f68e1d4c7b0a3f69e2d5c8b1a47";
@@ -39,7 +39,7 @@ async fn read(server: &McpServer<Dispatcher<Handlers>>, uri: &str) -> Result<Str
         .await
         .map_err(|e| e.to_string())?;
     match &result.contents[0] {
-        rmcp::model::ResourceContents::TextResourceContents { text, .. } => Ok(text.clone()),
+        charter_runtime::rmcp::model::ResourceContents::TextResourceContents { text, .. } => Ok(text.clone()),
         other => panic!("{other:?}"),
     }
 }

@@ -2,9 +2,10 @@
 
 //! Dispatch: validated JSON in, typed handler call, JSON out.
 
-#[allow(unused_imports)]
-use crate::runtime::dispatch::{
-    BoxFuture, Context, Dispatch, ResourceBody, ToolError, ToolOutput, decode, encode,
+use std::collections::BTreeMap;
+use charter_runtime::codegen::{
+    BoxFuture, Context, Dispatch, Map, PromptMessage, ResourceBody, ToolError,
+    ToolOutput, Value, decode,
 };
 use super::handler::Handler;
 
@@ -20,11 +21,10 @@ impl<H: Handler> Dispatcher<H> {
 }
 
 impl<H: Handler> Dispatch for Dispatcher<H> {
-    #[allow(unused_variables, unreachable_code)]
     fn call_tool<'a>(
         &'a self,
         tool: &'a str,
-        arguments: serde_json::Value,
+        arguments: Value,
         context: Context,
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         Box::pin(async move {
@@ -144,12 +144,11 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         })
     }
 
-    #[allow(unused_variables, unreachable_code)]
     fn read_resource<'a>(
         &'a self,
         resource: &'a str,
         uri: &'a str,
-        variables: serde_json::Map<String, serde_json::Value>,
+        variables: Map<String, Value>,
         context: Context,
     ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
         Box::pin(async move {
@@ -158,7 +157,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                 "static_binary" => self.handler.read_static_binary(&context).await,
                 "watched_resource" => self.handler.read_watched_resource(&context).await,
                 "template" => {
-                    let params = decode(resource, serde_json::Value::Object(variables))?;
+                    let params = decode(resource, Value::Object(variables))?;
                     self.handler.read_template(&context, uri, params).await
                 }
                 _ => {
@@ -172,13 +171,12 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         })
     }
 
-    #[allow(unused_variables, unreachable_code)]
     fn get_prompt<'a>(
         &'a self,
         prompt: &'a str,
-        arguments: std::collections::BTreeMap<String, String>,
+        arguments: BTreeMap<String, String>,
         context: Context,
-    ) -> BoxFuture<'a, Result<Vec<rmcp::model::PromptMessage>, ToolError>> {
+    ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
         Box::pin(async move {
             match prompt {
                 "test_prompt_with_embedded_resource" => {

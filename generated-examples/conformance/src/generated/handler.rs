@@ -5,7 +5,9 @@
 //! compiler asks for, a tool removed is a method it refuses.
 
 use std::future::Future;
-use crate::runtime::dispatch::{Context, ResourceBody, ToolError};
+use charter_runtime::codegen::{
+    ContentBlock, Context, PromptMessage, ResourceBody, ToolError,
+};
 
 pub trait Handler: Send + Sync + 'static {
     /// `test_simple_text`: Returns the fixed text "This is a simple text response for testing."
@@ -15,7 +17,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         context: &Context,
         input: super::types::TestSimpleTextInput,
-    ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
     /// `test_image_content`: Returns a fixed one-pixel PNG image as image content.
     ///
@@ -24,7 +26,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         context: &Context,
         input: super::types::TestImageContentInput,
-    ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
     /// `test_audio_content`: Returns a fixed minimal WAV clip as audio content.
     ///
@@ -33,7 +35,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         context: &Context,
         input: super::types::TestAudioContentInput,
-    ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
     /// `test_embedded_resource`: Returns a fixed text resource, test://embedded-resource, embedded in the result.
     ///
@@ -42,7 +44,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         context: &Context,
         input: super::types::TestEmbeddedResourceInput,
-    ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
     /// `test_multiple_content_types`: Returns text, a PNG image and an embedded JSON resource in one result.
     ///
@@ -51,7 +53,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         context: &Context,
         input: super::types::TestMultipleContentTypesInput,
-    ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
     /// `test_tool_with_logging`: Sends three log messages to the client while it runs, then returns a fixed text.
     ///
@@ -60,7 +62,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         context: &Context,
         input: super::types::TestToolWithLoggingInput,
-    ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
     /// `test_error_handling`: Always fails with a tool error result, so clients can check how errors are shown.
     ///
@@ -69,7 +71,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         context: &Context,
         input: super::types::TestErrorHandlingInput,
-    ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
     /// `test_tool_with_progress`: Reports progress at 0, 50 and 100 of 100 while it runs, then returns the progress token.
     ///
@@ -78,7 +80,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         context: &Context,
         input: super::types::TestToolWithProgressInput,
-    ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
     /// `test_sampling`: Asks the client's model to answer the given prompt and returns the answer.
     ///
@@ -87,7 +89,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         context: &Context,
         input: super::types::TestSamplingInput,
-    ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
     /// `test_elicitation`: Asks the user, through the client, for a username and an email address and returns the answer.
     ///
@@ -96,7 +98,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         context: &Context,
         input: super::types::TestElicitationInput,
-    ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
     /// `test_elicitation_sep1034_defaults`: Asks the user for a form whose fields carry default values of every primitive type.
     ///
@@ -105,7 +107,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         context: &Context,
         input: super::types::TestElicitationSep1034DefaultsInput,
-    ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
     /// `test_elicitation_sep1330_enums`: Asks the user for a form with single and multiple choice fields, titled and untitled.
     ///
@@ -114,7 +116,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         context: &Context,
         input: super::types::TestElicitationSep1330EnumsInput,
-    ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
     /// `test_missing_capability`: Needs the client's sampling capability; returns "Success" when the client declared it.
     ///
@@ -123,7 +125,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         context: &Context,
         input: super::types::TestMissingCapabilityInput,
-    ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
     /// `test_streaming_elicitation`: Reports one progress step on the response stream, then returns "Streaming complete".
     ///
@@ -132,7 +134,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         context: &Context,
         input: super::types::TestStreamingElicitationInput,
-    ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
     /// `test_logging_tool`: Sends one log message if the request asked for logs, then returns "Logging evaluated".
     ///
@@ -141,7 +143,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         context: &Context,
         input: super::types::TestLoggingToolInput,
-    ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
     /// `json_schema_2020_12_tool`: Echoes a name, an address and a contact; its input schema uses JSON Schema 2020-12 features.
     ///
@@ -150,7 +152,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         context: &Context,
         input: super::types::JsonSchema202012ToolInput,
-    ) -> impl Future<Output = Result<Vec<rmcp::model::ContentBlock>, ToolError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
     /// `static_text` (test://static-text): A fixed text resource.
     fn read_static_text(
@@ -183,12 +185,12 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         context: &Context,
         arguments: std::collections::BTreeMap<String, String>,
-    ) -> impl Future<Output = Result<Vec<rmcp::model::PromptMessage>, ToolError>> + Send;
+    ) -> impl Future<Output = Result<Vec<PromptMessage>, ToolError>> + Send;
 
     /// Prompt `test_prompt_with_image` v1.0.0: A prompt with a fixed PNG image, then a request to analyze it.
     fn prompt_test_prompt_with_image(
         &self,
         context: &Context,
         arguments: std::collections::BTreeMap<String, String>,
-    ) -> impl Future<Output = Result<Vec<rmcp::model::PromptMessage>, ToolError>> + Send;
+    ) -> impl Future<Output = Result<Vec<PromptMessage>, ToolError>> + Send;
 }

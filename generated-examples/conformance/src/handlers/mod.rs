@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rmcp::model::{ContentBlock, PromptMessage};
+use charter_runtime::rmcp::model::{ContentBlock, PromptMessage};
 use serde_json::{Value, json};
 
 use crate::generated::handler::Handler;
 use crate::generated::types;
-use crate::runtime::config::Config;
-use crate::runtime::dispatch::{Context, ResourceBody, ToolError};
+use charter_runtime::config::Config;
+use charter_runtime::dispatch::{Context, ResourceBody, ToolError};
 
 /// A 1x1 red pixel.
 const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
@@ -118,7 +118,7 @@ impl Handler for Handlers {
         _: types::TestToolWithLoggingInput,
     ) -> Result<Vec<ContentBlock>, ToolError> {
         #[allow(deprecated)]
-        let info = rmcp::model::LoggingLevel::Info;
+        let info = charter_runtime::rmcp::model::LoggingLevel::Info;
         context.client.log(info, json!("Tool execution started")).await?;
         pause().await;
         context.client.log(info, json!("Tool processing data")).await?;
@@ -290,7 +290,7 @@ impl Handler for Handlers {
         _: types::TestLoggingToolInput,
     ) -> Result<Vec<ContentBlock>, ToolError> {
         #[allow(deprecated)]
-        let info = rmcp::model::LoggingLevel::Info;
+        let info = charter_runtime::rmcp::model::LoggingLevel::Info;
         context.client.log(info, json!("Logging evaluated")).await?;
         Ok(text("Logging evaluated"))
     }

@@ -5,7 +5,7 @@
 //! compiler asks for, a tool removed is a method it refuses.
 
 use std::future::Future;
-use crate::runtime::dispatch::{Context, ResourceBody, ToolError};
+use charter_runtime::codegen::{Context, ResourceBody, ToolError};
 
 pub trait Handler: Send + Sync + 'static {
     /// `search_policies`: Searches the approved, currently effective policies the caller may read and returns the best matching passages, each with its policy id, title, version, section, verbatim quote and link. Returns no passages when nothing matches; retired policies and drafts are never searched.

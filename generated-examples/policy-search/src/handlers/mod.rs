@@ -9,8 +9,8 @@ mod library;
 
 use crate::generated::handler::Handler;
 use crate::generated::types;
-use crate::runtime::config::Config;
-use crate::runtime::dispatch::{Context, ResourceBody, ToolError};
+use charter_runtime::config::Config;
+use charter_runtime::dispatch::{Context, ResourceBody, ToolError};
 
 use library::{Library, Policy};
 
@@ -173,8 +173,8 @@ impl Handler for Handlers {
 mod tests {
     use super::*;
     use crate::generated::dispatch::Dispatcher;
-    use crate::runtime::server::McpServer;
-    use crate::runtime::surface::Surface;
+    use charter_runtime::server::McpServer;
+    use charter_runtime::surface::Surface;
     use serde_json::{Map, Value, json};
 
     fn server() -> McpServer<Dispatcher<Handlers>> {
@@ -303,7 +303,7 @@ mod tests {
         let server = server();
         let index = server.read("policy://approved/index", context()).await.unwrap();
         let text = match &index.contents[0] {
-            rmcp::model::ResourceContents::TextResourceContents { text, .. } => text.clone(),
+            charter_runtime::rmcp::model::ResourceContents::TextResourceContents { text, .. } => text.clone(),
             other => panic!("{other:?}"),
         };
         let index: Value = serde_json::from_str(&text).unwrap();
@@ -312,7 +312,7 @@ mod tests {
 
         let policy = server.read("policy://approved/POL-0388", context()).await.unwrap();
         let text = match &policy.contents[0] {
-            rmcp::model::ResourceContents::TextResourceContents { text, .. } => text.clone(),
+            charter_runtime::rmcp::model::ResourceContents::TextResourceContents { text, .. } => text.clone(),
             other => panic!("{other:?}"),
         };
         assert!(text.contains("# Remote Work Policy") && text.contains("## 3 Working abroad"));

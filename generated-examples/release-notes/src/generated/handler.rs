@@ -5,7 +5,7 @@
 //! compiler asks for, a tool removed is a method it refuses.
 
 use std::future::Future;
-use crate::runtime::dispatch::{Context, ResourceBody, ToolError};
+use charter_runtime::codegen::{Context, ResourceBody, ToolError};
 
 pub trait Handler: Send + Sync + 'static {
     /// `list_merged_pull_requests`: Lists pull requests merged into the default branch of one approved repository between two dates, newest first, with number, title, author login, labels and merge time. Returns at most 200 pull requests and says when more matched.

@@ -14,8 +14,8 @@ use serde::Deserialize;
 
 use crate::generated::handler::Handler;
 use crate::generated::types;
-use crate::runtime::config::Config;
-use crate::runtime::dispatch::{Context, ResourceBody, ToolError};
+use charter_runtime::config::Config;
+use charter_runtime::dispatch::{Context, ResourceBody, ToolError};
 
 const PULL_REQUESTS: &str = include_str!("../../data/pull-requests.json");
 const STYLE_GUIDE: &str = include_str!("../../data/style-guide.md");
@@ -323,8 +323,8 @@ impl Handler for Handlers {
 mod tests {
     use super::*;
     use crate::generated::dispatch::Dispatcher;
-    use crate::runtime::server::McpServer;
-    use crate::runtime::surface::Surface;
+    use charter_runtime::server::McpServer;
+    use charter_runtime::surface::Surface;
     use serde_json::{Map, Value, json};
 
     const REPO: &str = "example-corp/atlas-sdk";
@@ -352,7 +352,7 @@ mod tests {
             .await
             .map_err(|e| e.to_string())?;
         match &result.contents[0] {
-            rmcp::model::ResourceContents::TextResourceContents { text, .. } => Ok(text.clone()),
+            charter_runtime::rmcp::model::ResourceContents::TextResourceContents { text, .. } => Ok(text.clone()),
             other => panic!("{other:?}"),
         }
     }

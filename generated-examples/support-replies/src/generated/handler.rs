@@ -5,7 +5,7 @@
 //! compiler asks for, a tool removed is a method it refuses.
 
 use std::future::Future;
-use crate::runtime::dispatch::{Context, ResourceBody, ToolError};
+use charter_runtime::codegen::{Context, ResourceBody, ToolError};
 
 pub trait Handler: Send + Sync + 'static {
     /// `list_assigned_tickets`: Lists the open tickets assigned to the calling agent, most urgent SLA first, with subject, status, priority, requester name and SLA due time. Tickets assigned to others are not listed.

@@ -20,8 +20,8 @@ use serde::de::DeserializeOwned;
 
 use crate::generated::handler::Handler;
 use crate::generated::types;
-use crate::runtime::config::Config;
-use crate::runtime::dispatch::{Context, ResourceBody, ToolError};
+use charter_runtime::config::Config;
+use charter_runtime::dispatch::{Context, ResourceBody, ToolError};
 
 const SCHEMA: &str = include_str!("../../data/schema.sql");
 const SEED: &str = include_str!("../../data/seed.sql");
@@ -95,7 +95,7 @@ struct Ticket {
 }
 
 fn db_error(e: rusqlite::Error) -> ToolError {
-    tracing::error!(error = %e, "helpdesk database");
+    charter_runtime::tracing::error!(error = %e, "helpdesk database");
     ToolError::unavailable("the helpdesk database failed; try again")
 }
 
@@ -462,8 +462,8 @@ impl Handler for Handlers {
 mod tests {
     use super::*;
     use crate::generated::dispatch::Dispatcher;
-    use crate::runtime::server::McpServer;
-    use crate::runtime::surface::Surface;
+    use charter_runtime::server::McpServer;
+    use charter_runtime::surface::Surface;
     use serde_json::{Map, Value, json};
 
     const AGENT: &str = "test-agent";
@@ -666,7 +666,7 @@ mod tests {
         let server = server_with(&config(&[]));
         let result = server.read("support://guidelines/replies", context()).await.unwrap();
         let text = match &result.contents[0] {
-            rmcp::model::ResourceContents::TextResourceContents { text, .. } => text.clone(),
+            charter_runtime::rmcp::model::ResourceContents::TextResourceContents { text, .. } => text.clone(),
             other => panic!("{other:?}"),
         };
         assert!(text.contains("When a ticket goes to a specialist queue"));
