@@ -1571,3 +1571,41 @@ fn prompt_extras(d: &mut Findings, base: &str, what: &str, om: &Model, nm: &Mode
     }
     suppressions(d, what, &a.suppressions, &b.suppressions, &format!("{base}/suppress"));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The schema walk names its rules by id text; each of those ids must be a
+    /// [`RuleId`], so the unclassified fallback in [`Findings::schema`] stays unused.
+    #[test]
+    fn every_id_the_schema_walk_names_is_a_rule() {
+        let source = include_str!("schema.rs");
+        // Every string literal that opens like a rule id, up to its closing quote.
+        let ids: Vec<&str> = ["\"input-", "\"output-"]
+            .iter()
+            .flat_map(|opening| source.match_indices(opening))
+            .filter_map(|(at, _)| source[at + 1..].split('"').next())
+            .filter(|id| id.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+            .collect();
+        assert!(ids.len() >= 20, "found only {ids:?}");
+        for id in ids {
+            assert!(RuleId::parse(id).is_some(), "schema.rs names unknown rule `{id}`");
+        }
+    }
+
+    #[test]
+    fn keyed_pairs_by_name_in_new_then_old_order() {
+        let old = ["a", "b", "c"];
+        let new = ["c", "d", "a"];
+        let shown: Vec<String> = keyed(&old, &new, |s| s)
+            .into_iter()
+            .map(|k| match k {
+                Keyed::Added(n) => format!("+{n}"),
+                Keyed::Both(o, n) => format!("{o}={n}"),
+                Keyed::Removed(o) => format!("-{o}"),
+            })
+            .collect();
+        assert_eq!(shown, ["c=c", "+d", "a=a", "-b"]);
+    }
+}
