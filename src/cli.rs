@@ -151,27 +151,26 @@ pub fn main() -> ExitCode {
                 serde_json::to_string_pretty(contract::structure::contract_schema()).expect("schema serializes");
             emit(&format!("{schema}\n"))
         }
-        dated => {
-            let today = match today() {
-                Ok(today) => today,
-                Err(message) => {
-                    eprintln!("{message}");
-                    return ExitCode::from(2);
-                }
-            };
-            match dated {
-                Command::Check {
-                    contracts,
-                    format,
-                    explain_model,
-                    color,
-                } => check_command(&contracts, format, explain_model, color, today),
-                Command::Init { name } => init_command(&name, today),
-                Command::Generate(args) => generate_command(&args, today),
-                Command::Diff(args) => diff_command(&args, today),
-                Command::Lock(args) => lock_command(&args, today),
-                Command::Explain { .. } | Command::Schema => unreachable!("answered above, without a date"),
-            }
+        Command::Check {
+            contracts,
+            format,
+            explain_model,
+            color,
+        } => with_today(|today| check_command(&contracts, format, explain_model, color, today)),
+        Command::Init { name } => with_today(|today| init_command(&name, today)),
+        Command::Generate(args) => with_today(|today| generate_command(&args, today)),
+        Command::Diff(args) => with_today(|today| diff_command(&args, today)),
+        Command::Lock(args) => with_today(|today| lock_command(&args, today)),
+    }
+}
+
+/// Runs a command that checks review dates, or exits 2 when `CHARTER_TODAY` is malformed.
+fn with_today(command: impl FnOnce(jiff::civil::Date) -> ExitCode) -> ExitCode {
+    match today() {
+        Ok(today) => command(today),
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::from(2)
         }
     }
 }
@@ -179,12 +178,13 @@ pub fn main() -> ExitCode {
 /// Today's date in UTC, or `CHARTER_TODAY` for reproducible runs. Read only by
 /// the commands that check review dates, so a bad value cannot break `charter schema`.
 fn today() -> Result<jiff::civil::Date, String> {
+    const HELP: &str =
+        "help: set it to a date like `CHARTER_TODAY=2026-11-23` (YYYY-MM-DD), or unset it to use today's date";
     match std::env::var("CHARTER_TODAY") {
-        Ok(text) if !text.is_empty() => text.parse().map_err(|e| {
-            format!(
-                "error: CHARTER_TODAY is `{text}`, which is not a date ({e})\n  help: set it to a date like `CHARTER_TODAY=2026-11-23` (YYYY-MM-DD), or unset it to use today's date"
-            )
-        }),
+        Ok(text) if !text.is_empty() => text
+            .parse()
+            .map_err(|e| format!("error: CHARTER_TODAY is `{text}`, which is not a date ({e})\n  {HELP}")),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("error: CHARTER_TODAY is not UTF-8 text\n  {HELP}")),
         _ => Ok(jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::UTC).date()),
     }
 }
