@@ -1,13 +1,22 @@
-//! The command line: a thin layer over the library.
+//! The command line: a thin layer over the library. It owns the arguments,
+//! the environment (`CHARTER_TODAY`, `NO_COLOR`) and every write to stdout and
+//! stderr; the library returns values and renders text.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::PossibleValue;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::check::{self, Outcome};
+use crate::diff::git::{LoadError, load};
+use crate::diff::render::{self, Format as DiffFormat};
+use crate::diff::{FailOn, Side};
+use crate::emit::RuntimeSource;
+use crate::generate::{self, Generated};
 use crate::lint::{CHECKS, RULES};
+use crate::lock::{self, Lock};
 use crate::model::names::is_server_name;
 use crate::{contract, init, report};
 
@@ -60,16 +69,62 @@ enum Command {
     /// Generated files are rewritten; a generated file edited by hand is refused unless
     /// `--force`; `src/handlers/` is written once and never touched again. Exit status: 0 written
     /// or up to date, 1 refused or stale (`--check`), 2 unreadable input or a failed write.
-    Generate(crate::generate::GenerateArgs),
+    Generate(GenerateArgs),
     /// Compare two versions of a contract: what changed, whether it needs re-review, and the version bump it needs.
     ///
     /// Each side is a contract, a `charter.lock.json`, or `REV:path` read from git. Exit status: 0
     /// when nothing fails, 1 when a change meets `--fail-on` or the version bump is too small, 2 when
     /// a side cannot be read or is not a valid contract.
-    Diff(crate::diff::command::DiffArgs),
+    Diff(DiffArgs),
     /// Print (or write with `--out`) the tool-surface lock of a contract: a SHA-256 of each tool,
     /// resource and prompt definition as clients see it.
-    Lock(crate::diff::command::LockArgs),
+    Lock(LockArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct GenerateArgs {
+    /// The contract to generate from; it must pass `charter check`.
+    contract: PathBuf,
+    /// The crate's directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Write nothing; exit 1 with a diff when the files on disk differ from what would be generated.
+    #[arg(long, conflicts_with = "force")]
+    check: bool,
+    /// Overwrite generated files that were edited by hand.
+    #[arg(long)]
+    force: bool,
+    /// Where the server's runtime comes from: `vendored` (copied into `charter-runtime/` beside
+    /// the server; the default) or `path:DIR` (a path dependency, relative to the crate).
+    /// Recorded in charter.manifest.json; later runs keep it unless this is given.
+    #[arg(long, value_name = "SOURCE", value_parser = RuntimeSource::parse)]
+    runtime: Option<RuntimeSource>,
+}
+
+#[derive(Debug, clap::Args)]
+struct DiffArgs {
+    /// The old contract, a `charter.lock.json`, or `REV:path` read with `git show` (e.g. `origin/main:specs/x.yaml`).
+    old: String,
+    /// The new contract (or lock, or `REV:path`).
+    new: String,
+    /// Output format: text, markdown (a pull-request comment), json, or github (workflow annotations).
+    #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+    format: DiffFormat,
+    /// Exit with status 1 on changes of this class or worse. A version bump that is too small always fails.
+    #[arg(long, value_enum, default_value_t = FailOn::None)]
+    fail_on: FailOn,
+    /// Colour in text output.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    color: Color,
+}
+
+#[derive(Debug, clap::Args)]
+struct LockArgs {
+    /// The contract.
+    contract: String,
+    /// Write the lock to this file (atomically) instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -79,7 +134,7 @@ enum Format {
     Sarif,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum Color {
     Auto,
     Always,
@@ -96,27 +151,57 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Check {
-            contracts,
-            format,
-            explain_model,
-            color,
-        } => check_command(&contracts, format, explain_model, color),
         Command::Explain { id } => explain_command(id.as_deref()),
         Command::Schema => {
             let schema =
                 serde_json::to_string_pretty(contract::structure::contract_schema()).expect("schema serializes");
             emit(&format!("{schema}\n"))
         }
-        Command::Init { name } => init_command(&name),
-        Command::Generate(args) => crate::generate::run(&args),
-        Command::Diff(args) => crate::diff::command::diff(&args),
-        Command::Lock(args) => crate::diff::command::lock(&args),
+        Command::Check {
+            contracts,
+            format,
+            explain_model,
+            color,
+        } => with_today(|today| check_command(&contracts, format, explain_model, color, today)),
+        Command::Init { name } => with_today(|today| init_command(&name, today)),
+        Command::Generate(args) => with_today(|today| generate_command(&args, today)),
+        Command::Diff(args) => with_today(|today| diff_command(&args, today)),
+        Command::Lock(args) => with_today(|today| lock_command(&args, today)),
     }
 }
 
-fn check_command(paths: &[PathBuf], format: Format, explain_model: bool, color: Color) -> ExitCode {
-    let today = crate::lint::today();
+/// Runs a command that checks review dates, or exits 2 when `CHARTER_TODAY` is malformed.
+fn with_today(command: impl FnOnce(jiff::civil::Date) -> ExitCode) -> ExitCode {
+    match today() {
+        Ok(today) => command(today),
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Today's date in UTC, or `CHARTER_TODAY` for reproducible runs. Read only by
+/// the commands that check review dates, so a bad value cannot break `charter schema`.
+fn today() -> Result<jiff::civil::Date, String> {
+    const HELP: &str =
+        "help: set it to a date like `CHARTER_TODAY=2026-11-23` (YYYY-MM-DD), or unset it to use today's date";
+    match std::env::var("CHARTER_TODAY") {
+        Ok(text) if !text.is_empty() => text
+            .parse()
+            .map_err(|e| format!("error: CHARTER_TODAY is `{text}`, which is not a date ({e})\n  {HELP}")),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("error: CHARTER_TODAY is not UTF-8 text\n  {HELP}")),
+        _ => Ok(jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::UTC).date()),
+    }
+}
+
+fn check_command(
+    paths: &[PathBuf],
+    format: Format,
+    explain_model: bool,
+    color: Color,
+    today: jiff::civil::Date,
+) -> ExitCode {
     let results: Vec<_> = paths.iter().map(|p| check::check_file(p, today)).collect();
     let worst = results.iter().map(|r| r.outcome).max().unwrap_or(Outcome::Passed);
     if explain_model {
@@ -144,11 +229,7 @@ fn check_command(paths: &[PathBuf], format: Format, explain_model: bool, color: 
         Format::Json => report::json(&results),
         Format::Sarif => report::sarif(&results),
     };
-    let code = emit(&text);
-    if code != ExitCode::SUCCESS {
-        return code;
-    }
-    ExitCode::from(worst.exit_code())
+    emit_then(&text, worst.exit_code())
 }
 
 fn explain_command(id: Option<&str>) -> ExitCode {
@@ -203,14 +284,14 @@ fn explain_command(id: Option<&str>) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn init_command(name: &str) -> ExitCode {
+fn init_command(name: &str, today: jiff::civil::Date) -> ExitCode {
     if !is_server_name(name) {
         eprintln!(
             "error: `{name}` is not a valid server name\n  help: use lowercase letters, digits and dashes, e.g. `release-notes`"
         );
         return ExitCode::from(2);
     }
-    match init::starter(name, crate::lint::today()) {
+    match init::starter(name, today) {
         Ok(text) => emit(&text),
         Err(e) => {
             eprintln!("error: cannot render the starter contract: {e}");
@@ -219,8 +300,129 @@ fn init_command(name: &str) -> ExitCode {
     }
 }
 
+/// `charter generate`: prints what the library did, and why not when it did nothing.
+fn generate_command(args: &GenerateArgs, today: jiff::civil::Date) -> ExitCode {
+    let request = generate::Request {
+        contract: &args.contract,
+        out: &args.out,
+        check: args.check,
+        force: args.force,
+        today,
+        runtime: args.runtime.as_ref(),
+    };
+    if let Some(RuntimeSource::Path(dir)) = &args.runtime
+        && !args.out.join(dir).join("Cargo.toml").is_file()
+    {
+        eprintln!(
+            "warning: {} has no Cargo.toml: the server's path dependency on charter-runtime will not build from there",
+            args.out.join(dir).display()
+        );
+    }
+    let generated = match generate::generate(&request) {
+        Ok(generated) => generated,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let (contract, out) = (args.contract.display(), args.out.display());
+    let code = generated.exit_code();
+    match &generated {
+        Generated::NotPassing(checked) => {
+            eprint!("{}", report::text(std::slice::from_ref(&**checked), false));
+            eprintln!("error: {contract} does not pass `charter check`; nothing was generated");
+            ExitCode::from(code)
+        }
+        Generated::UpToDate => emit_then(&format!("{out} is up to date with {contract}\n"), code),
+        Generated::Stale(plan) => {
+            let written = emit(&generate::stale_diff(plan));
+            eprintln!("error: {out} is not what `charter generate {contract}` produces; run it and commit the result");
+            if written == ExitCode::SUCCESS {
+                ExitCode::from(code)
+            } else {
+                written
+            }
+        }
+        Generated::Refused(plan) => {
+            eprint!("{}", generate::conflicts_text(&args.out, plan));
+            eprintln!(
+                "help: move hand-written code into src/handlers/ (charter never touches it), \
+                 or run again with --force to overwrite; nothing was written"
+            );
+            ExitCode::from(code)
+        }
+        Generated::Written { plan, handlers } => {
+            let text = generate::summary(&args.out, plan) + &generate::handlers_text(handlers);
+            emit_then(&text, code)
+        }
+    }
+}
+
+/// Loads a side, or prints why not (the same diagnostics as `charter check`) and gives exit status 2.
+fn load_or_report(arg: &str, color: Color, today: jiff::civil::Date) -> Result<Side, ExitCode> {
+    match load(arg, today) {
+        Ok(side) => Ok(side),
+        Err(LoadError::Unreadable(message)) => {
+            eprintln!("error: {message}");
+            Err(ExitCode::from(2))
+        }
+        Err(LoadError::Invalid(checked)) => {
+            let color = use_color(color, std::io::stderr().is_terminal());
+            eprint!("{}", report::text(std::slice::from_ref(&*checked), color));
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// `charter diff OLD NEW`: 0 when nothing fails, 1 when `--fail-on` is met or the bump is too small, 2 on bad input.
+fn diff_command(args: &DiffArgs, today: jiff::civil::Date) -> ExitCode {
+    let old = load_or_report(&args.old, args.color, today);
+    let new = load_or_report(&args.new, args.color, today);
+    let (old, new) = match (old, new) {
+        (Ok(old), Ok(new)) => (old, new),
+        (Err(code), _) | (_, Err(code)) => return code,
+    };
+    let report = crate::diff::compare(&old, &new);
+    let color = use_color(args.color, std::io::stdout().is_terminal());
+    let text = render::render(args.format, &report, &old, &new, color);
+    emit_then(&text, if report.fails(args.fail_on) { 1 } else { 0 })
+}
+
+/// `charter lock CONTRACT [--out FILE]`.
+fn lock_command(args: &LockArgs, today: jiff::civil::Date) -> ExitCode {
+    let side = match load_or_report(&args.contract, Color::Auto, today) {
+        Ok(side) => side,
+        Err(code) => return code,
+    };
+    let Side::Contract { model, .. } = side else {
+        eprintln!("error: {} is already a lock; give the contract", args.contract);
+        return ExitCode::from(2);
+    };
+    let text = Lock::from_model(&model).to_json_pretty();
+    let Some(out) = &args.out else {
+        return emit(&text);
+    };
+    match lock::write_lock(out, &text) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Writes to stdout, then exits with `code` unless the write failed.
+fn emit_then(text: &str, code: u8) -> ExitCode {
+    let written = emit(text);
+    if written == ExitCode::SUCCESS {
+        ExitCode::from(code)
+    } else {
+        written
+    }
+}
+
 /// Writes to stdout; a closed pipe (`charter ... | head`) is not an error worth a panic.
-pub(crate) fn emit(text: &str) -> ExitCode {
+fn emit(text: &str) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -246,5 +448,47 @@ fn capitalize(s: &str) -> String {
     match chars.next() {
         Some(c) => c.to_uppercase().chain(chars).collect(),
         None => String::new(),
+    }
+}
+
+// The library's diff enums carry no clap derive: what they are called on the
+// command line, and the help for each value, belong to the command line.
+
+impl ValueEnum for DiffFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            DiffFormat::Text,
+            DiffFormat::Markdown,
+            DiffFormat::Json,
+            DiffFormat::Github,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(match self {
+            DiffFormat::Text => "text",
+            DiffFormat::Markdown => "markdown",
+            DiffFormat::Json => "json",
+            DiffFormat::Github => "github",
+        }))
+    }
+}
+
+impl ValueEnum for FailOn {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[FailOn::None, FailOn::Breaking, FailOn::Review, FailOn::Any]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let (name, help) = match self {
+            FailOn::None => ("none", "Fail only when the declared version bump is too small"),
+            FailOn::Breaking => ("breaking", "Also fail on any breaking change"),
+            FailOn::Review => (
+                "review",
+                "Also fail on any change that needs re-review (or is breaking)",
+            ),
+            FailOn::Any => ("any", "Also fail on any change at all"),
+        };
+        Some(PossibleValue::new(name).help(help))
     }
 }

@@ -1,78 +1,85 @@
 //! `charter generate`: check -> emit -> plan -> write (or compare, with `--check`).
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
-use crate::check::{self, Outcome};
+use crate::check::{self, Checked, Outcome};
 use crate::emit::{self, Options, RuntimeSource};
 use crate::model::Model;
-use crate::write::{self, Action};
+use crate::write::{self, Action, Plan};
 
-#[derive(Debug, clap::Args)]
-pub struct GenerateArgs {
+/// What `charter generate` was asked to do.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
     /// The contract to generate from; it must pass `charter check`.
-    pub contract: PathBuf,
+    pub contract: &'a Path,
     /// The crate's directory (created if missing).
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-    /// Write nothing; exit 1 with a diff when the files on disk differ from what would be generated.
-    #[arg(long, conflicts_with = "force")]
+    pub out: &'a Path,
+    /// Write nothing; only compare the disk with what would be generated.
     pub check: bool,
     /// Overwrite generated files that were edited by hand.
-    #[arg(long)]
     pub force: bool,
-    /// Where the server's runtime comes from: `vendored` (copied into `charter-runtime/` beside
-    /// the server; the default) or `path:DIR` (a path dependency, relative to the crate).
-    /// Recorded in charter.manifest.json; later runs keep it unless this is given.
-    #[arg(long, value_name = "SOURCE")]
-    pub runtime: Option<String>,
+    /// The date review deadlines are measured against.
+    pub today: jiff::civil::Date,
+    /// Where the server's runtime comes from; `None` keeps what the crate's
+    /// manifest recorded (vendored for a new crate).
+    pub runtime: Option<&'a RuntimeSource>,
 }
 
-/// Exit status: 0 written (or up to date), 1 refused (hand edits, stale with
-/// `--check`, a contract that fails `charter check`), 2 unreadable input or a failed write.
-pub fn run(args: &GenerateArgs) -> ExitCode {
-    match generate(args) {
-        Ok(code) => ExitCode::from(code),
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::from(2)
+/// How a run of `charter generate` ended, when its input could be read.
+#[derive(Debug)]
+pub enum Generated {
+    /// The contract does not pass `charter check`; nothing was generated.
+    NotPassing(Box<Checked>),
+    /// `--check`: the disk holds what would be generated.
+    UpToDate,
+    /// `--check`: the disk differs from what would be generated.
+    Stale(Plan),
+    /// Generated files were edited by hand; nothing was written.
+    Refused(Plan),
+    /// The crate was written.
+    Written { plan: Plan, handlers: Handlers },
+}
+
+impl Generated {
+    /// Exit status: 0 written (or up to date), 1 refused (hand edits, stale with
+    /// `--check`, a contract that fails `charter check`); 2, unreadable input or a
+    /// failed write, is the `Err` of [`generate`].
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Generated::NotPassing(checked) => checked.outcome.exit_code(),
+            Generated::UpToDate | Generated::Written { .. } => 0,
+            Generated::Stale(_) | Generated::Refused(_) => 1,
         }
     }
 }
 
-fn generate(args: &GenerateArgs) -> Result<u8, String> {
-    let checked = check::check_file(&args.contract, crate::lint::today());
+/// The team's handler impl against the trait the contract asks for.
+#[derive(Debug, Default)]
+pub struct Handlers {
+    /// Trait methods with no implementation yet: the method and what it handles.
+    pub missing: Vec<(String, String)>,
+    /// Implemented methods the contract no longer has: method, file and line.
+    pub leftover: Vec<(String, String, usize)>,
+}
+
+/// Checks the contract, emits the crate and writes it (or, with `check`, compares it).
+pub fn generate(request: &Request) -> Result<Generated, String> {
+    let checked = check::check_file(request.contract, request.today);
     let model = match (&checked.model, checked.outcome) {
         (Some(model), Outcome::Passed) => model,
-        (_, outcome) => {
-            let text = crate::report::text(std::slice::from_ref(&checked), false);
-            eprint!("{text}");
-            eprintln!(
-                "error: {} does not pass `charter check`; nothing was generated",
-                args.contract.display()
-            );
-            return Ok(outcome.exit_code());
-        }
+        _ => return Ok(Generated::NotPassing(Box::new(checked))),
     };
-    let contract_name = args
+    let contract_name = request
         .contract
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "contract".into());
-    let runtime = match &args.runtime {
-        Some(text) => RuntimeSource::parse(text)?,
-        None => write::read_manifest(&args.out)?
+    let runtime = match request.runtime {
+        Some(runtime) => runtime.clone(),
+        None => write::read_manifest(request.out)?
             .and_then(|m| m.runtime)
             .unwrap_or_default(),
     };
-    if let RuntimeSource::Path(dir) = &runtime
-        && !args.out.join(dir).join("Cargo.toml").is_file()
-    {
-        eprintln!(
-            "warning: {} has no Cargo.toml: the server's path dependency on charter-runtime will not build there",
-            args.out.join(dir).display()
-        );
-    }
     let tree = emit::emit(
         model,
         &Options {
@@ -80,100 +87,111 @@ fn generate(args: &GenerateArgs) -> Result<u8, String> {
             runtime: &runtime,
         },
     )?;
-    let plan = write::plan(&args.out, &tree, &runtime, args.force)?;
-    let out = args.out.display();
-
-    if args.check {
-        if !plan.is_stale() {
-            println!("{out} is up to date with {}", args.contract.display());
-            return Ok(0);
-        }
-        for action in &plan.actions {
-            match action {
-                Action::Create { path, contents } => print!("{}", write::unified_diff(path, "", contents)),
-                Action::Update { path, old, contents }
-                | Action::Conflict {
-                    path, old, contents, ..
-                } => {
-                    print!("{}", write::unified_diff(path, old, contents))
-                }
-                Action::Remove { path, old } => print!("{}", write::unified_diff(path, old, "")),
-                _ => {}
-            }
-        }
-        eprintln!(
-            "error: {out} is not what `charter generate {}` produces; run it and commit the result",
-            args.contract.display()
-        );
-        return Ok(1);
+    let plan = write::plan(request.out, &tree, &runtime, request.force)?;
+    if request.check {
+        return Ok(if plan.is_stale() {
+            Generated::Stale(plan)
+        } else {
+            Generated::UpToDate
+        });
     }
-
-    let conflicts: Vec<&Action> = plan.conflicts().collect();
-    if !conflicts.is_empty() {
-        for action in &conflicts {
-            if let Action::Conflict {
-                path,
-                old,
-                contents,
-                reason,
-            } = action
-            {
-                eprintln!("error: {out}/{path} {reason}; charter would write:");
-                eprint!("{}", write::unified_diff(path, old, contents));
-            }
-        }
-        eprintln!(
-            "help: move hand-written code into src/handlers/ (charter never touches it), \
-             or run again with --force to overwrite; nothing was written"
-        );
-        return Ok(1);
+    if plan.conflicts().next().is_some() {
+        return Ok(Generated::Refused(plan));
     }
-    write::apply(&args.out, &plan)?;
-    summarize(&args.out, &plan);
-    report_handlers(&args.out, model);
-    Ok(0)
+    write::apply(request.out, &plan)?;
+    let handlers = compare_handlers(request.out, model);
+    Ok(Generated::Written { plan, handlers })
 }
 
-fn summarize(out: &Path, plan: &write::Plan) {
+/// The unified diff of every file `--check` found stale.
+pub fn stale_diff(plan: &Plan) -> String {
+    let mut text = String::new();
+    for action in &plan.actions {
+        match action {
+            Action::Create { path, contents } => text.push_str(&write::unified_diff(path, "", contents)),
+            Action::Update { path, old, contents }
+            | Action::Conflict {
+                path, old, contents, ..
+            } => text.push_str(&write::unified_diff(path, old, contents)),
+            Action::Remove { path, old } => text.push_str(&write::unified_diff(path, old, "")),
+            _ => {}
+        }
+    }
+    text
+}
+
+/// Each hand-edited generated file: why it was refused, and what charter would write instead.
+pub fn conflicts_text(out: &Path, plan: &Plan) -> String {
+    let out = out.display();
+    let mut text = String::new();
+    for action in plan.conflicts() {
+        if let Action::Conflict {
+            path,
+            old,
+            contents,
+            reason,
+        } = action
+        {
+            text.push_str(&format!("error: {out}/{path} {reason}; charter would write:\n"));
+            text.push_str(&write::unified_diff(path, old, contents));
+        }
+    }
+    text
+}
+
+/// What a written run did: counts per action, then removed and orphaned files.
+pub fn summary(out: &Path, plan: &Plan) -> String {
     let count = |f: fn(&Action) -> bool| plan.actions.iter().filter(|a| f(a)).count();
     let created = count(|a| matches!(a, Action::Create { .. }));
     let updated = count(|a| matches!(a, Action::Update { .. }));
     let unchanged = count(|a| matches!(a, Action::Unchanged { .. } | Action::KeepScaffold { .. }));
     let removed = count(|a| matches!(a, Action::Remove { .. }));
-    println!(
-        "generated {}: {created} created, {updated} updated, {unchanged} unchanged, {removed} removed",
+    let mut text = format!(
+        "generated {}: {created} created, {updated} updated, {unchanged} unchanged, {removed} removed\n",
         out.display()
     );
     for action in &plan.actions {
         match action {
-            Action::Remove { path, .. } => println!("  removed {path} (no longer generated)"),
-            Action::KeepOrphan { path } => println!(
-                "warning: {path} is no longer generated but was edited by hand; kept it: delete it or move it into src/handlers/"
-            ),
+            Action::Remove { path, .. } => text.push_str(&format!("  removed {path} (no longer generated)\n")),
+            Action::KeepOrphan { path } => text.push_str(&format!(
+                "warning: {path} is no longer generated but was edited by hand; kept it: delete it or move it into src/handlers/\n"
+            )),
             _ => {}
         }
     }
+    text
 }
 
-/// Compares the team's handler impl with the trait: names what to write for
-/// new tools and what is left over from removed ones.
-fn report_handlers(out: &Path, model: &Model) {
+/// What to write for new tools and what is left over from removed ones.
+pub fn handlers_text(handlers: &Handlers) -> String {
+    let mut text = String::new();
+    for (method, what) in &handlers.missing {
+        text.push_str(&format!(
+            "todo: implement `Handler::{method}` for {what} in src/handlers/ (`cargo build` names it until you do)\n"
+        ));
+    }
+    for (method, file, line) in &handlers.leftover {
+        text.push_str(&format!(
+            "warning: {file}:{line}: `{method}` handles something that is no longer in the contract; delete it (`cargo build` refuses it)\n"
+        ));
+    }
+    text
+}
+
+/// Compares the team's handler impl with the trait.
+fn compare_handlers(out: &Path, model: &Model) -> Handlers {
     let expected = emit::rust::handler_methods(model);
     let found = handler_impl_methods(&out.join("src/handlers"));
-    for (method, what) in &expected {
-        if !found.iter().any(|(m, _, _)| m == method) {
-            println!(
-                "todo: implement `Handler::{method}` for {what} in src/handlers/ (`cargo build` names it until you do)"
-            );
-        }
-    }
-    for (method, file, line) in &found {
-        if !expected.iter().any(|(m, _)| m == method) {
-            println!(
-                "warning: {file}:{line}: `{method}` handles something that is no longer in the contract; delete it (`cargo build` refuses it)"
-            );
-        }
-    }
+    let missing = expected
+        .iter()
+        .filter(|(method, _)| !found.iter().any(|(m, _, _)| m == method))
+        .cloned()
+        .collect();
+    let leftover = found
+        .into_iter()
+        .filter(|(method, _, _)| !expected.iter().any(|(m, _)| m == method))
+        .collect();
+    Handlers { missing, leftover }
 }
 
 /// Methods of every `impl Handler for ...` under `dir`, with file and line.

@@ -8,8 +8,8 @@
 //! served and what is pinned cannot drift apart.
 
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
+use crate::digest::sha256_hex;
 use crate::model::{Model, Prompt, Resource, ResourceTarget, Tool};
 
 /// The `_meta` key under which a generated server publishes each definition's hash.
@@ -76,17 +76,7 @@ pub fn prompt(prompt: &Prompt) -> Value {
 /// The hash a host pins: SHA-256 over the canonical JSON (keys sorted, no
 /// whitespace) of a definition, as lowercase hex.
 pub fn definition_hash(definition: &Value) -> String {
-    let digest = Sha256::digest(canonical_json(definition).as_bytes());
-    hex(&digest)
-}
-
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    sha256_hex(canonical_json(definition).as_bytes())
 }
 
 /// JSON with object keys sorted at every level and no insignificant

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use crate::digest::sha256_hex;
 use crate::emit::{FileTree, Ownership, RuntimeSource};
 
 /// The manifest's path in the crate.
@@ -91,10 +91,6 @@ impl Plan {
     }
 }
 
-pub fn sha256(text: &str) -> String {
-    crate::surface::hex(&Sha256::digest(text.as_bytes()))
-}
-
 /// Reads the manifest of a previous run, if any.
 pub fn read_manifest(out: &Path) -> Result<Option<Manifest>, String> {
     let path = out.join(MANIFEST);
@@ -141,7 +137,9 @@ pub fn plan(out: &Path, tree: &FileTree, runtime: &RuntimeSource, force: bool) -
             });
             continue;
         }
-        manifest.files.insert(path.clone(), sha256(&file.contents));
+        manifest
+            .files
+            .insert(path.clone(), sha256_hex(file.contents.as_bytes()));
         let Some(old) = existing else {
             actions.push(Action::Create {
                 path: path.clone(),
@@ -154,7 +152,7 @@ pub fn plan(out: &Path, tree: &FileTree, runtime: &RuntimeSource, force: bool) -
             continue;
         }
         let recorded = known.and_then(|files| files.get(path));
-        let ours = recorded.is_some_and(|hash| *hash == sha256(&old));
+        let ours = recorded.is_some_and(|hash| *hash == sha256_hex(old.as_bytes()));
         if ours || force {
             actions.push(Action::Update {
                 path: path.clone(),
@@ -180,7 +178,7 @@ pub fn plan(out: &Path, tree: &FileTree, runtime: &RuntimeSource, force: bool) -
             continue;
         }
         match read_existing(&out.join(path))? {
-            Some(old) if sha256(&old) == *hash => actions.push(Action::Remove {
+            Some(old) if sha256_hex(old.as_bytes()) == *hash => actions.push(Action::Remove {
                 path: path.clone(),
                 old,
             }),
@@ -390,7 +388,7 @@ mod tests {
         std::fs::write(dir.path().join("victim"), "v").unwrap();
         let manifest = format!(
             r#"{{"generator":"charter","files":{{"../victim":"{}","/etc/passwd":"x"}}}}"#,
-            sha256("v")
+            sha256_hex(b"v")
         );
         std::fs::write(out.join(MANIFEST), manifest).unwrap();
         let p = plan(&out, &tree(&[]), &RuntimeSource::Vendored, false).unwrap();

@@ -155,3 +155,28 @@ fn explain_model_prints_the_model() {
     assert_eq!(model["server"]["name"]["original"], "release-notes");
     assert!(model["tools"].as_array().is_some_and(|t| !t.is_empty()));
 }
+
+#[test]
+fn a_malformed_charter_today_is_an_error_that_says_how_to_fix_it() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_charter"))
+        .args(["check", "specs/policy-search.yaml"])
+        .current_dir(root())
+        .env("CHARTER_TODAY", "23/11/2026")
+        .output()
+        .expect("charter runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("CHARTER_TODAY is `23/11/2026`, which is not a date"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("YYYY-MM-DD"), "{stderr}");
+    assert!(out.stdout.is_empty());
+    // Commands that read no dates do not care.
+    let schema = std::process::Command::new(env!("CARGO_BIN_EXE_charter"))
+        .arg("schema")
+        .env("CHARTER_TODAY", "23/11/2026")
+        .output()
+        .expect("charter runs");
+    assert_eq!(schema.status.code(), Some(0));
+}

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::process::Command;
 
 use super::Side;
-use super::lock::{self, Lock};
 use crate::check::{self, Checked, MAX_CONTRACT_BYTES};
+use crate::lock::{self, Lock};
 
 /// Why a side could not be read.
 #[derive(Debug)]

@@ -9,13 +9,11 @@
 //! old and new values. The worst class decides the semver bump the new
 //! version needs, which is compared with the bump the contract declares.
 //!
-//! Either side may also be a tool-surface lock ([`lock::Lock`]): then only
+//! Either side may also be a tool-surface lock ([`crate::lock::Lock`]): then only
 //! what clients see (the tool, resource and prompt definitions, and prompt
 //! texts) is compared.
 
-pub mod command;
 pub mod git;
-pub mod lock;
 pub mod render;
 pub mod rules;
 mod schema;
@@ -29,7 +27,7 @@ use crate::contract::yaml::Span;
 use crate::diagnostic::Source;
 use crate::model::Model;
 
-pub use rules::{RULES, Rule};
+pub use rules::{RULES, Rule, RuleId};
 
 /// How a change affects clients and reviewers, from least to most serious.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -86,8 +84,8 @@ impl Bump {
 /// One change.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
-    /// A stable id from [`RULES`].
-    pub rule: &'static str,
+    /// The rule, written as its stable id from [`RULES`].
+    pub rule: RuleId,
     pub class: Class,
     pub message: String,
     /// JSON pointer into the contract of what changed.
@@ -120,7 +118,7 @@ impl Finding {
 #[derive(Debug)]
 pub enum Side {
     Contract { source: Source, model: Box<Model> },
-    Lock { path: String, lock: lock::Lock },
+    Lock { path: String, lock: crate::lock::Lock },
 }
 
 impl Side {
@@ -195,7 +193,7 @@ impl Report {
 }
 
 /// Which findings fail the command (exit status 1). A bump that is too small always fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailOn {
     /// Fail only when the declared version bump is too small.
     None,
@@ -223,7 +221,7 @@ impl Report {
 /// Compares two sides. Contract against contract compares everything; when
 /// either side is a lock, only the client-visible surface is compared.
 pub fn compare(old: &Side, new: &Side) -> Report {
-    let mut d = rules::Diff::default();
+    let mut d = rules::Findings::default();
     match (old, new) {
         (Side::Contract { model: o, .. }, Side::Contract { model: n, .. }) => rules::compare_models(&mut d, o, n),
         _ => rules::compare_surfaces(&mut d, &rules::items_of(old), &rules::items_of(new), None),
@@ -247,7 +245,8 @@ pub fn compare(old: &Side, new: &Side) -> Report {
             std::cmp::Reverse(f.class),
             in_old,
             span.map(|s| s.start).unwrap_or(0),
-            f.rule,
+            // By id text, as the order of findings has always been.
+            f.rule.as_str(),
             f.pointer.clone(),
         )
     });

@@ -10,12 +10,22 @@ use crate::contract::yaml::Span;
 use crate::diagnostic::clamp;
 
 /// The output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Text,
     Markdown,
     Json,
     Github,
+}
+
+/// The report in `format`; `color` applies to text only.
+pub fn render(format: Format, report: &Report, old: &Side, new: &Side, color: bool) -> String {
+    match format {
+        Format::Text => text(report, old, new, color),
+        Format::Markdown => markdown(report, old, new),
+        Format::Json => json(report, old, new),
+        Format::Github => github(report, old, new),
+    }
 }
 
 const CLASSES: [Class; 3] = [Class::Breaking, Class::Review, Class::Compatible];
@@ -173,7 +183,7 @@ pub fn text(report: &Report, old: &Side, new: &Side, color: bool) -> String {
         let (a, b) = show_pair(f.old.as_ref(), f.new.as_ref(), 240, true);
         notes.extend(a.map(|v| format!("old: {v}")));
         notes.extend(b.map(|v| format!("new: {v}")));
-        render(level, f.rule, f.message.clone(), side, span, notes);
+        render(level, f.rule.as_str(), f.message.clone(), side, span, notes);
     }
     out.push_str(&format!(
         "{} -> {}: {}; {}\n",

@@ -11,269 +11,264 @@ use crate::model::{
 };
 use crate::surface;
 
-/// A kind of change.
+/// A kind of change: its id, its class and what it means.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Rule {
-    pub id: &'static str,
+    pub id: RuleId,
     pub class: Class,
     pub summary: &'static str,
 }
 
-const fn rule(id: &'static str, class: Class, summary: &'static str) -> Rule {
-    Rule { id, class, summary }
+/// Declares [`RuleId`] and [`RULES`] from one table, so every id has exactly
+/// one rule and the two cannot drift apart.
+macro_rules! diff_rules {
+    ($($variant:ident = $id:literal, $class:ident, $summary:literal;)*) => {
+        /// The id of a diff rule. It is written (in JSON, text and Markdown) as
+        /// its stable kebab-case id, e.g. `tool-removed`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum RuleId {
+            $($variant,)*
+        }
+
+        impl RuleId {
+            /// The stable id: how CI and reviewers refer to a change.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(RuleId::$variant => $id,)*
+                }
+            }
+
+            /// The rule with this id, if there is one.
+            pub fn parse(id: &str) -> Option<RuleId> {
+                match id {
+                    $($id => Some(RuleId::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+
+        /// Every rule, grouped by class, in the order of [`RuleId`].
+        pub const RULES: &[Rule] = &[
+            $(Rule { id: RuleId::$variant, class: $class, summary: $summary },)*
+        ];
+    };
 }
 
 use Class::{Breaking as B, Compatible as C, Review as R};
 
-/// Every rule, grouped by class. Ids are stable: they are how CI and reviewers refer to a change.
-pub const RULES: &[Rule] = &[
+diff_rules! {
     // Breaking for clients.
-    rule("server-renamed", B, "the server's name changed"),
-    rule("transport-removed", B, "a transport was removed"),
-    rule("tool-removed", B, "a tool was removed"),
-    rule("tool-renamed", B, "a tool was renamed"),
-    rule("resource-removed", B, "a resource was removed"),
-    rule("resource-renamed", B, "a resource was renamed"),
-    rule("resource-uri-changed", B, "a resource's URI or URI template changed"),
-    rule("resource-mime-type-changed", B, "a resource's MIME type changed"),
-    rule("prompt-removed", B, "a prompt was removed"),
-    rule("prompt-renamed", B, "a prompt was renamed"),
-    rule("prompt-argument-removed", B, "a prompt argument was removed"),
-    rule(
-        "prompt-argument-required",
-        B,
-        "a prompt argument became required, or a required one was added",
-    ),
-    rule(
-        "input-required-added",
-        B,
-        "an input field became required, or a required field was added",
-    ),
-    rule("input-field-removed", B, "an input field was removed"),
-    rule("input-type-changed", B, "an input field's type changed or narrowed"),
-    rule(
-        "input-enum-narrowed",
-        B,
-        "an input enum lost values, or an input became an enum",
-    ),
-    rule(
-        "input-bounds-tightened",
-        B,
-        "an input bound became tighter (min, max, length, items, multipleOf, uniqueness)",
-    ),
-    rule(
-        "input-pattern-changed",
-        B,
-        "an input pattern or format was added or changed",
-    ),
-    rule(
-        "input-closed",
-        B,
-        "an input object no longer accepts additional properties",
-    ),
-    rule(
-        "input-schema-changed",
-        B,
-        "an input schema changed in a way charter does not classify (treated as breaking)",
-    ),
-    rule("output-removed", B, "a tool's output schema was removed"),
-    rule("output-field-removed", B, "an output field was removed"),
-    rule(
-        "output-required-removed",
-        B,
-        "an output field is no longer always present",
-    ),
-    rule("output-type-changed", B, "an output field's type changed or widened"),
-    rule(
-        "output-enum-widened",
-        B,
-        "an output enum gained values, or an output is no longer an enum",
-    ),
-    rule("output-bounds-loosened", B, "an output bound became looser"),
-    rule(
-        "output-pattern-changed",
-        B,
-        "an output pattern or format was removed or changed",
-    ),
+    ServerRenamed = "server-renamed", B, "the server's name changed";
+    TransportRemoved = "transport-removed", B, "a transport was removed";
+    ToolRemoved = "tool-removed", B, "a tool was removed";
+    ToolRenamed = "tool-renamed", B, "a tool was renamed";
+    ResourceRemoved = "resource-removed", B, "a resource was removed";
+    ResourceRenamed = "resource-renamed", B, "a resource was renamed";
+    ResourceUriChanged = "resource-uri-changed", B, "a resource's URI or URI template changed";
+    ResourceMimeTypeChanged = "resource-mime-type-changed", B, "a resource's MIME type changed";
+    PromptRemoved = "prompt-removed", B, "a prompt was removed";
+    PromptRenamed = "prompt-renamed", B, "a prompt was renamed";
+    PromptArgumentRemoved = "prompt-argument-removed", B, "a prompt argument was removed";
+    PromptArgumentRequired = "prompt-argument-required", B, "a prompt argument became required, or a required one was added";
+    InputRequiredAdded = "input-required-added", B, "an input field became required, or a required field was added";
+    InputFieldRemoved = "input-field-removed", B, "an input field was removed";
+    InputTypeChanged = "input-type-changed", B, "an input field's type changed or narrowed";
+    InputEnumNarrowed = "input-enum-narrowed", B, "an input enum lost values, or an input became an enum";
+    InputBoundsTightened = "input-bounds-tightened", B, "an input bound became tighter (min, max, length, items, multipleOf, uniqueness)";
+    InputPatternChanged = "input-pattern-changed", B, "an input pattern or format was added or changed";
+    InputClosed = "input-closed", B, "an input object no longer accepts additional properties";
+    InputSchemaChanged = "input-schema-changed", B, "an input schema changed in a way charter does not classify (treated as breaking)";
+    OutputRemoved = "output-removed", B, "a tool's output schema was removed";
+    OutputFieldRemoved = "output-field-removed", B, "an output field was removed";
+    OutputRequiredRemoved = "output-required-removed", B, "an output field is no longer always present";
+    OutputTypeChanged = "output-type-changed", B, "an output field's type changed or widened";
+    OutputEnumWidened = "output-enum-widened", B, "an output enum gained values, or an output is no longer an enum";
+    OutputBoundsLoosened = "output-bounds-loosened", B, "an output bound became looser";
+    OutputPatternChanged = "output-pattern-changed", B, "an output pattern or format was removed or changed";
     // Needs re-review: the access boundary moved, or text the model reads changed.
-    rule("tool-added", R, "a tool was added"),
-    rule("resource-added", R, "a resource was added"),
-    rule("prompt-added", R, "a prompt was added"),
-    rule(
-        "description-changed",
-        R,
-        "a description the model or the user reads changed",
-    ),
-    rule("title-changed", R, "a title shown to users changed"),
-    rule("prompt-text-changed", R, "a prompt's text changed"),
-    rule("prompt-resource-added", R, "a prompt started relying on a resource"),
-    rule("schema-default-changed", R, "a schema's default or examples changed"),
-    rule(
-        "output-schema-changed",
-        R,
-        "an output schema changed in a way charter does not classify",
-    ),
-    rule(
-        "effect-escalated",
-        R,
-        "a tool's effect escalated (read -> draft -> write)",
-    ),
-    rule("annotations-changed", R, "a tool's MCP annotations changed"),
-    rule("approval-relaxed", R, "a tool's approval was removed or relaxed"),
-    rule("approval-changed", R, "the scope that approves a tool's calls changed"),
-    rule("scope-added", R, "a scope was added"),
-    rule("scope-removed", R, "a scope was removed"),
-    rule("scope-changed", R, "a scope's meaning changed"),
-    rule("tool-scope-changed", R, "the scopes a tool requires changed"),
-    rule("resource-scope-changed", R, "the scopes a resource requires changed"),
-    rule("prompt-scope-changed", R, "the scopes a prompt requires changed"),
-    rule("data-class-added", R, "a data class was added"),
-    rule(
-        "data-class-changed",
-        R,
-        "a data class's description changed, or an element moved to another data class of the same sensitivity",
-    ),
-    rule(
-        "data-class-widened",
-        R,
-        "a data class became more sensitive, or an element now handles more sensitive data",
-    ),
-    rule("redaction-relaxed", R, "a data class is logged with less redaction"),
-    rule("downstream-added", R, "a downstream was added"),
-    rule(
-        "downstream-changed",
-        R,
-        "a downstream's base URL or description changed",
-    ),
-    rule(
-        "tool-downstream-added",
-        R,
-        "a tool or resource now calls a downstream it did not call",
-    ),
-    rule("egress-host-added", R, "an egress host was added"),
-    rule(
-        "credentials-changed",
-        R,
-        "the credentials for a downstream, or what they may do, changed",
-    ),
-    rule("transport-added", R, "a transport was added"),
-    rule("auth-changed", R, "the OAuth settings or allowed origins changed"),
-    rule(
-        "limit-loosened",
-        R,
-        "a rate, time, concurrency or size limit was loosened",
-    ),
-    rule(
-        "audit-reduced",
-        R,
-        "less is audited, or audit records are kept for less time",
-    ),
-    rule("owner-changed", R, "the owner changed or was removed"),
-    rule(
-        "disable-path-changed",
-        R,
-        "the disable path (kill switch) changed or was removed",
-    ),
-    rule("status-changed", R, "the lifecycle status changed"),
-    rule("deploy-changed", R, "the deployment moved (namespace)"),
-    rule("suppression-added", R, "a production rule was suppressed"),
-    rule("dependency-added", R, "the handlers use a new crate"),
-    rule(
-        "dependency-changed",
-        R,
-        "the version, features or default features of a handler crate changed",
-    ),
+    ToolAdded = "tool-added", R, "a tool was added";
+    ResourceAdded = "resource-added", R, "a resource was added";
+    PromptAdded = "prompt-added", R, "a prompt was added";
+    DescriptionChanged = "description-changed", R, "a description the model or the user reads changed";
+    TitleChanged = "title-changed", R, "a title shown to users changed";
+    PromptTextChanged = "prompt-text-changed", R, "a prompt's text changed";
+    PromptResourceAdded = "prompt-resource-added", R, "a prompt started relying on a resource";
+    SchemaDefaultChanged = "schema-default-changed", R, "a schema's default or examples changed";
+    OutputSchemaChanged = "output-schema-changed", R, "an output schema changed in a way charter does not classify";
+    EffectEscalated = "effect-escalated", R, "a tool's effect escalated (read -> draft -> write)";
+    AnnotationsChanged = "annotations-changed", R, "a tool's MCP annotations changed";
+    ApprovalRelaxed = "approval-relaxed", R, "a tool's approval was removed or relaxed";
+    ApprovalChanged = "approval-changed", R, "the scope that approves a tool's calls changed";
+    ScopeAdded = "scope-added", R, "a scope was added";
+    ScopeRemoved = "scope-removed", R, "a scope was removed";
+    ScopeChanged = "scope-changed", R, "a scope's meaning changed";
+    ToolScopeChanged = "tool-scope-changed", R, "the scopes a tool requires changed";
+    ResourceScopeChanged = "resource-scope-changed", R, "the scopes a resource requires changed";
+    PromptScopeChanged = "prompt-scope-changed", R, "the scopes a prompt requires changed";
+    DataClassAdded = "data-class-added", R, "a data class was added";
+    DataClassChanged = "data-class-changed", R, "a data class's description changed, or an element moved to another data class of the same sensitivity";
+    DataClassWidened = "data-class-widened", R, "a data class became more sensitive, or an element now handles more sensitive data";
+    RedactionRelaxed = "redaction-relaxed", R, "a data class is logged with less redaction";
+    DownstreamAdded = "downstream-added", R, "a downstream was added";
+    DownstreamChanged = "downstream-changed", R, "a downstream's base URL or description changed";
+    ToolDownstreamAdded = "tool-downstream-added", R, "a tool or resource now calls a downstream it did not call";
+    EgressHostAdded = "egress-host-added", R, "an egress host was added";
+    CredentialsChanged = "credentials-changed", R, "the credentials for a downstream, or what they may do, changed";
+    TransportAdded = "transport-added", R, "a transport was added";
+    AuthChanged = "auth-changed", R, "the OAuth settings or allowed origins changed";
+    LimitLoosened = "limit-loosened", R, "a rate, time, concurrency or size limit was loosened";
+    AuditReduced = "audit-reduced", R, "less is audited, or audit records are kept for less time";
+    OwnerChanged = "owner-changed", R, "the owner changed or was removed";
+    DisablePathChanged = "disable-path-changed", R, "the disable path (kill switch) changed or was removed";
+    StatusChanged = "status-changed", R, "the lifecycle status changed";
+    DeployChanged = "deploy-changed", R, "the deployment moved (namespace)";
+    SuppressionAdded = "suppression-added", R, "a production rule was suppressed";
+    DependencyAdded = "dependency-added", R, "the handlers use a new crate";
+    DependencyChanged = "dependency-changed", R, "the version, features or default features of a handler crate changed";
     // Compatible.
-    rule("input-field-added", C, "an optional input field was added"),
-    rule("input-required-removed", C, "an input field is no longer required"),
-    rule("input-type-widened", C, "an input field accepts more types"),
-    rule(
-        "input-enum-widened",
-        C,
-        "an input enum gained values, or an input is no longer an enum",
-    ),
-    rule(
-        "input-bounds-loosened",
-        C,
-        "an input bound, pattern or format became looser or was removed",
-    ),
-    rule("input-opened", C, "an input object now accepts additional properties"),
-    rule("output-added", C, "a tool gained an output schema"),
-    rule("output-field-added", C, "an output field was added"),
-    rule("output-required-added", C, "an output field is now always present"),
-    rule("output-type-narrowed", C, "an output field has fewer types"),
-    rule(
-        "output-enum-narrowed",
-        C,
-        "an output enum lost values, or an output became an enum",
-    ),
-    rule(
-        "output-bounds-tightened",
-        C,
-        "an output bound, pattern or format became tighter",
-    ),
-    rule(
-        "output-closed",
-        C,
-        "an output object no longer carries additional properties",
-    ),
-    rule("prompt-argument-added", C, "an optional prompt argument was added"),
-    rule("prompt-argument-optional", C, "a prompt argument is no longer required"),
-    rule("prompt-resource-removed", C, "a prompt no longer relies on a resource"),
-    rule("prompt-version-changed", C, "a prompt's version changed"),
-    rule(
-        "effect-reduced",
-        C,
-        "a tool's effect was reduced (write -> draft -> read)",
-    ),
-    rule("approval-tightened", C, "a tool's approval became stricter"),
-    rule("data-class-removed", C, "a data class was removed"),
-    rule(
-        "data-class-narrowed",
-        C,
-        "a data class became less sensitive, or an element handles less sensitive data",
-    ),
-    rule("redaction-tightened", C, "a data class is logged with more redaction"),
-    rule("downstream-removed", C, "a downstream was removed"),
-    rule(
-        "tool-downstream-removed",
-        C,
-        "a tool or resource no longer calls a downstream",
-    ),
-    rule("egress-host-removed", C, "an egress host was removed"),
-    rule(
-        "limit-tightened",
-        C,
-        "a rate, time, concurrency or size limit was tightened",
-    ),
-    rule(
-        "audit-increased",
-        C,
-        "more is audited, or audit records are kept longer",
-    ),
-    rule("deploy-resized", C, "replicas, CPU or memory changed"),
-    rule(
-        "retirement-changed",
-        C,
-        "the retirement conditions or the replacement changed",
-    ),
-    rule("review-date-changed", C, "the review dates changed"),
-    rule("suppression-removed", C, "a suppression was removed"),
-    rule("dependency-removed", C, "the handlers no longer use a crate"),
-];
+    InputFieldAdded = "input-field-added", C, "an optional input field was added";
+    InputRequiredRemoved = "input-required-removed", C, "an input field is no longer required";
+    InputTypeWidened = "input-type-widened", C, "an input field accepts more types";
+    InputEnumWidened = "input-enum-widened", C, "an input enum gained values, or an input is no longer an enum";
+    InputBoundsLoosened = "input-bounds-loosened", C, "an input bound, pattern or format became looser or was removed";
+    InputOpened = "input-opened", C, "an input object now accepts additional properties";
+    OutputAdded = "output-added", C, "a tool gained an output schema";
+    OutputFieldAdded = "output-field-added", C, "an output field was added";
+    OutputRequiredAdded = "output-required-added", C, "an output field is now always present";
+    OutputTypeNarrowed = "output-type-narrowed", C, "an output field has fewer types";
+    OutputEnumNarrowed = "output-enum-narrowed", C, "an output enum lost values, or an output became an enum";
+    OutputBoundsTightened = "output-bounds-tightened", C, "an output bound, pattern or format became tighter";
+    OutputClosed = "output-closed", C, "an output object no longer carries additional properties";
+    PromptArgumentAdded = "prompt-argument-added", C, "an optional prompt argument was added";
+    PromptArgumentOptional = "prompt-argument-optional", C, "a prompt argument is no longer required";
+    PromptResourceRemoved = "prompt-resource-removed", C, "a prompt no longer relies on a resource";
+    PromptVersionChanged = "prompt-version-changed", C, "a prompt's version changed";
+    EffectReduced = "effect-reduced", C, "a tool's effect was reduced (write -> draft -> read)";
+    ApprovalTightened = "approval-tightened", C, "a tool's approval became stricter";
+    DataClassRemoved = "data-class-removed", C, "a data class was removed";
+    DataClassNarrowed = "data-class-narrowed", C, "a data class became less sensitive, or an element handles less sensitive data";
+    RedactionTightened = "redaction-tightened", C, "a data class is logged with more redaction";
+    DownstreamRemoved = "downstream-removed", C, "a downstream was removed";
+    ToolDownstreamRemoved = "tool-downstream-removed", C, "a tool or resource no longer calls a downstream";
+    EgressHostRemoved = "egress-host-removed", C, "an egress host was removed";
+    LimitTightened = "limit-tightened", C, "a rate, time, concurrency or size limit was tightened";
+    AuditIncreased = "audit-increased", C, "more is audited, or audit records are kept longer";
+    DeployResized = "deploy-resized", C, "replicas, CPU or memory changed";
+    RetirementChanged = "retirement-changed", C, "the retirement conditions or the replacement changed";
+    ReviewDateChanged = "review-date-changed", C, "the review dates changed";
+    SuppressionRemoved = "suppression-removed", C, "a suppression was removed";
+    DependencyRemoved = "dependency-removed", C, "the handlers no longer use a crate";
+}
 
-/// The rule of `id`. Panics on an unknown id: every id the comparisons use is in [`RULES`].
-pub fn rule_of(id: &str) -> &'static Rule {
-    RULES
-        .iter()
-        .find(|r| r.id == id)
-        .unwrap_or_else(|| panic!("diff rule `{id}` is not in RULES"))
+impl RuleId {
+    /// This id's rule; [`RULES`] lists the rules in the order of the enum.
+    pub fn rule(self) -> &'static Rule {
+        &RULES[self as usize]
+    }
+
+    pub fn class(self) -> Class {
+        self.rule().class
+    }
+}
+
+impl std::fmt::Display for RuleId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for RuleId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 /// The findings collected so far.
 #[derive(Default)]
-pub(crate) struct Diff {
+pub(crate) struct Findings {
     pub findings: Vec<Finding>,
+}
+
+impl Findings {
+    /// A change best shown in the new contract.
+    pub fn add(&mut self, rule: RuleId, pointer: String, old: Option<Value>, new: Option<Value>, message: String) {
+        self.push(rule, pointer, old, new, message, false);
+    }
+
+    /// A removal, best shown in the old contract.
+    pub fn removed(&mut self, rule: RuleId, pointer: String, old: Option<Value>, message: String) {
+        self.push(rule, pointer, old, None, message, true);
+    }
+
+    fn push(
+        &mut self,
+        rule: RuleId,
+        pointer: String,
+        old: Option<Value>,
+        new: Option<Value>,
+        message: String,
+        in_old: bool,
+    ) {
+        self.findings.push(Finding {
+            rule,
+            class: rule.class(),
+            message,
+            pointer,
+            in_old,
+            old,
+            new,
+            old_span: None,
+            new_span: None,
+        });
+    }
+
+    /// Reports `rule` when two values differ.
+    fn changed<T: Serialize + PartialEq>(&mut self, rule: RuleId, pointer: String, old: &T, new: &T, message: String) {
+        if old != new {
+            self.add(rule, pointer, Some(to_json(old)), Some(to_json(new)), message);
+        }
+    }
+
+    /// Compares two JSON Schemas with [`super::schema::walk`]; `input` for what clients send.
+    fn schema(&mut self, old: &Value, new: &Value, input: bool, base: &str, what: &str) {
+        let mut walk = Diff::default();
+        super::schema::walk(&mut walk, old, new, input, base, what);
+        // A change named by an id charter does not know is still a change: it is
+        // reported as unclassified, which never understates it.
+        let unclassified = if input {
+            RuleId::InputSchemaChanged
+        } else {
+            RuleId::OutputSchemaChanged
+        };
+        for change in walk.findings {
+            let rule = RuleId::parse(change.rule).unwrap_or(unclassified);
+            self.push(
+                rule,
+                change.pointer,
+                change.old,
+                change.new,
+                change.message,
+                change.in_old,
+            );
+        }
+    }
+}
+
+/// What a schema walk found. The walk names its rules by id text, so it
+/// collects here; [`Findings::schema`] turns the ids into [`RuleId`]s.
+#[derive(Default)]
+pub(crate) struct Diff {
+    pub findings: Vec<SchemaChange>,
+}
+
+/// One change a schema walk found.
+pub(crate) struct SchemaChange {
+    pub rule: &'static str,
+    pub pointer: String,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+    pub message: String,
+    pub in_old: bool,
 }
 
 impl Diff {
@@ -286,49 +281,53 @@ impl Diff {
         new: Option<Value>,
         message: String,
     ) {
-        self.push(rule, pointer, old, new, message, false);
+        self.findings.push(SchemaChange {
+            rule,
+            pointer,
+            old,
+            new,
+            message,
+            in_old: false,
+        });
     }
 
     /// A removal, best shown in the old contract.
     pub fn removed(&mut self, rule: &'static str, pointer: String, old: Option<Value>, message: String) {
-        self.push(rule, pointer, old, None, message, true);
-    }
-
-    fn push(
-        &mut self,
-        rule: &'static str,
-        pointer: String,
-        old: Option<Value>,
-        new: Option<Value>,
-        message: String,
-        in_old: bool,
-    ) {
-        self.findings.push(Finding {
+        self.findings.push(SchemaChange {
             rule,
-            class: rule_of(rule).class,
-            message,
             pointer,
-            in_old,
             old,
-            new,
-            old_span: None,
-            new_span: None,
+            new: None,
+            message,
+            in_old: true,
         });
     }
+}
 
-    /// Reports `rule` when two values differ.
-    fn changed<T: Serialize + PartialEq>(
-        &mut self,
-        rule: &'static str,
-        pointer: String,
-        old: &T,
-        new: &T,
-        message: String,
-    ) {
-        if old != new {
-            self.add(rule, pointer, Some(to_json(old)), Some(to_json(new)), message);
-        }
-    }
+/// How an element of a name-keyed section fares between the two sides.
+enum Keyed<'a, T> {
+    Added(&'a T),
+    Both(&'a T, &'a T),
+    Removed(&'a T),
+}
+
+/// Pairs the elements of a section keyed by name (dependencies, data classes,
+/// scopes, downstreams, ...): first each new element, added or with its old
+/// counterpart, in the new order; then the removed ones, in the old order.
+fn keyed<'a, T>(old: &'a [T], new: &'a [T], name: impl Fn(&T) -> &str) -> Vec<Keyed<'a, T>> {
+    let mut out: Vec<Keyed<'a, T>> = new
+        .iter()
+        .map(|n| match old.iter().find(|o| name(o) == name(n)) {
+            Some(o) => Keyed::Both(o, n),
+            None => Keyed::Added(n),
+        })
+        .collect();
+    out.extend(
+        old.iter()
+            .filter(|o| !new.iter().any(|n| name(n) == name(o)))
+            .map(Keyed::Removed),
+    );
+    out
 }
 
 fn to_json<T: Serialize>(value: &T) -> Value {
@@ -346,7 +345,7 @@ fn list(items: &[&String]) -> String {
 // ----- the whole contract -----
 
 /// Compares two contracts in full.
-pub(crate) fn compare_models(d: &mut Diff, o: &Model, n: &Model) {
+pub(crate) fn compare_models(d: &mut Findings, o: &Model, n: &Model) {
     server(d, o, n);
     data_classes(d, o, n);
     access(d, o, n);
@@ -360,42 +359,38 @@ pub(crate) fn compare_models(d: &mut Diff, o: &Model, n: &Model) {
 }
 
 /// Crates the hand-written handlers use: code that runs in front of the data.
-fn dependencies(d: &mut Diff, o: &Model, n: &Model) {
+fn dependencies(d: &mut Findings, o: &Model, n: &Model) {
     let show = |x: &crate::model::HandlerDependency| json!({"version": x.version, "features": x.features, "default_features": x.default_features});
-    for dep in &n.handler_dependencies {
-        match o.handler_dependencies.iter().find(|x| x.name == dep.name) {
-            None => d.add(
-                "dependency-added",
+    for dep in keyed(&o.handler_dependencies, &n.handler_dependencies, |x| &x.name) {
+        match dep {
+            Keyed::Added(dep) => d.add(
+                RuleId::DependencyAdded,
                 dep.pointer.clone(),
                 None,
                 Some(show(dep)),
                 format!("the handlers now use crate `{}` {}", dep.name, dep.version),
             ),
-            Some(old) => d.changed(
-                "dependency-changed",
+            Keyed::Both(old, dep) => d.changed(
+                RuleId::DependencyChanged,
                 dep.pointer.clone(),
                 &show(old),
                 &show(dep),
                 format!("handler crate `{}` changed", dep.name),
             ),
-        }
-    }
-    for dep in &o.handler_dependencies {
-        if !n.handler_dependencies.iter().any(|x| x.name == dep.name) {
-            d.removed(
-                "dependency-removed",
+            Keyed::Removed(dep) => d.removed(
+                RuleId::DependencyRemoved,
                 dep.pointer.clone(),
                 Some(show(dep)),
                 format!("the handlers no longer use crate `{}`", dep.name),
-            );
+            ),
         }
     }
 }
 
-fn server(d: &mut Diff, o: &Model, n: &Model) {
+fn server(d: &mut Findings, o: &Model, n: &Model) {
     let (os, ns) = (&o.server, &n.server);
     d.changed(
-        "server-renamed",
+        RuleId::ServerRenamed,
         "/server/name".into(),
         &os.name.original,
         &ns.name.original,
@@ -405,14 +400,14 @@ fn server(d: &mut Diff, o: &Model, n: &Model) {
         ),
     );
     d.changed(
-        "title-changed",
+        RuleId::TitleChanged,
         "/server/title".into(),
         &os.title,
         &ns.title,
         "the server's title changed".into(),
     );
     d.changed(
-        "description-changed",
+        RuleId::DescriptionChanged,
         "/server/description".into(),
         &os.description,
         &ns.description,
@@ -425,10 +420,10 @@ fn server(d: &mut Diff, o: &Model, n: &Model) {
         } else {
             "the server's owner changed".to_owned()
         };
-        d.add("owner-changed", "/server/owner".into(), oo, no, message);
+        d.add(RuleId::OwnerChanged, "/server/owner".into(), oo, no, message);
     }
     d.changed(
-        "status-changed",
+        RuleId::StatusChanged,
         "/server/status".into(),
         &os.status,
         &ns.status,
@@ -439,7 +434,7 @@ fn server(d: &mut Diff, o: &Model, n: &Model) {
         ),
     );
     d.changed(
-        "review-date-changed",
+        RuleId::ReviewDateChanged,
         "/server/review".into(),
         &opt(os.review.as_ref()),
         &opt(ns.review.as_ref()),
@@ -453,7 +448,7 @@ fn server(d: &mut Diff, o: &Model, n: &Model) {
             "the disable path (kill switch) changed".to_owned()
         };
         d.add(
-            "disable-path-changed",
+            RuleId::DisablePathChanged,
             "/server/retirement/disable".into(),
             od,
             nd,
@@ -461,14 +456,14 @@ fn server(d: &mut Diff, o: &Model, n: &Model) {
         );
     }
     d.changed(
-        "retirement-changed",
+        RuleId::RetirementChanged,
         "/server/retirement/when".into(),
         &os.retirement.when,
         &ns.retirement.when,
         "the retirement conditions changed".into(),
     );
     d.changed(
-        "retirement-changed",
+        RuleId::RetirementChanged,
         "/server/retirement/replacement".into(),
         &os.retirement.replacement,
         &ns.retirement.replacement,
@@ -495,29 +490,41 @@ fn redaction_rank(r: Redaction) -> i32 {
     }
 }
 
-fn data_classes(d: &mut Diff, o: &Model, n: &Model) {
-    for c in &n.data_classes {
-        let pointer = format!("/data_classes/{}", esc(&c.name));
-        let Some(old) = o.data_class(&c.name) else {
-            d.add(
-                "data-class-added",
-                pointer,
-                None,
-                Some(data_class_json(c)),
-                format!(
-                    "data class `{}` was added ({})",
-                    c.name,
-                    to_json(&c.sensitivity).as_str().unwrap_or_default()
-                ),
-            );
-            continue;
+fn data_classes(d: &mut Findings, o: &Model, n: &Model) {
+    for class in keyed(&o.data_classes, &n.data_classes, |c| &c.name) {
+        let (old, c) = match class {
+            Keyed::Added(c) => {
+                d.add(
+                    RuleId::DataClassAdded,
+                    format!("/data_classes/{}", esc(&c.name)),
+                    None,
+                    Some(data_class_json(c)),
+                    format!(
+                        "data class `{}` was added ({})",
+                        c.name,
+                        to_json(&c.sensitivity).as_str().unwrap_or_default()
+                    ),
+                );
+                continue;
+            }
+            Keyed::Removed(c) => {
+                d.removed(
+                    RuleId::DataClassRemoved,
+                    format!("/data_classes/{}", esc(&c.name)),
+                    Some(data_class_json(c)),
+                    format!("data class `{}` was removed", c.name),
+                );
+                continue;
+            }
+            Keyed::Both(old, c) => (old, c),
         };
+        let pointer = format!("/data_classes/{}", esc(&c.name));
         let (os, ns) = (sensitivity_rank(old.sensitivity), sensitivity_rank(c.sensitivity));
         if os != ns {
             let rule = if ns > os {
-                "data-class-widened"
+                RuleId::DataClassWidened
             } else {
-                "data-class-narrowed"
+                RuleId::DataClassNarrowed
             };
             d.add(
                 rule,
@@ -530,9 +537,9 @@ fn data_classes(d: &mut Diff, o: &Model, n: &Model) {
         let (ol, nl) = (redaction_rank(old.logs), redaction_rank(c.logs));
         if ol != nl {
             let (rule, how) = if nl < ol {
-                ("redaction-relaxed", "less")
+                (RuleId::RedactionRelaxed, "less")
             } else {
-                ("redaction-tightened", "more")
+                (RuleId::RedactionTightened, "more")
             };
             d.add(
                 rule,
@@ -543,22 +550,12 @@ fn data_classes(d: &mut Diff, o: &Model, n: &Model) {
             );
         }
         d.changed(
-            "data-class-changed",
+            RuleId::DataClassChanged,
             format!("{pointer}/description"),
             &old.description,
             &c.description,
             format!("the description of data class `{}` changed", c.name),
         );
-    }
-    for c in &o.data_classes {
-        if n.data_class(&c.name).is_none() {
-            d.removed(
-                "data-class-removed",
-                format!("/data_classes/{}", esc(&c.name)),
-                Some(data_class_json(c)),
-                format!("data class `{}` was removed", c.name),
-            );
-        }
     }
 }
 
@@ -566,11 +563,11 @@ fn data_class_json(c: &DataClass) -> Value {
     json!({"description": c.description, "sensitivity": c.sensitivity, "logs": c.logs})
 }
 
-fn access(d: &mut Diff, o: &Model, n: &Model) {
+fn access(d: &mut Findings, o: &Model, n: &Model) {
     let (oa, na) = (&o.access, &n.access);
     for t in missing(&oa.transports, &na.transports) {
         d.add(
-            "transport-removed",
+            RuleId::TransportRemoved,
             "/access/transports".into(),
             Some(to_json(t)),
             None,
@@ -582,7 +579,7 @@ fn access(d: &mut Diff, o: &Model, n: &Model) {
     }
     for t in missing(&na.transports, &oa.transports) {
         d.add(
-            "transport-added",
+            RuleId::TransportAdded,
             "/access/transports".into(),
             None,
             Some(to_json(t)),
@@ -596,7 +593,7 @@ fn access(d: &mut Diff, o: &Model, n: &Model) {
                 let before = &ov[key.as_str()];
                 if before != value {
                     d.add(
-                        "auth-changed",
+                        RuleId::AuthChanged,
                         format!("/access/oauth/{key}"),
                         Some(before.clone()),
                         Some(value.clone()),
@@ -613,7 +610,7 @@ fn access(d: &mut Diff, o: &Model, n: &Model) {
                 "an OAuth policy was added"
             };
             d.add(
-                "auth-changed",
+                RuleId::AuthChanged,
                 "/access/oauth".into(),
                 opt(ob.as_ref()),
                 opt(nb.as_ref()),
@@ -623,68 +620,77 @@ fn access(d: &mut Diff, o: &Model, n: &Model) {
     }
     if oa.origins != na.origins {
         d.add(
-            "auth-changed",
+            RuleId::AuthChanged,
             "/access/origins".into(),
             Some(to_json(&oa.origins)),
             Some(to_json(&na.origins)),
             "the allowed origins changed".into(),
         );
     }
-    for s in &na.scopes {
-        let pointer = format!("/access/scopes/{}", esc(&s.name));
-        match oa.scopes.iter().find(|x| x.name == s.name) {
-            None => d.add(
-                "scope-added",
-                pointer,
+    for scope in keyed(&oa.scopes, &na.scopes, |x| &x.name) {
+        match scope {
+            Keyed::Added(s) => d.add(
+                RuleId::ScopeAdded,
+                format!("/access/scopes/{}", esc(&s.name)),
                 None,
                 Some(json!(s.description)),
                 format!("scope `{}` was added", s.name),
             ),
-            Some(old) => d.changed(
-                "scope-changed",
-                pointer,
+            Keyed::Both(old, s) => d.changed(
+                RuleId::ScopeChanged,
+                format!("/access/scopes/{}", esc(&s.name)),
                 &old.description,
                 &s.description,
                 format!("the meaning of scope `{}` changed", s.name),
             ),
-        }
-    }
-    for s in &oa.scopes {
-        if !na.scopes.iter().any(|x| x.name == s.name) {
-            d.removed(
-                "scope-removed",
+            Keyed::Removed(s) => d.removed(
+                RuleId::ScopeRemoved,
                 format!("/access/scopes/{}", esc(&s.name)),
                 Some(json!(s.description)),
                 format!("scope `{}` was removed", s.name),
-            );
+            ),
         }
     }
 }
 
-fn downstreams(d: &mut Diff, o: &Model, n: &Model) {
-    for ds in &n.downstreams {
+fn downstreams(d: &mut Findings, o: &Model, n: &Model) {
+    for downstream in keyed(&o.downstreams, &n.downstreams, |x| &x.name.original) {
+        let (old, ds) = match downstream {
+            Keyed::Added(ds) => {
+                let name = &ds.name.original;
+                let hosts: Vec<String> = ds.egress.iter().map(ToString::to_string).collect();
+                d.add(
+                    RuleId::DownstreamAdded,
+                    format!("/downstreams/{}", esc(name)),
+                    None,
+                    Some(json!({"base_url": ds.base_url, "egress": hosts, "credentials": to_json(&ds.credentials)})),
+                    format!("downstream `{name}` was added, reaching {}", hosts.join(", ")),
+                );
+                continue;
+            }
+            Keyed::Removed(ds) => {
+                let name = &ds.name.original;
+                d.removed(
+                    RuleId::DownstreamRemoved,
+                    format!("/downstreams/{}", esc(name)),
+                    Some(json!({"base_url": ds.base_url})),
+                    format!("downstream `{name}` was removed"),
+                );
+                continue;
+            }
+            Keyed::Both(old, ds) => (old, ds),
+        };
         let name = &ds.name.original;
         let pointer = format!("/downstreams/{}", esc(name));
-        let Some(old) = o.downstream(name) else {
-            let hosts: Vec<String> = ds.egress.iter().map(ToString::to_string).collect();
-            d.add(
-                "downstream-added",
-                pointer,
-                None,
-                Some(json!({"base_url": ds.base_url, "egress": hosts, "credentials": to_json(&ds.credentials)})),
-                format!("downstream `{name}` was added, reaching {}", hosts.join(", ")),
-            );
-            continue;
-        };
         d.changed(
-            "downstream-changed",
+            RuleId::DownstreamChanged,
             format!("{pointer}/base_url"),
             &old.base_url,
             &ds.base_url,
             format!("the base URL of downstream `{name}` changed"),
         );
         d.changed(
-            "downstream-changed",
+            RuleId::DownstreamChanged,
             format!("{pointer}/description"),
             &old.description,
             &ds.description,
@@ -692,7 +698,7 @@ fn downstreams(d: &mut Diff, o: &Model, n: &Model) {
         );
         for h in missing(&ds.egress, &old.egress) {
             d.add(
-                "egress-host-added",
+                RuleId::EgressHostAdded,
                 format!("{pointer}/egress"),
                 None,
                 Some(json!(h.to_string())),
@@ -701,7 +707,7 @@ fn downstreams(d: &mut Diff, o: &Model, n: &Model) {
         }
         for h in missing(&old.egress, &ds.egress) {
             d.add(
-                "egress-host-removed",
+                RuleId::EgressHostRemoved,
                 format!("{pointer}/egress"),
                 Some(json!(h.to_string())),
                 None,
@@ -710,7 +716,11 @@ fn downstreams(d: &mut Diff, o: &Model, n: &Model) {
         }
         match (old.timeout, ds.timeout) {
             (Some(a), Some(b)) if a != b => {
-                let rule = if b > a { "limit-loosened" } else { "limit-tightened" };
+                let rule = if b > a {
+                    RuleId::LimitLoosened
+                } else {
+                    RuleId::LimitTightened
+                };
                 d.add(
                     rule,
                     format!("{pointer}/timeout"),
@@ -720,14 +730,14 @@ fn downstreams(d: &mut Diff, o: &Model, n: &Model) {
                 );
             }
             (Some(a), None) => d.add(
-                "limit-loosened",
+                RuleId::LimitLoosened,
                 format!("{pointer}/timeout"),
                 Some(to_json(&crate::model::units::format_duration(a))),
                 None,
                 format!("downstream `{name}` no longer sets its own timeout"),
             ),
             (None, Some(b)) => d.add(
-                "limit-tightened",
+                RuleId::LimitTightened,
                 format!("{pointer}/timeout"),
                 None,
                 Some(to_json(&crate::model::units::format_duration(b))),
@@ -736,7 +746,7 @@ fn downstreams(d: &mut Diff, o: &Model, n: &Model) {
             _ => {}
         }
         d.changed(
-            "credentials-changed",
+            RuleId::CredentialsChanged,
             format!("{pointer}/credentials"),
             &to_json(&old.credentials),
             &to_json(&ds.credentials),
@@ -744,7 +754,7 @@ fn downstreams(d: &mut Diff, o: &Model, n: &Model) {
         );
         if !same_set(&old.credential_scopes, &ds.credential_scopes) {
             d.add(
-                "credentials-changed",
+                RuleId::CredentialsChanged,
                 format!("{pointer}/credentials/scopes"),
                 Some(to_json(&old.credential_scopes)),
                 Some(to_json(&ds.credential_scopes)),
@@ -758,17 +768,6 @@ fn downstreams(d: &mut Diff, o: &Model, n: &Model) {
             &ds.suppressions,
             &format!("{pointer}/suppress"),
         );
-    }
-    for ds in &o.downstreams {
-        let name = &ds.name.original;
-        if n.downstream(name).is_none() {
-            d.removed(
-                "downstream-removed",
-                format!("/downstreams/{}", esc(name)),
-                Some(json!({"base_url": ds.base_url})),
-                format!("downstream `{name}` was removed"),
-            );
-        }
     }
 }
 
@@ -792,7 +791,7 @@ fn limit_magnitude(l: &Limits, field: &str) -> f64 {
 
 /// Compares limits field by field. With `defaults`, a field that follows the
 /// contract-wide default on both sides is skipped: the change is reported once, at `/limits`.
-fn limits(d: &mut Diff, base: &str, what: &str, o: &Limits, n: &Limits, defaults: Option<(&Limits, &Limits)>) {
+fn limits(d: &mut Findings, base: &str, what: &str, o: &Limits, n: &Limits, defaults: Option<(&Limits, &Limits)>) {
     let (ov, nv) = (to_json(o), to_json(n));
     let defaults = defaults.map(|(a, b)| (to_json(a), to_json(b)));
     for (field, key, noun) in LIMIT_FIELDS {
@@ -808,9 +807,9 @@ fn limits(d: &mut Diff, base: &str, what: &str, o: &Limits, n: &Limits, defaults
         }
         let (ma, mb) = (limit_magnitude(o, field), limit_magnitude(n, field));
         let (rule, how) = if mb > ma {
-            ("limit-loosened", "loosened")
+            (RuleId::LimitLoosened, "loosened")
         } else {
-            ("limit-tightened", "tightened")
+            (RuleId::LimitTightened, "tightened")
         };
         d.add(
             rule,
@@ -822,7 +821,7 @@ fn limits(d: &mut Diff, base: &str, what: &str, o: &Limits, n: &Limits, defaults
     }
 }
 
-fn audit(d: &mut Diff, pointer: &str, what: &str, o: &Audit, n: &Audit) {
+fn audit(d: &mut Findings, pointer: &str, what: &str, o: &Audit, n: &Audit) {
     let flags = [
         ("arguments", o.arguments, n.arguments),
         ("results", o.results, n.results),
@@ -830,9 +829,9 @@ fn audit(d: &mut Diff, pointer: &str, what: &str, o: &Audit, n: &Audit) {
     audit_flags(d, pointer, what, &flags);
     if o.retention != n.retention {
         let rule = if n.retention < o.retention {
-            "audit-reduced"
+            RuleId::AuditReduced
         } else {
-            "audit-increased"
+            RuleId::AuditIncreased
         };
         d.add(
             rule,
@@ -844,13 +843,13 @@ fn audit(d: &mut Diff, pointer: &str, what: &str, o: &Audit, n: &Audit) {
     }
 }
 
-fn audit_flags(d: &mut Diff, pointer: &str, what: &str, flags: &[(&str, bool, bool)]) {
+fn audit_flags(d: &mut Findings, pointer: &str, what: &str, flags: &[(&str, bool, bool)]) {
     for (key, a, b) in flags {
         if a != b {
             let (rule, how) = if *b {
-                ("audit-increased", "now")
+                (RuleId::AuditIncreased, "now")
             } else {
-                ("audit-reduced", "no longer")
+                (RuleId::AuditReduced, "no longer")
             };
             d.add(
                 rule,
@@ -863,10 +862,10 @@ fn audit_flags(d: &mut Diff, pointer: &str, what: &str, flags: &[(&str, bool, bo
     }
 }
 
-fn deploy(d: &mut Diff, o: &Model, n: &Model) {
+fn deploy(d: &mut Findings, o: &Model, n: &Model) {
     let (od, nd) = (&o.deploy, &n.deploy);
     d.changed(
-        "deploy-changed",
+        RuleId::DeployChanged,
         "/deploy/namespace".into(),
         &od.namespace,
         &nd.namespace,
@@ -877,7 +876,7 @@ fn deploy(d: &mut Diff, o: &Model, n: &Model) {
     for key in ["replicas", "cpu", "memory"] {
         if os[key] != ns[key] {
             d.add(
-                "deploy-resized",
+                RuleId::DeployResized,
                 format!("/deploy/{key}"),
                 Some(os[key].clone()),
                 Some(ns[key].clone()),
@@ -887,27 +886,25 @@ fn deploy(d: &mut Diff, o: &Model, n: &Model) {
     }
 }
 
-fn suppressions(d: &mut Diff, what: &str, o: &[Suppression], n: &[Suppression], pointer: &str) {
-    for s in n {
-        if !o.iter().any(|x| x.rule == s.rule) {
-            d.add(
-                "suppression-added",
+fn suppressions(d: &mut Findings, what: &str, o: &[Suppression], n: &[Suppression], pointer: &str) {
+    for suppression in keyed(o, n, |x| &x.rule) {
+        match suppression {
+            Keyed::Added(s) => d.add(
+                RuleId::SuppressionAdded,
                 s.pointer.clone(),
                 None,
                 Some(json!({"rule": s.rule, "reason": s.reason})),
                 format!("{what} now suppresses production rule `{}`", s.rule),
-            );
-        }
-    }
-    for s in o {
-        if !n.iter().any(|x| x.rule == s.rule) {
-            d.add(
-                "suppression-removed",
+            ),
+            // A new reason for the same suppression is no change of what is suppressed.
+            Keyed::Both(..) => {}
+            Keyed::Removed(s) => d.add(
+                RuleId::SuppressionRemoved,
                 pointer.to_owned(),
                 Some(json!({"rule": s.rule, "reason": s.reason})),
                 None,
                 format!("{what} no longer suppresses production rule `{}`", s.rule),
-            );
+            ),
         }
     }
 }
@@ -967,12 +964,6 @@ pub(crate) struct Item<'a> {
     pub element: Option<Element<'a>>,
 }
 
-/// The SHA-256 a lock records for a prompt's text.
-pub fn prompt_text_hash(text: &str) -> String {
-    use sha2::{Digest, Sha256};
-    surface::hex(&Sha256::digest(text.as_bytes()))
-}
-
 fn model_items(m: &Model) -> Vec<Item<'_>> {
     let tools = m.tools.iter().map(|t| Item {
         family: Family::Tool,
@@ -992,7 +983,7 @@ fn model_items(m: &Model) -> Vec<Item<'_>> {
         family: Family::Prompt,
         name: p.name.original.clone(),
         def: surface::prompt(p),
-        text_sha256: Some(prompt_text_hash(&p.text)),
+        text_sha256: Some(crate::lock::prompt_text_hash(&p.text)),
         element: Some(Element::Prompt(p)),
     });
     tools.chain(resources).chain(prompts).collect()
@@ -1028,24 +1019,16 @@ fn unnamed(def: &Value) -> Value {
 /// Compares the tools, resources and prompts of two sides. `models` is set
 /// when both sides are contracts: then what clients do not see (effects,
 /// scopes, limits, ...) is compared too.
-pub(crate) fn compare_surfaces(d: &mut Diff, old: &[Item], new: &[Item], models: Option<(&Model, &Model)>) {
+pub(crate) fn compare_surfaces(d: &mut Findings, old: &[Item], new: &[Item], models: Option<(&Model, &Model)>) {
     for family in [Family::Tool, Family::Resource, Family::Prompt] {
         let olds: Vec<&Item> = old.iter().filter(|i| i.family == family).collect();
         let news: Vec<&Item> = new.iter().filter(|i| i.family == family).collect();
-        let mut removed: Vec<&Item> = olds
-            .iter()
-            .copied()
-            .filter(|o| !news.iter().any(|n| n.name == o.name))
-            .collect();
-        let mut added: Vec<&Item> = news
-            .iter()
-            .copied()
-            .filter(|n| !olds.iter().any(|o| o.name == n.name))
-            .collect();
-        let mut pairs: Vec<(&Item, &Item)> = Vec::new();
-        for n in &news {
-            if let Some(o) = olds.iter().find(|o| o.name == n.name) {
-                pairs.push((o, n));
+        let (mut removed, mut added, mut pairs): (Vec<&Item>, Vec<&Item>, Vec<(&Item, &Item)>) = Default::default();
+        for item in keyed(&olds, &news, |i| &i.name) {
+            match item {
+                Keyed::Added(n) => added.push(*n),
+                Keyed::Both(o, n) => pairs.push((*o, *n)),
+                Keyed::Removed(o) => removed.push(*o),
             }
         }
         // A removed and an added element with the same definition apart from the name: a rename.
@@ -1069,9 +1052,9 @@ pub(crate) fn compare_surfaces(d: &mut Diff, old: &[Item], new: &[Item], models:
         for (o, n) in renames {
             d.add(
                 match family {
-                    Family::Tool => "tool-renamed",
-                    Family::Resource => "resource-renamed",
-                    Family::Prompt => "prompt-renamed",
+                    Family::Tool => RuleId::ToolRenamed,
+                    Family::Resource => RuleId::ResourceRenamed,
+                    Family::Prompt => RuleId::PromptRenamed,
                 },
                 format!("/{section}/{}", esc(&n.name)),
                 Some(json!(o.name)),
@@ -1086,9 +1069,9 @@ pub(crate) fn compare_surfaces(d: &mut Diff, old: &[Item], new: &[Item], models:
         for o in removed {
             d.removed(
                 match family {
-                    Family::Tool => "tool-removed",
-                    Family::Resource => "resource-removed",
-                    Family::Prompt => "prompt-removed",
+                    Family::Tool => RuleId::ToolRemoved,
+                    Family::Resource => RuleId::ResourceRemoved,
+                    Family::Prompt => RuleId::PromptRemoved,
                 },
                 format!("/{section}/{}", esc(&o.name)),
                 Some(o.def.clone()),
@@ -1098,9 +1081,9 @@ pub(crate) fn compare_surfaces(d: &mut Diff, old: &[Item], new: &[Item], models:
         for n in added {
             d.add(
                 match family {
-                    Family::Tool => "tool-added",
-                    Family::Resource => "resource-added",
-                    Family::Prompt => "prompt-added",
+                    Family::Tool => RuleId::ToolAdded,
+                    Family::Resource => RuleId::ResourceAdded,
+                    Family::Prompt => RuleId::PromptAdded,
                 },
                 format!("/{section}/{}", esc(&n.name)),
                 None,
@@ -1115,12 +1098,12 @@ pub(crate) fn compare_surfaces(d: &mut Diff, old: &[Item], new: &[Item], models:
 }
 
 /// Compares one element present on both sides (possibly renamed).
-fn compare_pair(d: &mut Diff, o: &Item, n: &Item, models: Option<(&Model, &Model)>) {
+fn compare_pair(d: &mut Findings, o: &Item, n: &Item, models: Option<(&Model, &Model)>) {
     let base = format!("/{}/{}", n.family.section(), esc(&n.name));
     let what = format!("{} `{}`", n.family.noun(), n.name);
     let (od, nd) = (&o.def, &n.def);
     let field = |v: &Value, k: &str| v.get(k).cloned();
-    let text = |d: &mut Diff, rule: &'static str, key: &str, contract_key: &str, label: &str| {
+    let text = |d: &mut Findings, rule: RuleId, key: &str, contract_key: &str, label: &str| {
         let (a, b) = (field(od, key), field(nd, key));
         if a != b {
             d.add(
@@ -1132,10 +1115,10 @@ fn compare_pair(d: &mut Diff, o: &Item, n: &Item, models: Option<(&Model, &Model
             );
         }
     };
-    text(d, "title-changed", "title", "title", "the title");
+    text(d, RuleId::TitleChanged, "title", "title", "the title");
     text(
         d,
-        "description-changed",
+        RuleId::DescriptionChanged,
         "description",
         "description",
         "the description (which the model reads)",
@@ -1143,19 +1126,19 @@ fn compare_pair(d: &mut Diff, o: &Item, n: &Item, models: Option<(&Model, &Model
     match n.family {
         Family::Tool => {
             if let (Some(a), Some(b)) = (od.get("inputSchema"), nd.get("inputSchema")) {
-                super::schema::walk(d, a, b, true, &format!("{base}/input"), &what);
+                d.schema(a, b, true, &format!("{base}/input"), &what);
             }
             match (od.get("outputSchema"), nd.get("outputSchema")) {
-                (Some(a), Some(b)) => super::schema::walk(d, a, b, false, &format!("{base}/output"), &what),
+                (Some(a), Some(b)) => d.schema(a, b, false, &format!("{base}/output"), &what),
                 (Some(a), None) => d.add(
-                    "output-removed",
+                    RuleId::OutputRemoved,
                     format!("{base}/output"),
                     Some(a.clone()),
                     None,
                     format!("{what}: the output schema was removed; clients reading structured output break"),
                 ),
                 (None, Some(b)) => d.add(
-                    "output-added",
+                    RuleId::OutputAdded,
                     format!("{base}/output"),
                     None,
                     Some(b.clone()),
@@ -1184,7 +1167,7 @@ fn compare_pair(d: &mut Diff, o: &Item, n: &Item, models: Option<(&Model, &Model
                     .collect::<Vec<_>>();
                 let detail = hints.join(", ");
                 d.add(
-                    "annotations-changed",
+                    RuleId::AnnotationsChanged,
                     format!("{base}/effect"),
                     a,
                     b,
@@ -1198,7 +1181,7 @@ fn compare_pair(d: &mut Diff, o: &Item, n: &Item, models: Option<(&Model, &Model
                 if a != b && b.is_some() {
                     let old = a.or_else(|| field(od, if key == "uri" { "uriTemplate" } else { "uri" }));
                     d.add(
-                        "resource-uri-changed",
+                        RuleId::ResourceUriChanged,
                         format!("{base}/{contract_key}"),
                         old,
                         b,
@@ -1209,7 +1192,7 @@ fn compare_pair(d: &mut Diff, o: &Item, n: &Item, models: Option<(&Model, &Model
             let (a, b) = (field(od, "mimeType"), field(nd, "mimeType"));
             if a != b {
                 d.add(
-                    "resource-mime-type-changed",
+                    RuleId::ResourceMimeTypeChanged,
                     format!("{base}/mime_type"),
                     a,
                     b,
@@ -1225,7 +1208,7 @@ fn compare_pair(d: &mut Diff, o: &Item, n: &Item, models: Option<(&Model, &Model
                     _ => (json!(o.text_sha256), json!(n.text_sha256)),
                 };
                 d.add(
-                    "prompt-text-changed",
+                    RuleId::PromptTextChanged,
                     format!("{base}/text"),
                     Some(a),
                     Some(b),
@@ -1244,7 +1227,7 @@ fn compare_pair(d: &mut Diff, o: &Item, n: &Item, models: Option<(&Model, &Model
     }
 }
 
-fn prompt_arguments(d: &mut Diff, base: &str, what: &str, od: &Value, nd: &Value) {
+fn prompt_arguments(d: &mut Findings, base: &str, what: &str, od: &Value, nd: &Value) {
     let args = |v: &Value| -> Vec<Value> {
         v.get("arguments")
             .and_then(Value::as_array)
@@ -1254,30 +1237,37 @@ fn prompt_arguments(d: &mut Diff, base: &str, what: &str, od: &Value, nd: &Value
     let (oa, na) = (args(od), args(nd));
     let name_of = |a: &Value| a.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
     let required = |a: &Value| a.get("required").and_then(Value::as_bool).unwrap_or(false);
-    for a in &na {
-        let name = name_of(a);
-        let pointer = format!("{base}/arguments/{}", esc(&name));
-        match oa.iter().find(|x| name_of(x) == name) {
-            None if required(a) => d.add(
-                "prompt-argument-required",
-                pointer,
-                None,
-                Some(a.clone()),
-                format!("{what}: new required argument `{name}`; clients that do not send it break"),
-            ),
-            None => d.add(
-                "prompt-argument-added",
-                pointer,
-                None,
-                Some(a.clone()),
-                format!("{what}: new optional argument `{name}`"),
-            ),
-            Some(old) => {
+    for argument in keyed(&oa, &na, |a| a.get("name").and_then(Value::as_str).unwrap_or_default()) {
+        match argument {
+            Keyed::Added(a) => {
+                let name = name_of(a);
+                let pointer = format!("{base}/arguments/{}", esc(&name));
+                if required(a) {
+                    d.add(
+                        RuleId::PromptArgumentRequired,
+                        pointer,
+                        None,
+                        Some(a.clone()),
+                        format!("{what}: new required argument `{name}`; clients that do not send it break"),
+                    );
+                } else {
+                    d.add(
+                        RuleId::PromptArgumentAdded,
+                        pointer,
+                        None,
+                        Some(a.clone()),
+                        format!("{what}: new optional argument `{name}`"),
+                    );
+                }
+            }
+            Keyed::Both(old, a) => {
+                let name = name_of(a);
+                let pointer = format!("{base}/arguments/{}", esc(&name));
                 if required(old) != required(a) {
                     let (rule, how) = if required(a) {
-                        ("prompt-argument-required", "is now required")
+                        (RuleId::PromptArgumentRequired, "is now required")
                     } else {
-                        ("prompt-argument-optional", "is no longer required")
+                        (RuleId::PromptArgumentOptional, "is no longer required")
                     };
                     d.add(
                         rule,
@@ -1289,7 +1279,7 @@ fn prompt_arguments(d: &mut Diff, base: &str, what: &str, od: &Value, nd: &Value
                 }
                 if old.get("description") != a.get("description") {
                     d.add(
-                        "description-changed",
+                        RuleId::DescriptionChanged,
                         format!("{pointer}/description"),
                         old.get("description").cloned(),
                         a.get("description").cloned(),
@@ -1297,27 +1287,25 @@ fn prompt_arguments(d: &mut Diff, base: &str, what: &str, od: &Value, nd: &Value
                     );
                 }
             }
-        }
-    }
-    for a in &oa {
-        let name = name_of(a);
-        if !na.iter().any(|x| name_of(x) == name) {
-            d.removed(
-                "prompt-argument-removed",
-                format!("{base}/arguments/{}", esc(&name)),
-                Some(a.clone()),
-                format!("{what}: argument `{name}` was removed; clients that send it break"),
-            );
+            Keyed::Removed(a) => {
+                let name = name_of(a);
+                d.removed(
+                    RuleId::PromptArgumentRemoved,
+                    format!("{base}/arguments/{}", esc(&name)),
+                    Some(a.clone()),
+                    format!("{what}: argument `{name}` was removed; clients that send it break"),
+                );
+            }
         }
     }
 }
 
-fn tool_extras(d: &mut Diff, base: &str, what: &str, om: &Model, nm: &Model, a: &Tool, b: &Tool) {
+fn tool_extras(d: &mut Findings, base: &str, what: &str, om: &Model, nm: &Model, a: &Tool, b: &Tool) {
     if a.effect != b.effect {
         let (rule, how) = if b.effect > a.effect {
-            ("effect-escalated", "escalated")
+            (RuleId::EffectEscalated, "escalated")
         } else {
-            ("effect-reduced", "reduced")
+            (RuleId::EffectReduced, "reduced")
         };
         d.add(
             rule,
@@ -1331,7 +1319,7 @@ fn tool_extras(d: &mut Diff, base: &str, what: &str, om: &Model, nm: &Model, a: 
             ),
         );
     }
-    scopes(d, "tool-scope-changed", base, what, &a.scopes, &b.scopes);
+    scopes(d, RuleId::ToolScopeChanged, base, what, &a.scopes, &b.scopes);
     data_class_use(d, base, what, om, nm, a.data_class.as_deref(), b.data_class.as_deref());
     downstream_use(d, base, what, &a.downstreams, &b.downstreams);
     limits(
@@ -1370,7 +1358,7 @@ fn approval_rank(a: &Approval) -> i32 {
     }
 }
 
-fn approval(d: &mut Diff, base: &str, what: &str, a: &Approval, b: &Approval) {
+fn approval(d: &mut Findings, base: &str, what: &str, a: &Approval, b: &Approval) {
     if a == b {
         return;
     }
@@ -1380,7 +1368,7 @@ fn approval(d: &mut Diff, base: &str, what: &str, a: &Approval, b: &Approval) {
     if rb < ra {
         let how = if rb == 0 { "was removed" } else { "was relaxed" };
         d.add(
-            "approval-relaxed",
+            RuleId::ApprovalRelaxed,
             pointer,
             old,
             new,
@@ -1388,7 +1376,7 @@ fn approval(d: &mut Diff, base: &str, what: &str, a: &Approval, b: &Approval) {
         );
     } else if rb > ra {
         d.add(
-            "approval-tightened",
+            RuleId::ApprovalTightened,
             pointer,
             old,
             new,
@@ -1399,7 +1387,7 @@ fn approval(d: &mut Diff, base: &str, what: &str, a: &Approval, b: &Approval) {
     {
         if sa != sb {
             d.add(
-                "approval-changed",
+                RuleId::ApprovalChanged,
                 format!("{pointer}/scope"),
                 Some(json!(sa)),
                 Some(json!(sb)),
@@ -1408,9 +1396,9 @@ fn approval(d: &mut Diff, base: &str, what: &str, a: &Approval, b: &Approval) {
         }
         if ea != eb {
             let (rule, how) = if eb > ea {
-                ("approval-relaxed", "wait longer")
+                (RuleId::ApprovalRelaxed, "wait longer")
             } else {
-                ("approval-tightened", "expire sooner")
+                (RuleId::ApprovalTightened, "expire sooner")
             };
             d.add(
                 rule,
@@ -1423,7 +1411,7 @@ fn approval(d: &mut Diff, base: &str, what: &str, a: &Approval, b: &Approval) {
     }
 }
 
-fn scopes(d: &mut Diff, rule: &'static str, base: &str, what: &str, a: &[String], b: &[String]) {
+fn scopes(d: &mut Findings, rule: RuleId, base: &str, what: &str, a: &[String], b: &[String]) {
     if same_set(a, b) {
         return;
     }
@@ -1444,16 +1432,16 @@ fn scopes(d: &mut Diff, rule: &'static str, base: &str, what: &str, a: &[String]
     );
 }
 
-fn data_class_use(d: &mut Diff, base: &str, what: &str, om: &Model, nm: &Model, a: Option<&str>, b: Option<&str>) {
+fn data_class_use(d: &mut Findings, base: &str, what: &str, om: &Model, nm: &Model, a: Option<&str>, b: Option<&str>) {
     if a == b {
         return;
     }
     let rank = |m: &Model, c: Option<&str>| c.and_then(|c| m.data_class(c)).map(|c| sensitivity_rank(c.sensitivity));
     let (ra, rb) = (rank(om, a).unwrap_or(-1), rank(nm, b).unwrap_or(-1));
     let rule = match rb.cmp(&ra) {
-        std::cmp::Ordering::Greater => "data-class-widened",
-        std::cmp::Ordering::Less => "data-class-narrowed",
-        std::cmp::Ordering::Equal => "data-class-changed",
+        std::cmp::Ordering::Greater => RuleId::DataClassWidened,
+        std::cmp::Ordering::Less => RuleId::DataClassNarrowed,
+        std::cmp::Ordering::Equal => RuleId::DataClassChanged,
     };
     let show = |c: Option<&str>| c.map(|c| format!("`{c}`")).unwrap_or_else(|| "none".into());
     d.add(
@@ -1465,10 +1453,10 @@ fn data_class_use(d: &mut Diff, base: &str, what: &str, om: &Model, nm: &Model, 
     );
 }
 
-fn downstream_use(d: &mut Diff, base: &str, what: &str, a: &[String], b: &[String]) {
+fn downstream_use(d: &mut Findings, base: &str, what: &str, a: &[String], b: &[String]) {
     for ds in missing(b, a) {
         d.add(
-            "tool-downstream-added",
+            RuleId::ToolDownstreamAdded,
             format!("{base}/downstreams"),
             None,
             Some(json!(ds)),
@@ -1477,7 +1465,7 @@ fn downstream_use(d: &mut Diff, base: &str, what: &str, a: &[String], b: &[Strin
     }
     for ds in missing(a, b) {
         d.add(
-            "tool-downstream-removed",
+            RuleId::ToolDownstreamRemoved,
             format!("{base}/downstreams"),
             Some(json!(ds)),
             None,
@@ -1486,8 +1474,8 @@ fn downstream_use(d: &mut Diff, base: &str, what: &str, a: &[String], b: &[Strin
     }
 }
 
-fn resource_extras(d: &mut Diff, base: &str, what: &str, om: &Model, nm: &Model, a: &Resource, b: &Resource) {
-    scopes(d, "resource-scope-changed", base, what, &a.scopes, &b.scopes);
+fn resource_extras(d: &mut Findings, base: &str, what: &str, om: &Model, nm: &Model, a: &Resource, b: &Resource) {
+    scopes(d, RuleId::ResourceScopeChanged, base, what, &a.scopes, &b.scopes);
     data_class_use(d, base, what, om, nm, a.data_class.as_deref(), b.data_class.as_deref());
     downstream_use(d, base, what, &a.downstreams, &b.downstreams);
     limits(
@@ -1499,10 +1487,10 @@ fn resource_extras(d: &mut Diff, base: &str, what: &str, om: &Model, nm: &Model,
         Some((&om.limits, &nm.limits)),
     );
     match (&a.schema, &b.schema) {
-        (Some(x), Some(y)) => super::schema::walk(d, &x.value, &y.value, false, &format!("{base}/schema"), what),
+        (Some(x), Some(y)) => d.schema(&x.value, &y.value, false, &format!("{base}/schema"), what),
         (None, None) => {}
         (x, y) => d.add(
-            "output-schema-changed",
+            RuleId::OutputSchemaChanged,
             format!("{base}/schema"),
             x.as_ref().map(|s| s.value.clone()),
             y.as_ref().map(|s| s.value.clone()),
@@ -1515,10 +1503,9 @@ fn resource_extras(d: &mut Diff, base: &str, what: &str, om: &Model, nm: &Model,
     if let (ResourceTarget::Template { variables: va, .. }, ResourceTarget::Template { variables: vb, .. }) =
         (&a.target, &b.target)
     {
-        for v in vb {
-            if let Some(old) = va.iter().find(|x| x.name.original == v.name.original) {
-                super::schema::walk(
-                    d,
+        for variable in keyed(va, vb, |x| &x.name.original) {
+            if let Keyed::Both(old, v) = variable {
+                d.schema(
                     &old.schema.value,
                     &v.schema.value,
                     true,
@@ -1531,10 +1518,10 @@ fn resource_extras(d: &mut Diff, base: &str, what: &str, om: &Model, nm: &Model,
     suppressions(d, what, &a.suppressions, &b.suppressions, &format!("{base}/suppress"));
 }
 
-fn prompt_extras(d: &mut Diff, base: &str, what: &str, om: &Model, nm: &Model, a: &Prompt, b: &Prompt) {
+fn prompt_extras(d: &mut Findings, base: &str, what: &str, om: &Model, nm: &Model, a: &Prompt, b: &Prompt) {
     if a.version != b.version {
         d.add(
-            "prompt-version-changed",
+            RuleId::PromptVersionChanged,
             format!("{base}/version"),
             Some(json!(a.version.to_string())),
             Some(json!(b.version.to_string())),
@@ -1543,7 +1530,7 @@ fn prompt_extras(d: &mut Diff, base: &str, what: &str, om: &Model, nm: &Model, a
     }
     for r in missing(&b.resources, &a.resources) {
         d.add(
-            "prompt-resource-added",
+            RuleId::PromptResourceAdded,
             format!("{base}/resources"),
             None,
             Some(json!(r)),
@@ -1552,23 +1539,23 @@ fn prompt_extras(d: &mut Diff, base: &str, what: &str, om: &Model, nm: &Model, a
     }
     for r in missing(&a.resources, &b.resources) {
         d.add(
-            "prompt-resource-removed",
+            RuleId::PromptResourceRemoved,
             format!("{base}/resources"),
             Some(json!(r)),
             None,
             format!("{what}: no longer relies on resource `{r}`"),
         );
     }
-    scopes(d, "prompt-scope-changed", base, what, &a.scopes, &b.scopes);
+    scopes(d, RuleId::PromptScopeChanged, base, what, &a.scopes, &b.scopes);
     data_class_use(d, base, what, om, nm, a.data_class.as_deref(), b.data_class.as_deref());
-    for arg in &b.arguments {
-        if let Some(old) = a.arguments.iter().find(|x| x.name.original == arg.name.original)
+    for argument in keyed(&a.arguments, &b.arguments, |x| &x.name.original) {
+        if let Keyed::Both(old, arg) = argument
             && old.max_length != arg.max_length
         {
             let (rule, how) = if arg.max_length < old.max_length {
-                ("input-bounds-tightened", "tightened")
+                (RuleId::InputBoundsTightened, "tightened")
             } else {
-                ("input-bounds-loosened", "loosened")
+                (RuleId::InputBoundsLoosened, "loosened")
             };
             d.add(
                 rule,
@@ -1583,4 +1570,42 @@ fn prompt_extras(d: &mut Diff, base: &str, what: &str, om: &Model, nm: &Model, a
         }
     }
     suppressions(d, what, &a.suppressions, &b.suppressions, &format!("{base}/suppress"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The schema walk names its rules by id text; each of those ids must be a
+    /// [`RuleId`], so the unclassified fallback in [`Findings::schema`] stays unused.
+    #[test]
+    fn every_id_the_schema_walk_names_is_a_rule() {
+        let source = include_str!("schema.rs");
+        // Every string literal that opens like a rule id, up to its closing quote.
+        let ids: Vec<&str> = ["\"input-", "\"output-"]
+            .iter()
+            .flat_map(|opening| source.match_indices(opening))
+            .filter_map(|(at, _)| source[at + 1..].split('"').next())
+            .filter(|id| id.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+            .collect();
+        assert!(ids.len() >= 20, "found only {ids:?}");
+        for id in ids {
+            assert!(RuleId::parse(id).is_some(), "schema.rs names unknown rule `{id}`");
+        }
+    }
+
+    #[test]
+    fn keyed_pairs_by_name_in_new_then_old_order() {
+        let old = ["a", "b", "c"];
+        let new = ["c", "d", "a"];
+        let shown: Vec<String> = keyed(&old, &new, |s| s)
+            .into_iter()
+            .map(|k| match k {
+                Keyed::Added(n) => format!("+{n}"),
+                Keyed::Both(o, n) => format!("{o}={n}"),
+                Keyed::Removed(o) => format!("-{o}"),
+            })
+            .collect();
+        assert_eq!(shown, ["c=c", "+d", "a=a", "-b"]);
+    }
 }

@@ -111,7 +111,7 @@ pub fn surface_json(model: &Model) -> Result<String, String> {
 /// The tool-surface lock (`charter lock`'s format): a hash per definition, so
 /// hosts and reviewers can pin exactly what clients see.
 pub fn lock_json(model: &Model) -> String {
-    crate::diff::lock::Lock::from_model(model).to_json_pretty()
+    crate::lock::Lock::from_model(model).to_json_pretty()
 }
 
 /// Prefix of the generated server's environment overrides: `POLICY_SEARCH`.

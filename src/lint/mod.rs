@@ -14,7 +14,7 @@ use crate::diagnostic::{Diagnostic, Place, Severity, Source};
 use crate::model::{Model, Status, Suppression};
 use crate::suggest::did_you_mean;
 
-pub use rules::{RULES, today};
+pub use rules::RULES;
 
 /// A production rule.
 pub struct Rule {

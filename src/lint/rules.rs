@@ -226,14 +226,6 @@ fn review_overdue(cx: &Context, f: &mut Findings) {
     }
 }
 
-/// Today's date, or `CHARTER_TODAY` for reproducible runs.
-pub fn today() -> jiff::civil::Date {
-    std::env::var("CHARTER_TODAY")
-        .ok()
-        .and_then(|d| d.parse().ok())
-        .unwrap_or_else(|| jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::UTC).date())
-}
-
 // ----- downstreams and credentials -----
 
 fn token_passthrough(cx: &Context, f: &mut Findings) {

@@ -8,6 +8,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use std::path::Path;
+
+use crate::digest::sha256_hex;
 use crate::model::Model;
 use crate::surface::{self, Kind};
 
@@ -92,7 +95,7 @@ impl Lock {
                         .prompts
                         .iter()
                         .find(|p| p.name.original == name)
-                        .map(|p| super::rules::prompt_text_hash(&p.text)),
+                        .map(|p| prompt_text_hash(&p.text)),
                     _ => None,
                 };
                 Entry {
@@ -208,6 +211,31 @@ impl Lock {
 /// A JSON value is a charter lock when it is an object with the format key.
 pub fn is_lock(value: &Value) -> bool {
     value.get(FORMAT_KEY).is_some()
+}
+
+/// The SHA-256 a lock records for a prompt's text.
+pub fn prompt_text_hash(text: &str) -> String {
+    sha256_hex(text.as_bytes())
+}
+
+/// Writes atomically (a temporary file in the same directory, then a rename),
+/// refusing to replace a file that is not a charter lock.
+pub fn write_lock(path: &Path, text: &str) -> Result<(), String> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let is_charter_lock = serde_json::from_str::<Value>(&existing).is_ok_and(|v| is_lock(&v));
+        if !is_charter_lock {
+            return Err(format!(
+                "{} exists and is not a charter lock; refusing to overwrite it",
+                path.display()
+            ));
+        }
+        if existing == text {
+            return Ok(());
+        }
+    } else if path.exists() {
+        return Err(format!("{} exists and cannot be read", path.display()));
+    }
+    crate::write::write_atomically(path, text)
 }
 
 #[cfg(test)]
