@@ -103,6 +103,17 @@ enum Direction {
     Both,
 }
 
+/// How a keyword that restricts values in its own way (not an ordered bound) changed, if it did.
+fn restriction<T: PartialEq>(key: &'static str, old: &Option<T>, new: &Option<T>) -> Option<(&'static str, Direction)> {
+    let direction = match (old, new) {
+        (None, Some(_)) => Direction::Tighter,
+        (Some(_), None) => Direction::Looser,
+        (Some(a), Some(b)) if a != b => Direction::Both,
+        _ => return None,
+    };
+    Some((key, direction))
+}
+
 impl Walk<'_, '_> {
     fn field(&self, path: &str) -> String {
         let side = if self.input { "input" } else { "output" };
@@ -333,30 +344,15 @@ impl Walk<'_, '_> {
             };
             changes.push(("uniqueItems", direction));
         }
-        let restrictions = [
-            (
-                "multipleOf",
-                o.bounds.multiple_of.is_some(),
-                n.bounds.multiple_of.is_some(),
-                o.bounds.multiple_of == n.bounds.multiple_of,
-            ),
-            (
-                "pattern",
-                o.pattern.is_some(),
-                n.pattern.is_some(),
-                o.pattern == n.pattern,
-            ),
-            ("format", o.format.is_some(), n.format.is_some(), o.format == n.format),
-        ];
-        for (key, had, has, same) in restrictions {
-            let direction = match (had, has) {
-                (false, true) => Direction::Tighter,
-                (true, false) => Direction::Looser,
-                (true, true) if !same => Direction::Both,
-                _ => continue,
-            };
-            changes.push((key, direction));
-        }
+        changes.extend(
+            [
+                restriction("multipleOf", &o.bounds.multiple_of, &n.bounds.multiple_of),
+                restriction("pattern", &o.pattern, &n.pattern),
+                restriction("format", &o.format, &n.format),
+            ]
+            .into_iter()
+            .flatten(),
+        );
         for (key, direction) in changes {
             let textual = key == "pattern" || key == "format";
             let rule = match (self.input, &direction, textual) {

@@ -1,4 +1,5 @@
-//! JSON Schema 2020-12 fragments in the contract: checked, made self-contained and closed.
+//! JSON Schema 2020-12 fragments in the contract: checked, made self-contained and closed,
+//! then read once into a typed tree ([`SchemaTree`]) that every later reader uses.
 //!
 //! JSON Schema ignores keywords it does not know, so a misspelt `maxLenght`
 //! silently drops a bound; here it is an error with a suggestion. References
