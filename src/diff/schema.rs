@@ -1,18 +1,16 @@
 //! Structural comparison of two JSON Schemas (2020-12, as the model normalizes
-//! them): required sets, types, enums, bounds, patterns, closedness, properties
-//! and items. For an input a narrowing breaks clients; for an output a widening does.
+//! them), read into the model's typed form: required sets, types, enums,
+//! bounds, patterns, closedness, properties and items. For an input a narrowing
+//! breaks clients; for an output a widening does. Findings quote the keywords as written.
 
 use std::collections::{BTreeSet, HashSet};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::esc;
 use super::rules::Diff;
+use crate::model::{SchemaNode, SchemaTree};
 
-/// Keywords whose value is an upper bound: a smaller value is tighter.
-const MAX_KEYWORDS: &[&str] = &["maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties"];
-/// Keywords whose value is a lower bound: a larger value is tighter.
-const MIN_KEYWORDS: &[&str] = &["minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties"];
 /// Keywords only people and models read.
 const TEXT_KEYWORDS: &[&str] = &["description", "title", "examples"];
 /// Keywords compared by their own rules, or that carry no meaning of their own.
@@ -34,6 +32,16 @@ const HANDLED: &[&str] = &[
     "$schema",
     "$comment",
     "$id",
+    "maximum",
+    "exclusiveMaximum",
+    "maxLength",
+    "maxItems",
+    "maxProperties",
+    "minimum",
+    "exclusiveMinimum",
+    "minLength",
+    "minItems",
+    "minProperties",
 ];
 
 /// How deep a walk goes before it stops (recursive schemas).
@@ -41,76 +49,42 @@ const MAX_DEPTH: usize = 48;
 
 struct Walk<'a, 'd> {
     d: &'d mut Diff,
-    old_root: &'a Value,
-    new_root: &'a Value,
+    old_tree: &'a SchemaTree,
+    new_tree: &'a SchemaTree,
     input: bool,
     /// `tool \`x\``, for messages.
     what: &'a str,
-    /// Pairs of `$ref`s already compared, so recursive schemas end.
+    /// Pairs of definitions already compared, so recursive schemas end.
     seen: HashSet<(String, String)>,
 }
 
 /// Compares two schemas; `base` is the contract pointer of the schema (`/tools/x/input`).
 pub(crate) fn walk(d: &mut Diff, old: &Value, new: &Value, input: bool, base: &str, what: &str) {
+    let (old_tree, new_tree) = (SchemaTree::read(old), SchemaTree::read(new));
     let mut w = Walk {
         d,
-        old_root: old,
-        new_root: new,
+        old_tree: &old_tree,
+        new_tree: &new_tree,
         input,
         what,
         seen: HashSet::new(),
     };
-    w.schema(old, new, base, "", 0);
+    w.schema(&old_tree.root, &new_tree.root, base, "", 0);
 }
 
-/// A schema with its `$ref` (to `#/...` of its root) replaced by the target, sibling keywords kept.
-fn resolve(root: &Value, schema: &Value) -> (Value, Option<String>) {
-    let mut current = schema.clone();
-    let mut first_ref = None;
-    for _ in 0..16 {
-        let Some(reference) = current.get("$ref").and_then(Value::as_str).map(str::to_owned) else {
-            break;
-        };
-        let Some(target) = reference.strip_prefix('#').and_then(|p| root.pointer(p)) else {
-            break;
-        };
-        first_ref.get_or_insert_with(|| reference.clone());
-        let mut merged: Map<String, Value> = match target {
-            Value::Object(m) => m.clone(),
-            other => return (other.clone(), first_ref),
-        };
-        if let Value::Object(siblings) = &current {
-            for (k, v) in siblings {
-                if k != "$ref" {
-                    merged.insert(k.clone(), v.clone());
-                }
-            }
-        }
-        current = Value::Object(merged);
-    }
-    (current, first_ref)
-}
-
-fn types(s: &Map<String, Value>) -> Option<BTreeSet<String>> {
-    match s.get("type")? {
-        Value::String(t) => Some(BTreeSet::from([t.clone()])),
-        Value::Array(ts) => Some(ts.iter().filter_map(Value::as_str).map(str::to_owned).collect()),
-        _ => None,
-    }
+fn types(s: &SchemaNode) -> Option<BTreeSet<&'static str>> {
+    Some(s.types.as_ref()?.iter().map(|t| t.as_str()).collect())
 }
 
 /// Every type of `inner` is accepted by `outer` (an integer is a number).
-fn covers(outer: &BTreeSet<String>, inner: &BTreeSet<String>) -> bool {
+fn covers(outer: &BTreeSet<&str>, inner: &BTreeSet<&str>) -> bool {
     inner
         .iter()
-        .all(|t| outer.contains(t) || (t == "integer" && outer.contains("number")))
+        .all(|t| outer.contains(t) || (*t == "integer" && outer.contains("number")))
 }
 
-fn enum_values(s: &Map<String, Value>) -> Option<Vec<Value>> {
-    if let Some(Value::Array(values)) = s.get("enum") {
-        return Some(values.clone());
-    }
-    s.get("const").map(|c| vec![c.clone()])
+fn enum_values(s: &SchemaNode) -> Option<Vec<Value>> {
+    s.values.clone().or_else(|| s.constant.clone().map(|c| vec![c]))
 }
 
 fn show_values(values: &[&Value]) -> String {
@@ -129,6 +103,17 @@ enum Direction {
     Both,
 }
 
+/// How a keyword that restricts values in its own way (not an ordered bound) changed, if it did.
+fn restriction<T: PartialEq>(key: &'static str, old: &Option<T>, new: &Option<T>) -> Option<(&'static str, Direction)> {
+    let direction = match (old, new) {
+        (None, Some(_)) => Direction::Tighter,
+        (Some(_), None) => Direction::Looser,
+        (Some(a), Some(b)) if a != b => Direction::Both,
+        _ => return None,
+    };
+    Some((key, direction))
+}
+
 impl Walk<'_, '_> {
     fn field(&self, path: &str) -> String {
         let side = if self.input { "input" } else { "output" };
@@ -143,38 +128,47 @@ impl Walk<'_, '_> {
         if self.input { input } else { output }
     }
 
-    fn schema(&mut self, old: &Value, new: &Value, pointer: &str, path: &str, depth: usize) {
+    fn schema(&mut self, old: &SchemaNode, new: &SchemaNode, pointer: &str, path: &str, depth: usize) {
         if depth > MAX_DEPTH || old == new {
             return;
         }
-        let (o, oref) = resolve(self.old_root, old);
-        let (n, nref) = resolve(self.new_root, new);
-        if (oref.is_some() || nref.is_some()) && !self.seen.insert((oref.unwrap_or_default(), nref.unwrap_or_default()))
+        let (old_tree, new_tree) = (self.old_tree, self.new_tree);
+        let (o, oref) = old_tree.resolve(old);
+        let (n, nref) = new_tree.resolve(new);
+        if (oref.is_some() || nref.is_some())
+            && !self
+                .seen
+                .insert((oref.unwrap_or_default().to_owned(), nref.unwrap_or_default().to_owned()))
         {
             return;
         }
         if o == n {
             return;
         }
-        let (Some(om), Some(nm)) = (o.as_object(), n.as_object()) else {
+        let (Some(om), Some(nm)) = (o.json.as_object(), n.json.as_object()) else {
             let rule = self.rule("input-schema-changed", "output-schema-changed");
             let message = format!(
                 "{}: the schema changed (charter cannot classify this change)",
                 self.field(path)
             );
-            self.d
-                .add(rule, pointer.to_owned(), Some(o.clone()), Some(n.clone()), message);
+            self.d.add(
+                rule,
+                pointer.to_owned(),
+                Some(o.json.clone()),
+                Some(n.json.clone()),
+                message,
+            );
             return;
         };
-        if !self.types(om, nm, pointer, path) {
+        if !self.types(&o, &n, pointer, path) {
             return;
         }
-        self.enums(om, nm, pointer, path);
-        self.bounds(om, nm, pointer, path);
-        self.required(om, nm, pointer, path);
-        self.properties(om, nm, pointer, path, depth);
-        self.additional(om, nm, pointer, path, depth);
-        match (om.get("items"), nm.get("items")) {
+        self.enums(&o, &n, pointer, path);
+        self.bounds(&o, &n, pointer, path);
+        self.required(&o, &n, pointer, path);
+        self.properties(&o, &n, pointer, path, depth);
+        self.additional(&o, &n, pointer, path, depth);
+        match (o.items(), n.items()) {
             (Some(a), Some(b)) => self.schema(a, b, &format!("{pointer}/items"), &format!("{path}[]"), depth + 1),
             (None, None) => {}
             (a, b) => {
@@ -184,12 +178,17 @@ impl Walk<'_, '_> {
                     self.field(path),
                     if b.is_some() { "added" } else { "removed" }
                 );
-                self.d
-                    .add(rule, format!("{pointer}/items"), a.cloned(), b.cloned(), message);
+                self.d.add(
+                    rule,
+                    format!("{pointer}/items"),
+                    a.map(|a| a.json.clone()),
+                    b.map(|b| b.json.clone()),
+                    message,
+                );
             }
         }
         for key in TEXT_KEYWORDS {
-            if om.get(*key) != nm.get(*key) {
+            if o.keyword(key) != n.keyword(key) {
                 let message = format!(
                     "{}: the {} changed (the model reads it)",
                     self.field(path),
@@ -198,28 +197,25 @@ impl Walk<'_, '_> {
                 self.d.add(
                     "description-changed",
                     format!("{pointer}/{key}"),
-                    om.get(*key).cloned(),
-                    nm.get(*key).cloned(),
+                    o.keyword(key).cloned(),
+                    n.keyword(key).cloned(),
                     message,
                 );
             }
         }
-        if om.get("default") != nm.get("default") {
+        if o.keyword("default") != n.keyword("default") {
             let message = format!("{}: the default changed", self.field(path));
             self.d.add(
                 "schema-default-changed",
                 format!("{pointer}/default"),
-                om.get("default").cloned(),
-                nm.get("default").cloned(),
+                o.keyword("default").cloned(),
+                n.keyword("default").cloned(),
                 message,
             );
         }
         let keys: BTreeSet<&String> = om.keys().chain(nm.keys()).collect();
         for key in keys {
-            let known = HANDLED.contains(&key.as_str())
-                || TEXT_KEYWORDS.contains(&key.as_str())
-                || MAX_KEYWORDS.contains(&key.as_str())
-                || MIN_KEYWORDS.contains(&key.as_str());
+            let known = HANDLED.contains(&key.as_str()) || TEXT_KEYWORDS.contains(&key.as_str());
             if !known && om.get(key) != nm.get(key) {
                 let rule = self.rule("input-schema-changed", "output-schema-changed");
                 let class = if self.input { "breaking" } else { "needing re-review" };
@@ -239,8 +235,8 @@ impl Walk<'_, '_> {
     }
 
     /// Compares `type`; false when the types no longer overlap (nothing deeper is worth comparing).
-    fn types(&mut self, om: &Map<String, Value>, nm: &Map<String, Value>, pointer: &str, path: &str) -> bool {
-        let (a, b) = (types(om), types(nm));
+    fn types(&mut self, o: &SchemaNode, n: &SchemaNode, pointer: &str, path: &str) -> bool {
+        let (a, b) = (types(o), types(n));
         if a == b {
             return true;
         }
@@ -257,16 +253,16 @@ impl Walk<'_, '_> {
             (false, Some(false)) => "output-type-narrowed",
             (false, _) => "output-type-changed",
         };
-        let show = |t: &Option<BTreeSet<String>>| match t {
-            Some(t) => t.iter().cloned().collect::<Vec<_>>().join(" | "),
+        let show = |t: &Option<BTreeSet<&str>>| match t {
+            Some(t) => t.iter().copied().collect::<Vec<_>>().join(" | "),
             None => "any".into(),
         };
         let message = format!("{}: type changed from {} to {}", self.field(path), show(&a), show(&b));
         self.d.add(
             rule,
             format!("{pointer}/type"),
-            om.get("type").cloned(),
-            nm.get("type").cloned(),
+            o.keyword("type").cloned(),
+            n.keyword("type").cloned(),
             message,
         );
         match (a, b) {
@@ -275,18 +271,18 @@ impl Walk<'_, '_> {
         }
     }
 
-    fn enums(&mut self, om: &Map<String, Value>, nm: &Map<String, Value>, pointer: &str, path: &str) {
-        let (a, b) = (enum_values(om), enum_values(nm));
+    fn enums(&mut self, o: &SchemaNode, n: &SchemaNode, pointer: &str, path: &str) {
+        let (a, b) = (enum_values(o), enum_values(n));
         if a == b {
             return;
         }
-        let key = if om.contains_key("const") || nm.contains_key("const") {
+        let key = if o.constant.is_some() || n.constant.is_some() {
             "const"
         } else {
             "enum"
         };
-        let old = om.get("enum").or_else(|| om.get("const")).cloned();
-        let new = nm.get("enum").or_else(|| nm.get("const")).cloned();
+        let old = o.keyword("enum").or_else(|| o.keyword("const")).cloned();
+        let new = n.keyword("enum").or_else(|| n.keyword("const")).cloned();
         let field = self.field(path);
         match (&a, &b) {
             (Some(x), Some(y)) => {
@@ -318,12 +314,15 @@ impl Walk<'_, '_> {
         }
     }
 
-    fn bounds(&mut self, om: &Map<String, Value>, nm: &Map<String, Value>, pointer: &str, path: &str) {
-        let number = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_f64);
+    fn bounds(&mut self, o: &SchemaNode, n: &SchemaNode, pointer: &str, path: &str) {
+        let limits = |s: &SchemaNode| {
+            let upper = s.bounds.upper().map(|(key, value)| (key, value, true));
+            let lower = s.bounds.lower().map(|(key, value)| (key, value, false));
+            upper.into_iter().chain(lower)
+        };
         let mut changes: Vec<(&str, Direction)> = Vec::new();
-        for key in MAX_KEYWORDS.iter().chain(MIN_KEYWORDS) {
-            let upper = MAX_KEYWORDS.contains(key);
-            let direction = match (number(om, key), number(nm, key)) {
+        for ((key, a, upper), (_, b, _)) in limits(o).zip(limits(n)) {
+            let direction = match (a, b) {
                 (None, Some(_)) => Direction::Tighter,
                 (Some(_), None) => Direction::Looser,
                 (Some(a), Some(b)) if a != b => {
@@ -337,24 +336,23 @@ impl Walk<'_, '_> {
             };
             changes.push((key, direction));
         }
-        let unique = |m: &Map<String, Value>| m.get("uniqueItems").and_then(Value::as_bool).unwrap_or(false);
-        if unique(om) != unique(nm) {
-            let direction = if unique(nm) {
+        if o.bounds.unique_items != n.bounds.unique_items {
+            let direction = if n.bounds.unique_items {
                 Direction::Tighter
             } else {
                 Direction::Looser
             };
             changes.push(("uniqueItems", direction));
         }
-        for key in ["multipleOf", "pattern", "format"] {
-            let direction = match (om.get(key), nm.get(key)) {
-                (None, Some(_)) => Direction::Tighter,
-                (Some(_), None) => Direction::Looser,
-                (Some(a), Some(b)) if a != b => Direction::Both,
-                _ => continue,
-            };
-            changes.push((key, direction));
-        }
+        changes.extend(
+            [
+                restriction("multipleOf", &o.bounds.multiple_of, &n.bounds.multiple_of),
+                restriction("pattern", &o.pattern, &n.pattern),
+                restriction("format", &o.format, &n.format),
+            ]
+            .into_iter()
+            .flatten(),
+        );
         for (key, direction) in changes {
             let textual = key == "pattern" || key == "format";
             let rule = match (self.input, &direction, textual) {
@@ -366,9 +364,9 @@ impl Walk<'_, '_> {
                 (false, _, false) => "output-bounds-loosened",
             };
             let how = match direction {
-                Direction::Tighter if om.contains_key(key) => "tightened",
+                Direction::Tighter if o.has_keyword(key) => "tightened",
                 Direction::Tighter => "added",
-                Direction::Looser if nm.contains_key(key) => "loosened",
+                Direction::Looser if n.has_keyword(key) => "loosened",
                 Direction::Looser => "removed",
                 Direction::Both => "changed",
             };
@@ -376,26 +374,19 @@ impl Walk<'_, '_> {
             self.d.add(
                 rule,
                 format!("{pointer}/{key}"),
-                om.get(key).cloned(),
-                nm.get(key).cloned(),
+                o.keyword(key).cloned(),
+                n.keyword(key).cloned(),
                 message,
             );
         }
     }
 
-    fn required(&mut self, om: &Map<String, Value>, nm: &Map<String, Value>, pointer: &str, path: &str) {
-        let set = |m: &Map<String, Value>| -> Vec<String> {
-            m.get("required")
-                .and_then(Value::as_array)
-                .map(|r| r.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-                .unwrap_or_default()
-        };
-        let (a, b) = (set(om), set(nm));
-        let had = |name: &str| om.get("properties").and_then(|p| p.get(name)).is_some();
-        for name in b.iter().filter(|n| !a.contains(n)) {
+    fn required(&mut self, o: &SchemaNode, n: &SchemaNode, pointer: &str, path: &str) {
+        let (a, b) = (&o.required, &n.required);
+        for name in b.iter().filter(|name| !a.contains(name)) {
             let sub = join(path, name);
             let (rule, message) = if self.input {
-                let what = if had(name) {
+                let what = if o.property(name).is_some() {
                     "is now required"
                 } else {
                     "is a new required field"
@@ -421,10 +412,9 @@ impl Walk<'_, '_> {
                 message,
             );
         }
-        for name in a.iter().filter(|n| !b.contains(n)) {
+        for name in a.iter().filter(|name| !b.contains(name)) {
             let sub = join(path, name);
-            let still = nm.get("properties").and_then(|p| p.get(name)).is_some();
-            if !still && !self.input {
+            if n.property(name).is_none() && !self.input {
                 // Reported as a removed field.
                 continue;
             }
@@ -456,29 +446,13 @@ impl Walk<'_, '_> {
         format!("{}: {}", self.what, if self.input { "input" } else { "output" })
     }
 
-    fn properties(
-        &mut self,
-        om: &Map<String, Value>,
-        nm: &Map<String, Value>,
-        pointer: &str,
-        path: &str,
-        depth: usize,
-    ) {
-        let empty = Map::new();
-        let props = |m: &Map<String, Value>| m.get("properties").and_then(Value::as_object).cloned();
-        let (a, b) = (props(om), props(nm));
-        let (a, b) = (a.as_ref().unwrap_or(&empty), b.as_ref().unwrap_or(&empty));
-        let required_new: Vec<&str> = nm
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        for (name, schema) in b {
+    fn properties(&mut self, o: &SchemaNode, n: &SchemaNode, pointer: &str, path: &str, depth: usize) {
+        for (name, schema) in n.properties() {
             let at = format!("{pointer}/properties/{}", esc(name));
             let sub = join(path, name);
-            match a.get(name) {
+            match o.property(name) {
                 Some(old) => self.schema(old, schema, &at, &sub, depth + 1),
-                None if self.input && required_new.contains(&name.as_str()) => {
+                None if self.input && n.required.iter().any(|r| r == name) => {
                     // Reported as a new required field.
                 }
                 None => {
@@ -490,12 +464,12 @@ impl Walk<'_, '_> {
                     } else {
                         ("output-field-added", format!("{}: new field `{sub}`", self.what_side()))
                     };
-                    self.d.add(rule, at, None, Some(schema.clone()), message);
+                    self.d.add(rule, at, None, Some(schema.json.clone()), message);
                 }
             }
         }
-        for (name, schema) in a {
-            if !b.contains_key(name) {
+        for (name, schema) in o.properties() {
+            if n.property(name).is_none() {
                 let sub = join(path, name);
                 let (rule, message) = if self.input {
                     (
@@ -517,27 +491,21 @@ impl Walk<'_, '_> {
                 self.d.removed(
                     rule,
                     format!("{pointer}/properties/{}", esc(name)),
-                    Some(schema.clone()),
+                    Some(schema.json.clone()),
                     message,
                 );
             }
         }
     }
 
-    fn additional(
-        &mut self,
-        om: &Map<String, Value>,
-        nm: &Map<String, Value>,
-        pointer: &str,
-        path: &str,
-        depth: usize,
-    ) {
-        let (a, b) = (om.get("additionalProperties"), nm.get("additionalProperties"));
+    fn additional(&mut self, o: &SchemaNode, n: &SchemaNode, pointer: &str, path: &str, depth: usize) {
+        let (a, b) = (o.additional(), n.additional());
         if a == b {
             return;
         }
-        let closed = |v: Option<&Value>| v == Some(&Value::Bool(false));
-        let open = |v: Option<&Value>| v.is_none() || v == Some(&Value::Bool(true));
+        let closed = |s: Option<&SchemaNode>| s.is_some_and(|s| s.boolean == Some(false));
+        let open = |s: Option<&SchemaNode>| s.is_none_or(|s| s.boolean == Some(true));
+        let quote = |s: Option<&SchemaNode>| s.map(|s| s.json.clone());
         let at = format!("{pointer}/additionalProperties");
         let field = self.field(path);
         if closed(b) && !closed(a) {
@@ -552,7 +520,7 @@ impl Walk<'_, '_> {
                     format!("{field}: no longer carries additional properties"),
                 )
             };
-            self.d.add(rule, at, a.cloned(), b.cloned(), message);
+            self.d.add(rule, at, quote(a), quote(b), message);
         } else if closed(a) && !closed(b) {
             let (rule, message) = if self.input {
                 ("input-opened", format!("{field}: now accepts additional properties"))
@@ -562,10 +530,10 @@ impl Walk<'_, '_> {
                     format!("{field}: may now carry additional properties"),
                 )
             };
-            self.d.add(rule, at, a.cloned(), b.cloned(), message);
+            self.d.add(rule, at, quote(a), quote(b), message);
         } else if let (Some(x), Some(y)) = (a, b)
-            && x.is_object()
-            && y.is_object()
+            && x.has_keywords()
+            && y.has_keywords()
         {
             self.schema(x, y, &at, &format!("{path}{{*}}"), depth + 1);
         } else if !(open(a) && open(b)) {
@@ -573,8 +541,8 @@ impl Walk<'_, '_> {
             self.d.add(
                 rule,
                 at,
-                a.cloned(),
-                b.cloned(),
+                quote(a),
+                quote(b),
                 format!("{field}: `additionalProperties` changed"),
             );
         }

@@ -153,7 +153,7 @@ pub fn handler_methods(model: &Model) -> Vec<(String, String)> {
 pub fn types_rs(model: &Model) -> TokenStream {
     let mut set = TypeSet::default();
     for tool in &model.tools {
-        let input = set.root(&input_type(tool), &tool.input.value, &tool.name.pascal);
+        let input = set.root(&input_type(tool), &tool.input.tree, &tool.name.pascal);
         let input_name = input_type(tool);
         if input.to_string() != input_name {
             let alias = ident(&input_name);
@@ -161,7 +161,7 @@ pub fn types_rs(model: &Model) -> TokenStream {
         }
         if let Some(output) = &tool.output {
             let name = output_type(tool);
-            let ty = set.root(&name, &output.value, &tool.name.pascal);
+            let ty = set.root(&name, &output.tree, &tool.name.pascal);
             if ty.to_string() != name {
                 let alias = ident(&name);
                 set.extra(quote! { pub type #alias = #ty; });
@@ -589,19 +589,13 @@ pub fn contract_tests(model: &Model, crate_ident: &str) -> TokenStream {
     let required_tools: Vec<&str> = model
         .tools
         .iter()
-        .filter(|t| {
-            t.input
-                .value
-                .get("required")
-                .and_then(|r| r.as_array())
-                .is_some_and(|r| !r.is_empty())
-        })
+        .filter(|t| !t.input.tree.root.required.is_empty())
         .map(|t| t.name.original.as_str())
         .collect();
     let closed_tools: Vec<&str> = model
         .tools
         .iter()
-        .filter(|t| t.input.value.get("additionalProperties") == Some(&serde_json::Value::Bool(false)))
+        .filter(|t| t.input.tree.root.is_closed())
         .map(|t| t.name.original.as_str())
         .collect();
     quote! {

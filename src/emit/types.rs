@@ -1,18 +1,18 @@
 //! JSON Schema -> Rust types for tool inputs and outputs and resource URI
-//! variables. The runtime validates every value against the contract's exact
-//! schema before these types see it, so the types carry shape (and docs), and
-//! the validator carries the constraints (patterns, bounds, formats). What a
-//! Rust type cannot say precisely (`oneOf`, `const`, mixed enums) becomes
-//! `serde_json::Value`, never a looser check.
+//! variables, read from the model's typed schemas. The runtime validates every
+//! value against the contract's exact schema before these types see it, so the
+//! types carry shape (and docs), and the validator carries the constraints
+//! (patterns, bounds, formats). What a Rust type cannot say precisely (`oneOf`,
+//! `anyOf`, mixed enums) becomes `serde_json::Value`, never a looser check.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use heck::ToUpperCamelCase as _;
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
 use serde_json::{Map, Value};
 
-use crate::model::Name;
+use crate::model::{JsonType, Name, SchemaNode, SchemaTree};
 
 /// Collects the type definitions of one generated module.
 #[derive(Default)]
@@ -20,21 +20,47 @@ pub struct TypeSet {
     /// Definitions by Rust name, so output order never depends on discovery order.
     items: BTreeMap<String, TokenStream>,
     /// The schema each name was generated from, to tell reuse from collision.
-    origins: BTreeMap<String, Value>,
+    origins: BTreeMap<String, SchemaNode>,
 }
 
-/// Where a schema sits, for `$ref` resolution and naming.
+/// The schema tree a type comes from, for `$ref` resolution and naming.
 struct Scope<'a> {
-    root: &'a Value,
+    tree: &'a SchemaTree,
     /// Prefix for names of `$defs` that collide with another tool's.
     owner: &'a str,
 }
 
+/// A schema's Rust type without its null: `nullable` says whether JSON `null` is allowed too,
+/// which a field or an item states with `Option`.
+struct RustType {
+    tokens: TokenStream,
+    nullable: bool,
+}
+
+impl RustType {
+    fn plain(tokens: TokenStream) -> RustType {
+        RustType {
+            tokens,
+            nullable: false,
+        }
+    }
+
+    /// The type holding every value the schema allows, `null` included.
+    fn full(self) -> TokenStream {
+        let tokens = self.tokens;
+        if self.nullable {
+            quote! { Option<#tokens> }
+        } else {
+            tokens
+        }
+    }
+}
+
 impl TypeSet {
     /// The Rust type of `schema`, naming it `name` if it needs a definition.
-    pub fn root(&mut self, name: &str, schema: &Value, owner: &str) -> TokenStream {
-        let scope = Scope { root: schema, owner };
-        self.type_of(name, schema, &scope)
+    pub fn root(&mut self, name: &str, schema: &SchemaTree, owner: &str) -> TokenStream {
+        let scope = Scope { tree: schema, owner };
+        self.type_of(name, &schema.root, &scope).full()
     }
 
     /// A struct for the variables of a resource template.
@@ -50,7 +76,7 @@ impl TypeSet {
             "required": variables.iter().map(|(n, _)| n.original.clone()).collect::<Vec<_>>(),
             "additionalProperties": false,
         });
-        self.root(name, &schema, name)
+        self.root(name, &SchemaTree::read(&schema), name)
     }
 
     /// An item that is not a schema's type, e.g. an alias naming a root type.
@@ -64,69 +90,62 @@ impl TypeSet {
         quote! { #(#items)* }
     }
 
-    fn type_of(&mut self, name: &str, schema: &Value, scope: &Scope) -> TokenStream {
-        let Value::Object(map) = schema else {
-            return quote! { serde_json::Value };
-        };
-        if let Some(Value::String(reference)) = map.get("$ref") {
-            return self.reference(reference, scope);
+    fn type_of(&mut self, name: &str, schema: &SchemaNode, scope: &Scope) -> RustType {
+        let json = RustType::plain(quote! { serde_json::Value });
+        if !schema.has_keywords() {
+            return json;
         }
-        if map.contains_key("const")
-            || map.contains_key("oneOf")
-            || map.contains_key("anyOf")
-            || map.contains_key("allOf")
+        if schema.reference.is_some() {
+            return self.reference(schema, scope).unwrap_or(json);
+        }
+        if let Some(value) = &schema.constant {
+            return RustType::plain(self.define_const(name, schema, value));
+        }
+        if schema
+            .subschemas
+            .iter()
+            .any(|s| matches!(s.keyword, "oneOf" | "anyOf" | "allOf"))
         {
-            return quote! { serde_json::Value };
+            return json;
         }
-        match map.get("type") {
-            Some(Value::String(ty)) => self.typed(ty, name, map, scope),
-            Some(Value::Array(types)) => {
-                let non_null: Vec<&str> = types
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .filter(|t| *t != "null")
-                    .collect();
-                if non_null.len() == 1 && types.len() == 2 {
-                    let inner = self.typed(non_null[0], name, map, scope);
-                    quote! { Option<#inner> }
-                } else {
-                    quote! { serde_json::Value }
-                }
-            }
-            _ if map.contains_key("properties") => self.typed("object", name, map, scope),
-            _ => quote! { serde_json::Value },
+        match schema.types.as_deref() {
+            Some([ty]) => RustType::plain(self.typed(*ty, name, schema, scope)),
+            Some(_) => match schema.nullable_type() {
+                Some(ty) => RustType {
+                    tokens: self.typed(ty, name, schema, scope),
+                    nullable: true,
+                },
+                None => json,
+            },
+            None if schema.object => RustType::plain(self.typed(JsonType::Object, name, schema, scope)),
+            None => json,
         }
     }
 
-    fn typed(&mut self, ty: &str, name: &str, map: &Map<String, Value>, scope: &Scope) -> TokenStream {
+    fn typed(&mut self, ty: JsonType, name: &str, schema: &SchemaNode, scope: &Scope) -> TokenStream {
         match ty {
-            "string" => match string_enum(map) {
-                Some(values) => self.define_enum(name, map, &values),
+            JsonType::String => match string_enum(schema) {
+                Some(values) => self.define_enum(name, schema, &values),
                 None => quote! { String },
             },
-            "integer" => quote! { i64 },
-            "number" => quote! { f64 },
-            "boolean" => quote! { bool },
-            "null" => quote! { () },
-            "array" => {
-                let item = match map.get("items") {
-                    Some(items) => self.type_of(&format!("{name}Item"), items, scope),
+            JsonType::Integer => quote! { i64 },
+            JsonType::Number => quote! { f64 },
+            JsonType::Boolean => quote! { bool },
+            JsonType::Null => quote! { () },
+            JsonType::Array => {
+                let item = match schema.items() {
+                    Some(items) => self.type_of(&format!("{name}Item"), items, scope).full(),
                     None => quote! { serde_json::Value },
                 };
                 quote! { Vec<#item> }
             }
-            "object" => self.define_struct(name, map, scope),
-            _ => quote! { serde_json::Value },
+            JsonType::Object => self.define_struct(name, schema, scope),
         }
     }
 
-    fn reference(&mut self, reference: &str, scope: &Scope) -> TokenStream {
-        let Some(def_name) = reference.strip_prefix("#/$defs/") else {
-            return quote! { serde_json::Value };
-        };
-        let Some(target) = scope.root.get("$defs").and_then(|d| d.get(def_name)) else {
-            return quote! { serde_json::Value };
-        };
+    /// The type of the definition a `$ref` names, called after it; `None` if it does not resolve.
+    fn reference(&mut self, schema: &SchemaNode, scope: &Scope) -> Option<RustType> {
+        let (def_name, target) = scope.tree.target(schema)?;
         let mut name = def_name.to_upper_camel_case();
         if self.origins.get(&name).is_some_and(|seen| seen != target) {
             name = format!("{}{name}", scope.owner);
@@ -137,56 +156,58 @@ impl TypeSet {
         if !self.items.contains_key(&name) {
             let ident = ident(&name);
             let doc = doc_attr(target);
+            let tokens = &ty.tokens;
             self.origins.insert(name.clone(), target.clone());
-            self.items.insert(name.clone(), quote! { #doc pub type #ident = #ty; });
+            self.items
+                .insert(name.clone(), quote! { #doc pub type #ident = #tokens; });
         }
         let ident = ident(&name);
-        quote! { #ident }
+        Some(RustType {
+            tokens: quote! { #ident },
+            nullable: ty.nullable,
+        })
     }
 
-    fn define_struct(&mut self, name: &str, map: &Map<String, Value>, scope: &Scope) -> TokenStream {
+    fn define_struct(&mut self, name: &str, schema: &SchemaNode, scope: &Scope) -> TokenStream {
         let type_ident = ident(name);
-        let schema = Value::Object(map.clone());
-        if self.origins.get(name) == Some(&schema) {
+        if self.origins.get(name) == Some(schema) {
             return quote! { #type_ident };
         }
         // Reserve the name first: recursive schemas refer to themselves.
         self.origins.insert(name.to_string(), schema.clone());
-        let required: Vec<&str> = map
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
         let mut fields = Vec::new();
-        let mut used = std::collections::BTreeSet::new();
-        if let Some(Value::Object(props)) = map.get("properties") {
-            for (prop, prop_schema) in props {
-                let rust = Name::new(prop);
-                let mut field = rust.snake.clone();
-                while !used.insert(field.clone()) {
-                    field.push('_');
-                }
-                let field_ident = ident(&field);
-                let ty = self.type_of(&format!("{name}{}", rust.pascal), prop_schema, scope);
-                let doc = doc_attr(prop_schema);
-                let rename = (field.trim_start_matches("r#") != prop).then(|| quote! { #[serde(rename = #prop)] });
-                let boxed = if type_ident == ty.to_string() {
-                    quote! { Box<#ty> }
-                } else {
-                    ty
-                };
-                if required.contains(&prop.as_str()) {
-                    fields.push(quote! { #doc #rename pub #field_ident: #boxed, });
-                } else {
-                    fields.push(quote! {
-                        #doc #rename
-                        #[serde(default, skip_serializing_if = "Option::is_none")]
-                        pub #field_ident: Option<#boxed>,
-                    });
-                }
+        let mut used = BTreeSet::new();
+        for (prop, prop_schema) in schema.properties() {
+            let rust = Name::new(prop);
+            let mut field = rust.snake.clone();
+            while !used.insert(field.clone()) {
+                field.push('_');
             }
+            let field_ident = ident(&field);
+            let ty = self.type_of(&format!("{name}{}", rust.pascal), prop_schema, scope);
+            let doc = doc_attr(prop_schema);
+            let rename = (field.trim_start_matches("r#") != prop).then(|| quote! { #[serde(rename = #prop)] });
+            let inner = &ty.tokens;
+            let boxed = if type_ident == inner.to_string() {
+                quote! { Box<#inner> }
+            } else {
+                quote! { #inner }
+            };
+            let required = schema.required.iter().any(|r| r == prop);
+            // Absent and `null` both read as `None`; `None` is written as `null` where the
+            // schema allows it, and left out where only absence is allowed.
+            let (attrs, field_ty) = match (required, ty.nullable) {
+                (true, false) => (quote! {}, boxed),
+                (true, true) => (quote! {}, quote! { Option<#boxed> }),
+                (false, true) => (quote! { #[serde(default)] }, quote! { Option<#boxed> }),
+                (false, false) => (
+                    quote! { #[serde(default, skip_serializing_if = "Option::is_none")] },
+                    quote! { Option<#boxed> },
+                ),
+            };
+            fields.push(quote! { #doc #rename #attrs pub #field_ident: #field_ty, });
         }
-        let closed = matches!(map.get("additionalProperties"), Some(Value::Bool(false)));
+        let closed = schema.is_closed();
         let deny = closed.then(|| quote! { #[serde(deny_unknown_fields)] });
         if !closed {
             fields.push(quote! {
@@ -195,7 +216,7 @@ impl TypeSet {
                 pub extra: serde_json::Map<String, serde_json::Value>,
             });
         }
-        let doc = doc_attr(&schema);
+        let doc = doc_attr(schema);
         self.items.insert(
             name.to_string(),
             quote! {
@@ -208,14 +229,13 @@ impl TypeSet {
         quote! { #type_ident }
     }
 
-    fn define_enum(&mut self, name: &str, map: &Map<String, Value>, values: &[String]) -> TokenStream {
+    fn define_enum(&mut self, name: &str, schema: &SchemaNode, values: &[&str]) -> TokenStream {
         let type_ident = ident(name);
-        let schema = Value::Object(map.clone());
-        if self.origins.get(name) == Some(&schema) {
+        if self.origins.get(name) == Some(schema) {
             return quote! { #type_ident };
         }
         self.origins.insert(name.to_string(), schema.clone());
-        let mut used = std::collections::BTreeSet::new();
+        let mut used = BTreeSet::new();
         let variants = values.iter().map(|value| {
             let mut variant = value.to_upper_camel_case();
             if variant.is_empty() || variant.starts_with(|c: char| c.is_ascii_digit()) {
@@ -227,7 +247,7 @@ impl TypeSet {
             let variant = ident(&variant);
             quote! { #[serde(rename = #value)] #variant, }
         });
-        let doc = doc_attr(&schema);
+        let doc = doc_attr(schema);
         self.items.insert(
             name.to_string(),
             quote! {
@@ -238,16 +258,69 @@ impl TypeSet {
         );
         quote! { #type_ident }
     }
+
+    /// A type that holds exactly the `const` value: a one-variant enum for a string, else a
+    /// unit struct that writes the value and reads nothing but it.
+    fn define_const(&mut self, name: &str, schema: &SchemaNode, value: &Value) -> TokenStream {
+        if let Value::String(text) = value {
+            return self.define_enum(name, schema, &[text]);
+        }
+        let type_ident = ident(name);
+        if self.origins.get(name) == Some(schema) {
+            return quote! { #type_ident };
+        }
+        self.origins.insert(name.to_string(), schema.clone());
+        let json = value.to_string();
+        let doc = doc_attr(schema);
+        self.items.insert(
+            name.to_string(),
+            quote! {
+                #doc
+                #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+                pub struct #type_ident;
+
+                impl #type_ident {
+                    /// The one value this type holds, as JSON.
+                    pub const JSON: &'static str = #json;
+                }
+
+                impl serde::Serialize for #type_ident {
+                    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                        let value: serde_json::Value = serde_json::from_str(Self::JSON).map_err(serde::ser::Error::custom)?;
+                        serde::Serialize::serialize(&value, serializer)
+                    }
+                }
+
+                impl<'de> serde::Deserialize<'de> for #type_ident {
+                    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                        let value = <serde_json::Value as serde::Deserialize>::deserialize(deserializer)?;
+                        let expected: serde_json::Value = serde_json::from_str(Self::JSON).map_err(serde::de::Error::custom)?;
+                        // JSON Schema compares numbers by value: `1` and `1.0` are the same.
+                        let same = match (&value, &expected) {
+                            (serde_json::Value::Number(a), serde_json::Value::Number(b)) => a.as_f64() == b.as_f64(),
+                            _ => value == expected,
+                        };
+                        if same {
+                            Ok(#type_ident)
+                        } else {
+                            Err(serde::de::Error::custom(format!("expected {}, found {value}", Self::JSON)))
+                        }
+                    }
+                }
+            },
+        );
+        quote! { #type_ident }
+    }
 }
 
-fn string_enum(map: &Map<String, Value>) -> Option<Vec<String>> {
-    let values = map.get("enum")?.as_array()?;
-    values.iter().map(|v| v.as_str().map(String::from)).collect()
+/// The values of an `enum` of strings only.
+fn string_enum(schema: &SchemaNode) -> Option<Vec<&str>> {
+    schema.values.as_ref()?.iter().map(Value::as_str).collect()
 }
 
 /// `#[doc = ...]` from a schema's description, if any.
-pub fn doc_attr(schema: &Value) -> TokenStream {
-    match schema.get("description").and_then(Value::as_str) {
+fn doc_attr(schema: &SchemaNode) -> TokenStream {
+    match &schema.description {
         Some(text) => doc_lines(text),
         None => quote! {},
     }
@@ -277,7 +350,7 @@ mod tests {
 
     fn render(schema: Value) -> String {
         let mut set = TypeSet::default();
-        let root = set.root("Input", &schema, "Tool");
+        let root = set.root("Input", &SchemaTree::read(&schema), "Tool");
         let items = set.into_tokens();
         let file: syn::File = syn::parse2(quote! { #items type Root = #root; }).unwrap();
         prettyplease::unparse(&file)
@@ -309,6 +382,46 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("pub ids: Option<Vec<PolicyId>>,"), "{text}");
+    }
+
+    #[test]
+    fn consts_hold_one_value_and_nullable_fields_one_option() {
+        let text = render(json!({
+            "type": "object",
+            "properties": {
+                "state": {"const": "unsent_draft"},
+                "version": {"const": 2},
+                "note": {"type": ["string", "null"]},
+                "owner": {"$ref": "#/$defs/Owner"},
+                "label": {"type": "string"}
+            },
+            "required": ["state", "version", "owner"],
+            "additionalProperties": false,
+            "$defs": {"Owner": {"type": ["object", "null"], "properties": {"name": {"type": "string"}}}}
+        }));
+        assert!(text.contains("pub state: InputState,"), "{text}");
+        assert!(
+            text.contains("pub enum InputState {\n    #[serde(rename = \"unsent_draft\")]\n    UnsentDraft,\n}"),
+            "{text}"
+        );
+        assert!(text.contains("pub struct InputVersion;"), "{text}");
+        assert!(text.contains("pub const JSON: &'static str = \"2\";"), "{text}");
+        // Optional and nullable: absent and null read as None, None written as null.
+        assert!(
+            text.contains("#[serde(default)]\n    pub note: Option<String>,"),
+            "{text}"
+        );
+        // Required and nullable through a reference: present, possibly null.
+        assert!(text.contains("pub owner: Option<Owner>,"), "{text}");
+        assert!(text.contains("pub struct Owner {"), "{text}");
+        // Optional, not nullable: None is left out, since the schema refuses null.
+        assert!(
+            text.contains(
+                "#[serde(default, skip_serializing_if = \"Option::is_none\")]\n    pub label: Option<String>,"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("Option<Option"), "{text}");
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! The production rules and their checks.
 
-use serde_json::{Map, Value};
-
 use super::text;
 use super::{Context, Findings, Rule};
 use crate::contract::structure::escape;
 use crate::diagnostic::{Place, Severity};
-use crate::model::schema::{is_object_schema, walk};
-use crate::model::{Approval, Credentials, Effect, Model, Redaction, ResourceTarget, Sensitivity, Status, Transport};
+use crate::model::{
+    Approval, Credentials, Effect, JsonType, Model, Redaction, ResourceTarget, SchemaNode, Sensitivity, Status,
+    Transport,
+};
 
 macro_rules! rule {
     ($id:literal, $sev:ident, $check:ident, summary: $summary:literal, explain: $explain:literal $(, $flag:ident)*) => {
@@ -413,10 +413,7 @@ const GENERIC_TARGETS: &[&str] = &[
 fn unbounded_discovery(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     for t in &m.tools {
-        let Some(props) = t.input.value.get("properties").and_then(Value::as_object) else {
-            continue;
-        };
-        for (name, schema) in props {
+        for (name, schema) in t.input.tree.root.properties() {
             let lower = name.to_lowercase();
             if GENERIC_TARGETS.contains(&lower.as_str()) && is_open_string(schema) {
                 f.add(
@@ -434,7 +431,7 @@ fn unbounded_discovery(cx: &Context, f: &mut Findings) {
     for r in &m.resources {
         if let ResourceTarget::Template { variables, .. } = &r.target {
             for v in variables {
-                if is_open_string(&v.schema.value) {
+                if is_open_string(&v.schema.tree.root) {
                     f.add("unbounded-discovery", format!("resource `{}` serves any `{}`", r.name.original, v.name.original), Place::value(&v.schema.pointer))
                         .help = Some("constrain the variable with a `pattern`, `enum` or `format` so only intended resources are served".into());
                 }
@@ -444,14 +441,15 @@ fn unbounded_discovery(cx: &Context, f: &mut Findings) {
 }
 
 /// A string schema that admits any string: no enum, const, pattern or format.
-fn is_open_string(schema: &Value) -> bool {
-    let Some(obj) = schema.as_object() else { return false };
-    let is_string = obj.get("type").and_then(Value::as_str) == Some("string");
-    is_string
-        && !["enum", "const", "pattern"].iter().any(|k| obj.contains_key(*k))
-        && !obj
-            .get("format")
-            .is_some_and(|f| !matches!(f.as_str(), Some("uri" | "uri-reference" | "iri" | "hostname")))
+fn is_open_string(schema: &SchemaNode) -> bool {
+    schema.is_only(JsonType::String)
+        && schema.values.is_none()
+        && schema.constant.is_none()
+        && schema.pattern.is_none()
+        && schema
+            .format
+            .as_deref()
+            .is_none_or(|f| matches!(f, "uri" | "uri-reference" | "iri" | "hostname"))
 }
 
 /// Every text the model reads about the server, with where it is.
@@ -465,9 +463,9 @@ pub(super) fn model_visible_texts(m: &Model) -> Vec<(String, &str)> {
         if let Some(title) = &t.title {
             out.push((format!("{}/title", t.pointer), title));
         }
-        collect_schema_texts(&t.input.value, &t.input.pointer, &mut out);
+        collect_schema_texts(&t.input.tree.root, &t.input.pointer, &mut out);
         if let Some(o) = &t.output {
-            collect_schema_texts(&o.value, &o.pointer, &mut out);
+            collect_schema_texts(&o.tree.root, &o.pointer, &mut out);
         }
     }
     for r in &m.resources {
@@ -491,10 +489,10 @@ pub(super) fn model_visible_texts(m: &Model) -> Vec<(String, &str)> {
     out
 }
 
-fn collect_schema_texts<'a>(schema: &'a Value, pointer: &str, out: &mut Vec<(String, &'a str)>) {
-    walk(schema, pointer, &mut |obj: &'a Map<String, Value>, at: &str| {
-        for key in ["description", "title"] {
-            if let Some(text) = obj.get(key).and_then(Value::as_str) {
+fn collect_schema_texts<'a>(schema: &'a SchemaNode, pointer: &str, out: &mut Vec<(String, &'a str)>) {
+    schema.walk(pointer, &mut |node: &'a SchemaNode, at: &str| {
+        for (key, text) in [("description", &node.description), ("title", &node.title)] {
+            if let Some(text) = text {
                 out.push((format!("{at}/{key}"), text));
             }
         }
@@ -699,19 +697,18 @@ fn open_input_schema(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     for t in &m.tools {
         let name = &t.name.original;
-        walk(
-            &t.input.value,
-            &t.input.pointer,
-            &mut |obj: &Map<String, Value>, at: &str| {
-                if is_object_schema(obj) {
-                    let open = match obj.get("additionalProperties") {
-                        Some(Value::Bool(false)) => false,
-                        Some(_) => true,
+        t.input
+            .tree
+            .root
+            .walk(&t.input.pointer, &mut |node: &SchemaNode, at: &str| {
+                if node.object {
+                    let open = match node.additional() {
+                        Some(additional) => additional.boolean != Some(false),
                         None => {
-                            obj.contains_key("patternProperties")
-                                || obj
-                                    .get("unevaluatedProperties")
-                                    .is_some_and(|v| v != &Value::Bool(false))
+                            node.has_keyword("patternProperties")
+                                || node
+                                    .subschema("unevaluatedProperties")
+                                    .is_some_and(|u| u.boolean != Some(false))
                         }
                     };
                     if open {
@@ -721,7 +718,7 @@ fn open_input_schema(cx: &Context, f: &mut Findings) {
                             // Point at the keyword that opens it.
                             match ["additionalProperties", "patternProperties", "unevaluatedProperties"]
                                 .into_iter()
-                                .find(|k| obj.contains_key(*k))
+                                .find(|k| node.has_keyword(k))
                             {
                                 Some(k) => Place::key(format!("{at}/{k}")),
                                 None => Place::value(at),
@@ -730,47 +727,46 @@ fn open_input_schema(cx: &Context, f: &mut Findings) {
                         .help = Some("name every property under `properties` and remove `additionalProperties`".into());
                     }
                 }
-                if let Some(props) = obj.get("properties").and_then(Value::as_object) {
-                    for (prop, schema) in props {
-                        if schema.as_object().is_some_and(is_untyped) || schema == &Value::Bool(true) {
-                            f.add(
-                                "open-input-schema",
-                                format!("`{prop}` in `{name}`'s input has no type"),
-                                Place::value(format!("{at}/properties/{}", escape(prop))),
-                            )
-                            .help = Some("give it a `type` (and bounds), an `enum`, a `const` or a `$ref`".into());
-                        }
+                for (prop, schema) in node.properties() {
+                    if (schema.has_keywords() && is_untyped(schema)) || schema.boolean == Some(true) {
+                        f.add(
+                            "open-input-schema",
+                            format!("`{prop}` in `{name}`'s input has no type"),
+                            Place::value(format!("{at}/properties/{}", escape(prop))),
+                        )
+                        .help = Some("give it a `type` (and bounds), an `enum`, a `const` or a `$ref`".into());
                     }
                 }
-            },
-        );
+            });
     }
 }
 
-fn is_untyped(obj: &Map<String, Value>) -> bool {
-    !["type", "enum", "const", "$ref", "anyOf", "oneOf", "allOf", "not"]
-        .iter()
-        .any(|k| obj.contains_key(*k))
+/// A schema that says nothing about what its value is.
+fn is_untyped(schema: &SchemaNode) -> bool {
+    schema.types.is_none()
+        && schema.values.is_none()
+        && schema.constant.is_none()
+        && schema.reference.is_none()
+        && !schema
+            .subschemas
+            .iter()
+            .any(|s| matches!(s.keyword, "anyOf" | "oneOf" | "allOf" | "not"))
 }
 
 fn unbounded_string(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     for t in &m.tools {
         let name = &t.name.original;
-        walk(
-            &t.input.value,
-            &t.input.pointer,
-            &mut |obj: &Map<String, Value>, at: &str| {
-                let is_string = match obj.get("type") {
-                    Some(Value::String(s)) => s == "string",
-                    Some(Value::Array(ts)) => ts.iter().any(|t| t == "string"),
-                    _ => false,
-                };
-                if is_string
-                    && !["maxLength", "enum", "const", "pattern", "format"]
-                        .iter()
-                        .any(|k| obj.contains_key(*k))
-                {
+        t.input
+            .tree
+            .root
+            .walk(&t.input.pointer, &mut |node: &SchemaNode, at: &str| {
+                let bounded = node.bounds.max_length.is_some()
+                    || node.values.is_some()
+                    || node.constant.is_some()
+                    || node.pattern.is_some()
+                    || node.format.is_some();
+                if node.admits(JsonType::String) && !bounded {
                     f.add(
                         "unbounded-string",
                         format!("a string in `{name}`'s input has no bound"),
@@ -778,8 +774,7 @@ fn unbounded_string(cx: &Context, f: &mut Findings) {
                     )
                     .help = Some("add `maxLength`, or an `enum`, `pattern` or `format`".into());
                 }
-            },
-        );
+            });
     }
 }
 
@@ -787,11 +782,11 @@ fn unbounded_array(cx: &Context, f: &mut Findings) {
     let m = cx.model;
     for t in &m.tools {
         let name = &t.name.original;
-        walk(
-            &t.input.value,
-            &t.input.pointer,
-            &mut |obj: &Map<String, Value>, at: &str| {
-                if obj.get("type").and_then(Value::as_str) == Some("array") && !obj.contains_key("maxItems") {
+        t.input
+            .tree
+            .root
+            .walk(&t.input.pointer, &mut |node: &SchemaNode, at: &str| {
+                if node.is_only(JsonType::Array) && node.bounds.max_items.is_none() {
                     f.add(
                         "unbounded-array",
                         format!("a list in `{name}`'s input has no `maxItems`"),
@@ -799,8 +794,7 @@ fn unbounded_array(cx: &Context, f: &mut Findings) {
                     )
                     .help = Some("add `maxItems`".into());
                 }
-            },
-        );
+            });
     }
 }
 
@@ -816,7 +810,7 @@ fn vague_tool_name(cx: &Context, f: &mut Findings) {
             continue;
         }
         let first = t.name.snake.split('_').next().unwrap_or_default();
-        if VAGUE_VERBS.contains(&first) && !is_narrow(&t.input.value) {
+        if VAGUE_VERBS.contains(&first) && !is_narrow(&t.input.tree.root) {
             f.add("vague-tool-name", format!("`{}` changes state, has a generic name and a broad input", t.name.original), Place::key(&t.pointer))
                 .help = Some("name the one change it makes (e.g. `draft_account_status_change`) and type and bound every input field".into());
         }
@@ -824,29 +818,17 @@ fn vague_tool_name(cx: &Context, f: &mut Findings) {
 }
 
 /// Every field typed and bounded, and no open objects.
-fn is_narrow(schema: &Value) -> bool {
-    let mut narrow = schema
-        .get("properties")
-        .and_then(Value::as_object)
-        .is_some_and(|p| !p.is_empty());
-    walk(schema, "", &mut |obj: &Map<String, Value>, _| {
-        if is_object_schema(obj) && obj.get("additionalProperties") != Some(&Value::Bool(false)) {
+fn is_narrow(schema: &SchemaNode) -> bool {
+    let mut narrow = schema.properties().next().is_some();
+    schema.walk("", &mut |node: &SchemaNode, _| {
+        if node.object && !node.is_closed() {
             narrow = false;
         }
-        if let Some(props) = obj.get("properties").and_then(Value::as_object) {
-            for schema in props.values() {
-                match schema.as_object() {
-                    Some(p) if is_untyped(p) => narrow = false,
-                    Some(p)
-                        if p.get("type").and_then(Value::as_str) == Some("string")
-                            && is_open_string(schema)
-                            && !p.contains_key("maxLength") =>
-                    {
-                        narrow = false
-                    }
-                    None => narrow = false,
-                    _ => {}
-                }
+        for (_, property) in node.properties() {
+            let open_string =
+                property.is_only(JsonType::String) && is_open_string(property) && property.bounds.max_length.is_none();
+            if !property.has_keywords() || is_untyped(property) || open_string {
+                narrow = false;
             }
         }
     });

@@ -456,10 +456,7 @@ impl Lowering<'_> {
             scopes: t.scopes.clone(),
             data_class: t.data_class.clone(),
             downstreams: t.downstreams.clone(),
-            input: input.unwrap_or_else(|| Schema {
-                value: Value::Null,
-                pointer: format!("{pointer}/input"),
-            }),
+            input: input.unwrap_or_else(|| Schema::new(Value::Null, format!("{pointer}/input"))),
             output,
             limits: self.limits(t.limits.as_ref(), defaults, &format!("{pointer}/limits")),
             approval,

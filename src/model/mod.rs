@@ -21,6 +21,7 @@ pub use crate::contract::raw::{
 };
 pub use lower::{ASYMMETRIC_ALGORITHMS, is_loopback, lower, placeholders};
 pub use names::Name;
+pub use schema::{JsonType, SchemaNode, SchemaTree};
 pub use units::Rate;
 
 /// A validated contract.
@@ -220,8 +221,19 @@ pub struct Annotations {
 /// unless the contract opened them explicitly.
 #[derive(Debug, Clone, Serialize)]
 pub struct Schema {
+    /// The normalized JSON exactly as clients receive it and the runtime validates with it.
     pub value: Value,
+    /// The same schema in typed form, references resolved: what lint and the generator read.
+    #[serde(skip)]
+    pub tree: SchemaTree,
     pub pointer: String,
+}
+
+impl Schema {
+    pub fn new(value: Value, pointer: String) -> Schema {
+        let tree = SchemaTree::read(&value);
+        Schema { value, tree, pointer }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,4 +1,5 @@
-//! JSON Schema 2020-12 fragments in the contract: checked, made self-contained and closed.
+//! JSON Schema 2020-12 fragments in the contract: checked, made self-contained and closed,
+//! then read once into a typed tree ([`SchemaTree`]) that every later reader uses.
 //!
 //! JSON Schema ignores keywords it does not know, so a misspelt `maxLenght`
 //! silently drops a bound; here it is an error with a suggestion. References
@@ -6,6 +7,8 @@
 //! then in the contract's top-level `$defs`, whose definitions are copied in so
 //! each schema stands alone as MCP requires. Objects are closed
 //! (`additionalProperties: false`) unless the contract opens them explicitly.
+
+use std::borrow::Cow;
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
@@ -140,7 +143,13 @@ pub fn lower_schema(
     }
     let local_defs = root.get("$defs").and_then(Value::as_object);
     let mut needed = Vec::new();
-    check_node(value, pointer, local_defs, shared_defs, &mut needed, diags);
+    let mut patterns = Vec::new();
+    let mut refs = References {
+        local_defs,
+        shared_defs,
+        needed: &mut needed,
+    };
+    check_node(value, pointer, &mut refs, &mut patterns, diags);
 
     let mut normalized = value.clone();
     // Copy the shared definitions this schema uses, transitively, into its own `$defs`.
@@ -166,9 +175,9 @@ pub fn lower_schema(
     }
     close_objects(&mut normalized);
 
+    let root_type = root_type(&SchemaTree::read(&normalized));
     match role {
         Role::Object => {
-            let root_type = root_type(&normalized);
             if root_type.as_deref() != Some("object") {
                 diags.push(
                     Diagnostic::error("invalid-schema", format!("{} must describe an object", describe_place(pointer)), Place::value(pointer))
@@ -185,7 +194,7 @@ pub fn lower_schema(
             }
         }
         Role::String => {
-            if root_type(&normalized).as_deref() != Some("string") {
+            if root_type.as_deref() != Some("string") {
                 diags.push(
                     Diagnostic::error(
                         "invalid-schema",
@@ -220,44 +229,49 @@ pub fn lower_schema(
     }
     // The generated server compiles every pattern at start-up: each must be a
     // regular expression its validator accepts (ECMA-262 flavoured).
-    walk(value, pointer, &mut |obj: &Map<String, Value>, at: &str| {
-        if let Some(Value::String(pattern)) = obj.get("pattern")
-            && let Err(e) = check_pattern(pattern)
-        {
+    for (pattern, at) in patterns {
+        if let Err(e) = check_pattern(pattern) {
             diags.push(
                 Diagnostic::error(
                     "invalid-schema",
                     format!("`{pattern}` is not a valid regular expression: {e}"),
-                    Place::value(format!("{at}/pattern")),
+                    Place::value(at),
                 )
                 .with_help("JSON Schema patterns are ECMA-262 regular expressions; anchor them with `^` and `$`"),
             );
         }
-    });
+    }
     if diags.len() > before {
         return None;
     }
-    Some(Schema {
-        value: normalized,
-        pointer: pointer.to_owned(),
-    })
+    Some(Schema::new(normalized, pointer.to_owned()))
 }
 
-/// The `type` of a schema's root, following a root `$ref` into `$defs`.
-fn root_type(schema: &Value) -> Option<String> {
-    if let Some(t) = schema.get("type") {
-        return t.as_str().map(str::to_owned);
-    }
-    let name = schema.get("$ref")?.as_str()?.strip_prefix("#/$defs/")?;
-    schema.get("$defs")?.get(name)?.get("type")?.as_str().map(str::to_owned)
+/// Where `$ref`s of one schema may point, and the shared definitions they need copied in.
+struct References<'a> {
+    local_defs: Option<&'a Map<String, Value>>,
+    shared_defs: &'a IndexMap<String, Value>,
+    needed: &'a mut Vec<String>,
 }
 
-fn check_node(
-    node: &Value,
+/// The `type` written at a schema's root or, without one, at the definition a root `$ref` names.
+fn root_type(tree: &SchemaTree) -> Option<String> {
+    let root = &tree.root;
+    let typed = if root.has_keyword("type") {
+        Cow::Borrowed(root)
+    } else {
+        tree.resolve(root).0
+    };
+    typed.keyword("type")?.as_str().map(str::to_owned)
+}
+
+/// Checks one subschema and those under it; collects each `pattern` with its pointer, for
+/// compiling once the schema is known to be well-formed.
+fn check_node<'v>(
+    node: &'v Value,
     pointer: &str,
-    local_defs: Option<&Map<String, Value>>,
-    shared_defs: &IndexMap<String, Value>,
-    needed: &mut Vec<String>,
+    refs: &mut References,
+    patterns: &mut Vec<(&'v str, String)>,
     diags: &mut Vec<Diagnostic>,
 ) {
     let obj = match node {
@@ -314,7 +328,12 @@ fn check_node(
                     diags.push(d);
                 }
             }
-            "$ref" => check_ref(value, &at, local_defs, shared_defs, needed, diags),
+            "$ref" => check_ref(value, &at, refs, diags),
+            "pattern" => {
+                if let Some(pattern) = value.as_str() {
+                    patterns.push((pattern, at));
+                }
+            }
             "required" => {
                 if let (Some(required), Some(props)) =
                     (value.as_array(), obj.get("properties").and_then(Value::as_object))
@@ -349,14 +368,7 @@ fn check_node(
             k if SCHEMA_MAPS.contains(&k) => match value.as_object() {
                 Some(map) => {
                     for (name, sub) in map {
-                        check_node(
-                            sub,
-                            &format!("{at}/{}", escape(name)),
-                            local_defs,
-                            shared_defs,
-                            needed,
-                            diags,
-                        );
+                        check_node(sub, &format!("{at}/{}", escape(name)), refs, patterns, diags);
                     }
                 }
                 None => diags.push(Diagnostic::error(
@@ -365,11 +377,11 @@ fn check_node(
                     Place::value(&at),
                 )),
             },
-            k if SCHEMA_SINGLE.contains(&k) => check_node(value, &at, local_defs, shared_defs, needed, diags),
+            k if SCHEMA_SINGLE.contains(&k) => check_node(value, &at, refs, patterns, diags),
             k if SCHEMA_LISTS.contains(&k) => match value.as_array() {
                 Some(list) => {
                     for (i, sub) in list.iter().enumerate() {
-                        check_node(sub, &format!("{at}/{i}"), local_defs, shared_defs, needed, diags);
+                        check_node(sub, &format!("{at}/{i}"), refs, patterns, diags);
                     }
                 }
                 None => diags.push(Diagnostic::error(
@@ -438,14 +450,13 @@ fn check_type(value: &Value, at: &str, diags: &mut Vec<Diagnostic>) {
     }
 }
 
-fn check_ref(
-    value: &Value,
-    at: &str,
-    local_defs: Option<&Map<String, Value>>,
-    shared_defs: &IndexMap<String, Value>,
-    needed: &mut Vec<String>,
-    diags: &mut Vec<Diagnostic>,
-) {
+fn check_ref(value: &Value, at: &str, refs: &mut References, diags: &mut Vec<Diagnostic>) {
+    let References {
+        local_defs,
+        shared_defs,
+        needed,
+    } = refs;
+    let local_defs = *local_defs;
     let Some(reference) = value.as_str() else {
         diags.push(Diagnostic::error(
             "schema-ref",
@@ -471,7 +482,7 @@ fn check_ref(
         );
         return;
     };
-    let name = name.replace("~1", "/").replace("~0", "~");
+    let name = definition_name(name);
     let local = local_defs.is_some_and(|d| d.contains_key(&name));
     if local {
         return;
@@ -504,7 +515,7 @@ fn collect_refs(node: &Value, out: &mut Vec<String>) {
                 .and_then(Value::as_str)
                 .and_then(|r| r.strip_prefix("#/$defs/"))
             {
-                out.push(name.to_owned());
+                out.push(definition_name(name));
             }
             obj.values().for_each(|v| collect_refs(v, out));
         }
@@ -529,7 +540,7 @@ fn check_pattern(pattern: &str) -> Result<(), String> {
 }
 
 /// Whether a schema node describes an object.
-pub fn is_object_schema(obj: &Map<String, Value>) -> bool {
+fn is_object_schema(obj: &Map<String, Value>) -> bool {
     match obj.get("type") {
         Some(Value::String(t)) => t == "object",
         Some(Value::Array(ts)) => ts.iter().any(|t| t == "object"),
@@ -563,29 +574,438 @@ fn close_objects(node: &mut Value) {
     }
 }
 
-/// Visits every subschema with its JSON pointer, for rules that inspect schemas.
-pub fn walk<'a>(node: &'a Value, pointer: &str, visit: &mut dyn FnMut(&'a Map<String, Value>, &str)) {
-    let Value::Object(obj) = node else { return };
-    visit(obj, pointer);
-    for (key, value) in obj {
-        // Keywords are plain names: no pointer escaping needed, and no pointer built for non-schema keywords.
-        let at = || format!("{pointer}/{key}");
-        if SCHEMA_MAPS.contains(&key.as_str()) {
-            if let Value::Object(map) = value {
-                let at = at();
-                for (name, sub) in map {
-                    walk(sub, &format!("{at}/{}", escape(name)), visit);
+/// The name a `#/$defs/NAME` reference points at, with JSON Pointer escapes undone.
+fn definition_name(escaped: &str) -> String {
+    escaped.replace("~1", "/").replace("~0", "~")
+}
+
+/// The most `$ref`s followed in a row: a chain of plain references that loops ends here.
+const MAX_REFERENCE_CHAIN: usize = 16;
+
+/// A JSON Schema read once into typed form. Every `$ref` it holds names one of
+/// its root's `$defs` (lowering copies shared definitions in), so references
+/// resolve here and nowhere else.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaTree {
+    pub root: SchemaNode,
+}
+
+impl SchemaTree {
+    pub fn read(json: &Value) -> SchemaTree {
+        SchemaTree {
+            root: SchemaNode::read(json),
+        }
+    }
+
+    /// The definition `node`'s `$ref` names, with its name; `None` without a `$ref` or when
+    /// it does not resolve (only schemas read from outside the model, e.g. a lock, can dangle).
+    pub fn target<'a>(&'a self, node: &SchemaNode) -> Option<(&'a str, &'a SchemaNode)> {
+        let name = node.reference.as_deref()?;
+        self.root.entries("$defs").find(|(key, _)| *key == name)
+    }
+
+    /// `node` with its chain of `$ref`s followed, and the first definition it named. Keywords
+    /// written beside a `$ref` apply over the target's, as a reader comparing shapes expects.
+    pub fn resolve<'a>(&'a self, node: &'a SchemaNode) -> (Cow<'a, SchemaNode>, Option<&'a str>) {
+        let mut current = Cow::Borrowed(node);
+        let mut first = None;
+        for _ in 0..MAX_REFERENCE_CHAIN {
+            let Some((name, target)) = self.target(&current) else {
+                break;
+            };
+            first.get_or_insert(name);
+            let siblings: Vec<(&String, &Value)> = current
+                .json
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(key, _)| *key != "$ref")
+                .collect();
+            current = match (&target.json, siblings.is_empty()) {
+                (Value::Object(fields), false) => {
+                    let mut merged = fields.clone();
+                    merged.extend(siblings.into_iter().map(|(k, v)| (k.clone(), v.clone())));
+                    Cow::Owned(SchemaNode::read(&Value::Object(merged)))
                 }
-            }
-        } else if SCHEMA_SINGLE.contains(&key.as_str()) {
-            walk(value, &at(), visit);
-        } else if SCHEMA_LISTS.contains(&key.as_str())
-            && let Value::Array(list) = value
-        {
-            let at = at();
-            for (i, sub) in list.iter().enumerate() {
-                walk(sub, &format!("{at}/{i}"), visit);
+                _ => Cow::Borrowed(target),
+            };
+            if target.boolean.is_some() {
+                break;
             }
         }
+        (current, first)
+    }
+}
+
+/// A JSON type, as `type` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum JsonType {
+    Object,
+    Array,
+    String,
+    Integer,
+    Number,
+    Boolean,
+    Null,
+}
+
+impl JsonType {
+    fn parse(name: &str) -> Option<JsonType> {
+        Some(match name {
+            "object" => JsonType::Object,
+            "array" => JsonType::Array,
+            "string" => JsonType::String,
+            "integer" => JsonType::Integer,
+            "number" => JsonType::Number,
+            "boolean" => JsonType::Boolean,
+            "null" => JsonType::Null,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JsonType::Object => "object",
+            JsonType::Array => "array",
+            JsonType::String => "string",
+            JsonType::Integer => "integer",
+            JsonType::Number => "number",
+            JsonType::Boolean => "boolean",
+            JsonType::Null => "null",
+        }
+    }
+}
+
+/// The numeric limits a schema sets on lengths, counts and values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Bounds {
+    pub min_length: Option<u64>,
+    pub max_length: Option<u64>,
+    pub min_items: Option<u64>,
+    pub max_items: Option<u64>,
+    pub min_properties: Option<u64>,
+    pub max_properties: Option<u64>,
+    pub minimum: Option<f64>,
+    pub maximum: Option<f64>,
+    pub exclusive_minimum: Option<f64>,
+    pub exclusive_maximum: Option<f64>,
+    pub multiple_of: Option<f64>,
+    pub unique_items: bool,
+}
+
+impl Bounds {
+    fn read(obj: &Map<String, Value>) -> Bounds {
+        let count = |key: &str| obj.get(key).and_then(Value::as_u64);
+        let number = |key: &str| obj.get(key).and_then(Value::as_f64);
+        Bounds {
+            min_length: count("minLength"),
+            max_length: count("maxLength"),
+            min_items: count("minItems"),
+            max_items: count("maxItems"),
+            min_properties: count("minProperties"),
+            max_properties: count("maxProperties"),
+            minimum: number("minimum"),
+            maximum: number("maximum"),
+            exclusive_minimum: number("exclusiveMinimum"),
+            exclusive_maximum: number("exclusiveMaximum"),
+            multiple_of: number("multipleOf"),
+            unique_items: obj.get("uniqueItems").and_then(Value::as_bool).unwrap_or(false),
+        }
+    }
+
+    /// Each upper bound with its keyword: a smaller value admits less.
+    pub fn upper(&self) -> [(&'static str, Option<f64>); 5] {
+        [
+            ("maximum", self.maximum),
+            ("exclusiveMaximum", self.exclusive_maximum),
+            ("maxLength", self.max_length.map(|n| n as f64)),
+            ("maxItems", self.max_items.map(|n| n as f64)),
+            ("maxProperties", self.max_properties.map(|n| n as f64)),
+        ]
+    }
+
+    /// Each lower bound with its keyword: a larger value admits less.
+    pub fn lower(&self) -> [(&'static str, Option<f64>); 5] {
+        [
+            ("minimum", self.minimum),
+            ("exclusiveMinimum", self.exclusive_minimum),
+            ("minLength", self.min_length.map(|n| n as f64)),
+            ("minItems", self.min_items.map(|n| n as f64)),
+            ("minProperties", self.min_properties.map(|n| n as f64)),
+        ]
+    }
+}
+
+/// One subschema in typed form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaNode {
+    /// The subschema as written: quoted by diff findings, and the source of keywords no
+    /// reader interprets (they are compared whole).
+    pub json: Value,
+    /// The whole schema written as `true` (anything) or `false` (nothing).
+    pub boolean: Option<bool>,
+    /// `type`; `None` when the schema does not say.
+    pub types: Option<Vec<JsonType>>,
+    /// `type: object`, or `properties` without a `type`.
+    pub object: bool,
+    /// The `$defs` name a `$ref` points at.
+    pub reference: Option<String>,
+    /// `enum`.
+    pub values: Option<Vec<Value>>,
+    pub constant: Option<Value>,
+    pub required: Vec<String>,
+    pub bounds: Bounds,
+    pub pattern: Option<String>,
+    pub format: Option<String>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// Every subschema in the order written (properties, items, `$defs`, `anyOf`, ...).
+    pub subschemas: Vec<Subschema>,
+}
+
+/// A subschema and where it sits in its parent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subschema {
+    /// The keyword holding it, e.g. `properties` or `items`.
+    pub keyword: &'static str,
+    /// The property or definition name, or the list index, under keywords that hold several.
+    pub key: Option<String>,
+    pub node: SchemaNode,
+}
+
+impl Subschema {
+    /// Its JSON pointer, given its parent's.
+    pub fn pointer(&self, parent: &str) -> String {
+        match &self.key {
+            Some(key) => format!("{parent}/{}/{}", self.keyword, escape(key)),
+            None => format!("{parent}/{}", self.keyword),
+        }
+    }
+}
+
+impl SchemaNode {
+    pub fn read(json: &Value) -> SchemaNode {
+        let Value::Object(obj) = json else {
+            return SchemaNode::opaque(json);
+        };
+        let text = |key: &str| obj.get(key).and_then(Value::as_str).map(str::to_owned);
+        let types = match obj.get("type") {
+            Some(Value::String(name)) => JsonType::parse(name).map(|t| vec![t]),
+            Some(Value::Array(names)) => Some(
+                names
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter_map(JsonType::parse)
+                    .collect(),
+            ),
+            _ => None,
+        };
+        let mut subschemas = Vec::new();
+        for (key, value) in obj {
+            let entry = |keyword: &'static str, key: Option<String>, sub: &Value| Subschema {
+                keyword,
+                key,
+                node: SchemaNode::read(sub),
+            };
+            if let Some(keyword) = SCHEMA_MAPS.iter().copied().find(|k| *k == key.as_str()) {
+                if let Value::Object(map) = value {
+                    subschemas.extend(map.iter().map(|(name, sub)| entry(keyword, Some(name.clone()), sub)));
+                }
+            } else if let Some(keyword) = SCHEMA_SINGLE.iter().copied().find(|k| *k == key.as_str()) {
+                subschemas.push(entry(keyword, None, value));
+            } else if let Some(keyword) = SCHEMA_LISTS.iter().copied().find(|k| *k == key.as_str())
+                && let Value::Array(list) = value
+            {
+                subschemas.extend(
+                    list.iter()
+                        .enumerate()
+                        .map(|(i, sub)| entry(keyword, Some(i.to_string()), sub)),
+                );
+            }
+        }
+        SchemaNode {
+            json: json.clone(),
+            boolean: None,
+            types,
+            object: is_object_schema(obj),
+            reference: obj
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/$defs/"))
+                .map(definition_name),
+            values: obj.get("enum").and_then(Value::as_array).cloned(),
+            constant: obj.get("const").cloned(),
+            required: obj
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default(),
+            bounds: Bounds::read(obj),
+            pattern: text("pattern"),
+            format: text("format"),
+            title: text("title"),
+            description: text("description"),
+            subschemas,
+        }
+    }
+
+    /// `true`, `false`, or a value that is no schema at all: nothing to interpret.
+    fn opaque(json: &Value) -> SchemaNode {
+        SchemaNode {
+            json: json.clone(),
+            boolean: json.as_bool(),
+            types: None,
+            object: false,
+            reference: None,
+            values: None,
+            constant: None,
+            required: Vec::new(),
+            bounds: Bounds::default(),
+            pattern: None,
+            format: None,
+            title: None,
+            description: None,
+            subschemas: Vec::new(),
+        }
+    }
+
+    /// Whether the schema is a mapping of keywords (not `true`, `false` or malformed).
+    pub fn has_keywords(&self) -> bool {
+        self.json.is_object()
+    }
+
+    pub fn has_keyword(&self, keyword: &str) -> bool {
+        self.keyword(keyword).is_some()
+    }
+
+    /// A keyword's value as written.
+    pub fn keyword(&self, keyword: &str) -> Option<&Value> {
+        self.json.get(keyword)
+    }
+
+    /// Whether `type` is exactly `ty`, not a list of types.
+    pub fn is_only(&self, ty: JsonType) -> bool {
+        self.json.get("type").is_some_and(Value::is_string) && self.types.as_deref() == Some(&[ty])
+    }
+
+    pub fn admits(&self, ty: JsonType) -> bool {
+        self.types.as_ref().is_some_and(|types| types.contains(&ty))
+    }
+
+    /// The one type besides `null` of a `type: [X, "null"]` schema.
+    pub fn nullable_type(&self) -> Option<JsonType> {
+        match self.types.as_deref()? {
+            [JsonType::Null, other] | [other, JsonType::Null] if *other != JsonType::Null => Some(*other),
+            _ => None,
+        }
+    }
+
+    /// The subschema under a keyword holding one, e.g. `items`.
+    pub fn subschema(&self, keyword: &str) -> Option<&SchemaNode> {
+        self.subschemas
+            .iter()
+            .find(|s| s.keyword == keyword && s.key.is_none())
+            .map(|s| &s.node)
+    }
+
+    /// The named or numbered subschemas under a keyword, e.g. `properties`, in the order written.
+    pub fn entries<'a>(&'a self, keyword: &'a str) -> impl Iterator<Item = (&'a str, &'a SchemaNode)> + 'a {
+        self.subschemas
+            .iter()
+            .filter(move |s| s.keyword == keyword)
+            .filter_map(|s| Some((s.key.as_deref()?, &s.node)))
+    }
+
+    pub fn properties(&self) -> impl Iterator<Item = (&str, &SchemaNode)> {
+        self.entries("properties")
+    }
+
+    pub fn property(&self, name: &str) -> Option<&SchemaNode> {
+        self.properties().find(|(key, _)| *key == name).map(|(_, node)| node)
+    }
+
+    pub fn items(&self) -> Option<&SchemaNode> {
+        self.subschema("items")
+    }
+
+    /// `additionalProperties`.
+    pub fn additional(&self) -> Option<&SchemaNode> {
+        self.subschema("additionalProperties")
+    }
+
+    /// Whether `additionalProperties: false` refuses properties not named.
+    pub fn is_closed(&self) -> bool {
+        self.additional().is_some_and(|a| a.boolean == Some(false))
+    }
+
+    /// Visits this schema and every subschema that is a mapping of keywords, with its JSON
+    /// pointer (`pointer` is this schema's), parents before children, in the order written.
+    pub fn walk<'a>(&'a self, pointer: &str, visit: &mut dyn FnMut(&'a SchemaNode, &str)) {
+        if !self.has_keywords() {
+            return;
+        }
+        visit(self, pointer);
+        for sub in &self.subschemas {
+            sub.node.walk(&sub.pointer(pointer), visit);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_keywords_into_typed_fields() {
+        let tree = SchemaTree::read(&json!({
+            "type": "object",
+            "required": ["note"],
+            "properties": {
+                "note": {"type": ["string", "null"], "maxLength": 20, "format": "email"},
+                "tags": {"type": "array", "items": {"const": 1}, "maxItems": 3}
+            },
+            "additionalProperties": false
+        }));
+        let root = &tree.root;
+        assert!(root.object && root.is_closed());
+        assert_eq!(root.required, ["note"]);
+        let note = root.property("note").unwrap();
+        assert_eq!(note.nullable_type(), Some(JsonType::String));
+        assert!(!note.is_only(JsonType::String) && note.admits(JsonType::String));
+        assert_eq!(
+            (note.bounds.max_length, note.format.as_deref()),
+            (Some(20), Some("email"))
+        );
+        let tags = root.property("tags").unwrap();
+        assert_eq!(tags.items().unwrap().constant, Some(json!(1)));
+        assert_eq!(tags.bounds.upper()[3], ("maxItems", Some(3.0)));
+    }
+
+    #[test]
+    fn references_resolve_with_their_siblings() {
+        let tree = SchemaTree::read(&json!({
+            "$ref": "#/$defs/A",
+            "description": "Outer.",
+            "$defs": {"A": {"$ref": "#/$defs/B"}, "B": {"type": "string", "description": "Inner."}}
+        }));
+        let (resolved, first) = tree.resolve(&tree.root);
+        assert_eq!(first, Some("A"));
+        assert_eq!(resolved.types, Some(vec![JsonType::String]));
+        assert_eq!(resolved.description.as_deref(), Some("Outer."));
+        let (name, target) = tree.target(&tree.root).unwrap();
+        assert_eq!((name, target.reference.as_deref()), ("A", Some("B")));
+    }
+
+    #[test]
+    fn walks_in_written_order_with_pointers() {
+        let tree = SchemaTree::read(&json!({
+            "properties": {"a/b": {"type": "string"}, "c": true},
+            "anyOf": [{"required": ["a/b"]}],
+            "$defs": {"D": {"type": "integer"}}
+        }));
+        let mut seen = Vec::new();
+        tree.root.walk("/in", &mut |_, at| seen.push(at.to_owned()));
+        assert_eq!(seen, ["/in", "/in/properties/a~1b", "/in/anyOf/0", "/in/$defs/D"]);
     }
 }

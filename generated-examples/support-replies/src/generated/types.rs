@@ -20,10 +20,16 @@ pub struct CreateReplyDraftInput {
 pub struct CreateReplyDraftOutput {
     pub draft_id: String,
     pub ticket_id: TicketId,
-    pub state: serde_json::Value,
+    pub state: CreateReplyDraftOutputState,
     pub saved_at: String,
     /// Where the agent reviews and sends the draft.
     pub review_url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum CreateReplyDraftOutputState {
+    #[serde(rename = "unsent_draft")]
+    UnsentDraft,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -46,8 +52,8 @@ pub struct GetTicketOutput {
     pub priority: Priority,
     pub requester: GetTicketOutputRequester,
     pub messages: Vec<GetTicketOutputMessagesItem>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub draft: Option<Option<GetTicketOutputDraft>>,
+    #[serde(default)]
+    pub draft: Option<GetTicketOutputDraft>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -87,8 +93,8 @@ pub enum GetTicketOutputMessagesItemAuthorRole {
 pub struct GetTicketOutputRequester {
     pub name: String,
     pub email: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub organization: Option<Option<String>>,
+    #[serde(default)]
+    pub organization: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -138,8 +144,8 @@ pub struct SetTicketPriorityOutput {
     pub previous_priority: Priority,
     pub requested_priority: Priority,
     pub state: SetTicketPriorityOutputState,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approved_by: Option<Option<String>>,
+    #[serde(default)]
+    pub approved_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -180,6 +186,6 @@ pub struct TicketSummary {
     pub priority: Priority,
     pub requester_name: String,
     pub updated_at: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sla_due_at: Option<Option<String>>,
+    #[serde(default)]
+    pub sla_due_at: Option<String>,
 }

@@ -226,7 +226,7 @@ impl Handler for Handlers {
                 priority: from_str(&priority)?,
                 requester_name,
                 updated_at,
-                sla_due_at: Some(sla_due_at),
+                sla_due_at,
             });
         }
         let truncated = tickets.len() > limit;
@@ -298,10 +298,10 @@ impl Handler for Handlers {
             requester: types::GetTicketOutputRequester {
                 name: ticket.requester_name,
                 email: ticket.requester_email,
-                organization: Some(ticket.requester_org),
+                organization: ticket.requester_org,
             },
             messages,
-            draft: Some(draft),
+            draft,
         })
     }
 
@@ -339,7 +339,7 @@ impl Handler for Handlers {
             review_url: format!("{}/agent/tickets/{}#draft-{draft_id}", self.helpdesk_url, ticket.id),
             draft_id,
             ticket_id: ticket.id,
-            state: serde_json::Value::String("unsent_draft".into()),
+            state: types::CreateReplyDraftOutputState::UnsentDraft,
             saved_at,
         })
     }
@@ -367,7 +367,7 @@ impl Handler for Handlers {
                 previous_priority: from_str(previous)?,
                 requested_priority: input.priority,
                 state,
-                approved_by: Some(approved_by),
+                approved_by,
             })
         };
         let tx = db.transaction().map_err(db_error)?;
