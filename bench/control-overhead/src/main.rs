@@ -7,7 +7,7 @@
 //! `/proc/<pid>/stat`):
 //!
 //! - `on`: the example exactly as its command line builds it
-//!   (`policy_search::runtime::cli::run`, `http`): OAuth bearer tokens checked
+//!   (`charter_runtime::cli::run`, `http`): OAuth bearer tokens checked
 //!   against a JWKS this binary serves on loopback, input and output
 //!   validation, the audit log, per-caller rate limits, kill switch, metrics;
 //! - `off`: the same surface and handlers in the runtime's `McpServer` without
@@ -87,7 +87,7 @@ struct Settings {
 fn main() -> ExitCode {
     if std::env::var_os(CLI_ENV).is_some() {
         die_with_parent();
-        return policy_search::runtime::cli::run(policy_search::generated::SURFACE, |config| {
+        return charter_runtime::cli::run(policy_search::generated::SURFACE, |config| {
             Handlers::new(config).map(Dispatcher::new)
         });
     }

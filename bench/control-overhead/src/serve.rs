@@ -1,6 +1,6 @@
 //! The server side, run in child processes so each server's CPU time can be
 //! read from `/proc`: the `off` and `bare` modes here; `on` is the example's
-//! own command line (`policy_search::runtime::cli::run`), see `main.rs`.
+//! own command line (`charter_runtime::cli::run`), see `main.rs`.
 
 use std::sync::Arc;
 
@@ -8,11 +8,11 @@ use policy_search::generated::dispatch::Dispatcher;
 use policy_search::generated::handler::Handler as _;
 use policy_search::generated::types::SearchPoliciesInput;
 use policy_search::handlers::Handlers;
-use policy_search::runtime::config::Config;
-use policy_search::runtime::dispatch::Context;
-use policy_search::runtime::serve::HttpGate;
-use policy_search::runtime::server::McpServer;
-use policy_search::runtime::surface::Surface;
+use charter_runtime::config::Config;
+use charter_runtime::dispatch::Context;
+use charter_runtime::serve::HttpGate;
+use charter_runtime::server::McpServer;
+use charter_runtime::surface::Surface;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
     PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
@@ -33,7 +33,7 @@ pub async fn off(listen: &str) -> Result<(), String> {
     init_logging(&config.log.filter);
     let dispatch = Dispatcher::new(Handlers::new(&config)?);
     let server = McpServer::new(surface, dispatch)?.with_default_caller("anonymous".into());
-    policy_search::runtime::serve::http(server, &config, listen, HttpGate::default()).await
+    charter_runtime::serve::http(server, &config, listen, HttpGate::default()).await
 }
 
 /// `bare`: the same tool (name, definition, handler code) on a plain rmcp
