@@ -328,11 +328,33 @@ fn doc_attr(schema: &SchemaNode) -> TokenStream {
 
 /// One `#[doc]` per line, each with the leading space rustdoc expects.
 pub fn doc_lines(text: &str) -> TokenStream {
-    let lines = text.trim().lines().map(|line| {
-        let line = format!(" {}", line.trim_end());
+    let lines = text.trim().lines().flat_map(wrap).map(|line| {
+        let line = format!(" {line}");
         quote! { #[doc = #line] }
     });
     quote! { #(#lines)* }
+}
+
+/// The widest a doc comment's text runs before it wraps, so generated docs
+/// read without scrolling; a longer word (a URL) stays whole.
+const DOC_WIDTH: usize = 88;
+
+/// One line of text broken at spaces into lines of at most `DOC_WIDTH`
+/// characters; an empty line stays (it separates paragraphs).
+fn wrap(line: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut current = String::new();
+    for word in line.split_whitespace() {
+        if !current.is_empty() && current.chars().count() + 1 + word.chars().count() > DOC_WIDTH {
+            lines.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(word);
+    }
+    lines.push(current);
+    lines
 }
 
 /// An identifier; keywords arrive already escaped by `Name`.
@@ -347,6 +369,16 @@ pub fn ident(name: &str) -> Ident {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn doc_comments_wrap_at_spaces_and_keep_paragraphs() {
+        let text = format!("{}\n\nEffect: read. https://example.com/{}", "word ".repeat(30).trim(), "x".repeat(100));
+        let docs = doc_lines(&text).to_string();
+        let lines: Vec<&str> = docs.split("# [doc = \"").skip(1).map(|l| l.split("\"]").next().unwrap()).collect();
+        assert!(lines.iter().all(|l| l.chars().count() <= DOC_WIDTH + 1 || !l.trim().contains(' ')), "{lines:?}");
+        assert_eq!(lines.len(), 5, "{lines:?}");
+        assert_eq!(lines[2], " ", "{lines:?}");
+    }
 
     fn render(schema: Value) -> String {
         let mut set = TypeSet::default();

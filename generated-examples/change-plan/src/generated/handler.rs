@@ -8,7 +8,9 @@ use std::future::Future;
 use charter_runtime::codegen::{Context, ResourceBody, ToolError};
 
 pub trait Handler: Send + Sync + 'static {
-    /// `get_service_state`: Returns the deployed state of one service in one environment from Argo CD: deployed revision, image tags, replica counts, sync status, health and the time of the last sync.
+    /// `get_service_state`: Returns the deployed state of one service in one environment from
+    /// Argo CD: deployed revision, image tags, replica counts, sync status, health and the time
+    /// of the last sync.
     ///
     /// Effect: read. Scopes: services.read.
     fn get_service_state(
@@ -19,7 +21,10 @@ pub trait Handler: Send + Sync + 'static {
         Output = Result<super::types::GetServiceStateOutput, ToolError>,
     > + Send;
 
-    /// `diff_desired_state`: Compares the manifests deployed for one service in one environment with those rendered from a revision of the deploy-config repository (by default the head of main) and returns the changed Kubernetes objects with a summary of each change. Secret objects are listed by name only.
+    /// `diff_desired_state`: Compares the manifests deployed for one service in one environment
+    /// with those rendered from a revision of the deploy-config repository (by default the head
+    /// of main) and returns the changed Kubernetes objects with a summary of each change.
+    /// Secret objects are listed by name only.
     ///
     /// Effect: read. Scopes: services.read.
     fn diff_desired_state(
@@ -30,7 +35,10 @@ pub trait Handler: Send + Sync + 'static {
         Output = Result<super::types::DiffDesiredStateOutput, ToolError>,
     > + Send;
 
-    /// `draft_change_plan`: Drafts a change plan for moving one service in one environment to a target revision: the changed objects, ordered rollout steps with a verification check for each, rollback steps, a risk rating with reasons, and whether the change needs the change advisory board. The plan is stored for review; nothing is deployed.
+    /// `draft_change_plan`: Drafts a change plan for moving one service in one environment to a
+    /// target revision: the changed objects, ordered rollout steps with a verification check
+    /// for each, rollback steps, a risk rating with reasons, and whether the change needs the
+    /// change advisory board. The plan is stored for review; nothing is deployed.
     ///
     /// Effect: draft. Scopes: plans.draft, services.read.
     fn draft_change_plan(
@@ -41,7 +49,10 @@ pub trait Handler: Send + Sync + 'static {
         Output = Result<super::types::DraftChangePlanOutput, ToolError>,
     > + Send;
 
-    /// `open_change_request`: Opens a change request in ServiceNow from one stored change plan, in the New state, for the assignment group and the change advisory board to assess. The calling engineer confirms the exact request first. Opening a request deploys nothing, and the request can be cancelled while it is New or in Assess.
+    /// `open_change_request`: Opens a change request in ServiceNow from one stored change plan,
+    /// in the New state, for the assignment group and the change advisory board to assess. The
+    /// calling engineer confirms the exact request first. Opening a request deploys nothing,
+    /// and the request can be cancelled while it is New or in Assess.
     ///
     /// Effect: write. Scopes: changes.request.
     fn open_change_request(
@@ -52,7 +63,8 @@ pub trait Handler: Send + Sync + 'static {
         Output = Result<super::types::OpenChangeRequestOutput, ToolError>,
     > + Send;
 
-    /// `change_plan` (change-plan://plans/{plan_id}): One stored change plan by its id, as Markdown, exactly as draft_change_plan produced it.
+    /// `change_plan` (change-plan://plans/{plan_id}): One stored change plan by its id, as
+    /// Markdown, exactly as draft_change_plan produced it.
     fn read_change_plan(
         &self,
         context: &Context,
@@ -60,7 +72,9 @@ pub trait Handler: Send + Sync + 'static {
         params: super::types::ChangePlanParams,
     ) -> impl Future<Output = Result<ResourceBody, ToolError>> + Send;
 
-    /// `change_policy` (change-plan://guides/change-policy): The platform team's change policy: which changes are standard, freeze periods, required maintenance windows per environment and what a rollback plan contains.
+    /// `change_policy` (change-plan://guides/change-policy): The platform team's change policy:
+    /// which changes are standard, freeze periods, required maintenance windows per environment
+    /// and what a rollback plan contains.
     fn read_change_policy(
         &self,
         context: &Context,

@@ -37,7 +37,8 @@ pub trait Handler: Send + Sync + 'static {
         input: super::types::TestAudioContentInput,
     ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
-    /// `test_embedded_resource`: Returns a fixed text resource, test://embedded-resource, embedded in the result.
+    /// `test_embedded_resource`: Returns a fixed text resource, test://embedded-resource,
+    /// embedded in the result.
     ///
     /// Effect: read. Scopes: fixture.use.
     fn test_embedded_resource(
@@ -46,7 +47,8 @@ pub trait Handler: Send + Sync + 'static {
         input: super::types::TestEmbeddedResourceInput,
     ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
-    /// `test_multiple_content_types`: Returns text, a PNG image and an embedded JSON resource in one result.
+    /// `test_multiple_content_types`: Returns text, a PNG image and an embedded JSON resource
+    /// in one result.
     ///
     /// Effect: read. Scopes: fixture.use.
     fn test_multiple_content_types(
@@ -55,7 +57,8 @@ pub trait Handler: Send + Sync + 'static {
         input: super::types::TestMultipleContentTypesInput,
     ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
-    /// `test_tool_with_logging`: Sends three log messages to the client while it runs, then returns a fixed text.
+    /// `test_tool_with_logging`: Sends three log messages to the client while it runs, then
+    /// returns a fixed text.
     ///
     /// Effect: read. Scopes: fixture.use.
     fn test_tool_with_logging(
@@ -64,7 +67,8 @@ pub trait Handler: Send + Sync + 'static {
         input: super::types::TestToolWithLoggingInput,
     ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
-    /// `test_error_handling`: Always fails with a tool error result, so clients can check how errors are shown.
+    /// `test_error_handling`: Always fails with a tool error result, so clients can check how
+    /// errors are shown.
     ///
     /// Effect: read. Scopes: fixture.use.
     fn test_error_handling(
@@ -73,7 +77,8 @@ pub trait Handler: Send + Sync + 'static {
         input: super::types::TestErrorHandlingInput,
     ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
-    /// `test_tool_with_progress`: Reports progress at 0, 50 and 100 of 100 while it runs, then returns the progress token.
+    /// `test_tool_with_progress`: Reports progress at 0, 50 and 100 of 100 while it runs, then
+    /// returns the progress token.
     ///
     /// Effect: read. Scopes: fixture.use.
     fn test_tool_with_progress(
@@ -82,7 +87,8 @@ pub trait Handler: Send + Sync + 'static {
         input: super::types::TestToolWithProgressInput,
     ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
-    /// `test_sampling`: Asks the client's model to answer the given prompt and returns the answer.
+    /// `test_sampling`: Asks the client's model to answer the given prompt and returns the
+    /// answer.
     ///
     /// Effect: read. Scopes: fixture.use.
     fn test_sampling(
@@ -91,7 +97,8 @@ pub trait Handler: Send + Sync + 'static {
         input: super::types::TestSamplingInput,
     ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
-    /// `test_elicitation`: Asks the user, through the client, for a username and an email address and returns the answer.
+    /// `test_elicitation`: Asks the user, through the client, for a username and an email
+    /// address and returns the answer.
     ///
     /// Effect: read. Scopes: fixture.use.
     fn test_elicitation(
@@ -100,7 +107,8 @@ pub trait Handler: Send + Sync + 'static {
         input: super::types::TestElicitationInput,
     ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
-    /// `test_elicitation_sep1034_defaults`: Asks the user for a form whose fields carry default values of every primitive type.
+    /// `test_elicitation_sep1034_defaults`: Asks the user for a form whose fields carry default
+    /// values of every primitive type.
     ///
     /// Effect: read. Scopes: fixture.use.
     fn test_elicitation_sep1034_defaults(
@@ -109,7 +117,8 @@ pub trait Handler: Send + Sync + 'static {
         input: super::types::TestElicitationSep1034DefaultsInput,
     ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
-    /// `test_elicitation_sep1330_enums`: Asks the user for a form with single and multiple choice fields, titled and untitled.
+    /// `test_elicitation_sep1330_enums`: Asks the user for a form with single and multiple
+    /// choice fields, titled and untitled.
     ///
     /// Effect: read. Scopes: fixture.use.
     fn test_elicitation_sep1330_enums(
@@ -118,7 +127,8 @@ pub trait Handler: Send + Sync + 'static {
         input: super::types::TestElicitationSep1330EnumsInput,
     ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
-    /// `test_missing_capability`: Needs the client's sampling capability; returns "Success" when the client declared it.
+    /// `test_missing_capability`: Needs the client's sampling capability; returns "Success"
+    /// when the client declared it.
     ///
     /// Effect: read. Scopes: fixture.use.
     fn test_missing_capability(
@@ -127,7 +137,8 @@ pub trait Handler: Send + Sync + 'static {
         input: super::types::TestMissingCapabilityInput,
     ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
-    /// `test_streaming_elicitation`: Reports one progress step on the response stream, then returns "Streaming complete".
+    /// `test_streaming_elicitation`: Reports one progress step on the response stream, then
+    /// returns "Streaming complete".
     ///
     /// Effect: read. Scopes: fixture.use.
     fn test_streaming_elicitation(
@@ -136,7 +147,8 @@ pub trait Handler: Send + Sync + 'static {
         input: super::types::TestStreamingElicitationInput,
     ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
-    /// `test_logging_tool`: Sends one log message if the request asked for logs, then returns "Logging evaluated".
+    /// `test_logging_tool`: Sends one log message if the request asked for logs, then returns
+    /// "Logging evaluated".
     ///
     /// Effect: read. Scopes: fixture.use.
     fn test_logging_tool(
@@ -145,7 +157,8 @@ pub trait Handler: Send + Sync + 'static {
         input: super::types::TestLoggingToolInput,
     ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
-    /// `json_schema_2020_12_tool`: Echoes a name, an address and a contact; its input schema uses JSON Schema 2020-12 features.
+    /// `json_schema_2020_12_tool`: Echoes a name, an address and a contact; its input schema
+    /// uses JSON Schema 2020-12 features.
     ///
     /// Effect: read. Scopes: fixture.use.
     fn json_schema_2020_12_tool(
@@ -166,7 +179,8 @@ pub trait Handler: Send + Sync + 'static {
         context: &Context,
     ) -> impl Future<Output = Result<ResourceBody, ToolError>> + Send;
 
-    /// `watched_resource` (test://watched-resource): A fixed text resource clients may watch for changes.
+    /// `watched_resource` (test://watched-resource): A fixed text resource clients may watch
+    /// for changes.
     fn read_watched_resource(
         &self,
         context: &Context,
@@ -180,14 +194,16 @@ pub trait Handler: Send + Sync + 'static {
         params: super::types::TemplateParams,
     ) -> impl Future<Output = Result<ResourceBody, ToolError>> + Send;
 
-    /// Prompt `test_prompt_with_embedded_resource` v1.0.0: A prompt that embeds the resource named by its argument, then asks to process it.
+    /// Prompt `test_prompt_with_embedded_resource` v1.0.0: A prompt that embeds the resource
+    /// named by its argument, then asks to process it.
     fn prompt_test_prompt_with_embedded_resource(
         &self,
         context: &Context,
         arguments: std::collections::BTreeMap<String, String>,
     ) -> impl Future<Output = Result<Vec<PromptMessage>, ToolError>> + Send;
 
-    /// Prompt `test_prompt_with_image` v1.0.0: A prompt with a fixed PNG image, then a request to analyze it.
+    /// Prompt `test_prompt_with_image` v1.0.0: A prompt with a fixed PNG image, then a request
+    /// to analyze it.
     fn prompt_test_prompt_with_image(
         &self,
         context: &Context,

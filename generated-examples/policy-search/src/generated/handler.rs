@@ -8,7 +8,10 @@ use std::future::Future;
 use charter_runtime::codegen::{Context, ResourceBody, ToolError};
 
 pub trait Handler: Send + Sync + 'static {
-    /// `search_policies`: Searches the approved, currently effective policies the caller may read and returns the best matching passages, each with its policy id, title, version, section, verbatim quote and link. Returns no passages when nothing matches; retired policies and drafts are never searched.
+    /// `search_policies`: Searches the approved, currently effective policies the caller may
+    /// read and returns the best matching passages, each with its policy id, title, version,
+    /// section, verbatim quote and link. Returns no passages when nothing matches; retired
+    /// policies and drafts are never searched.
     ///
     /// Effect: read. Scopes: policies.search.
     fn search_policies(
@@ -19,7 +22,9 @@ pub trait Handler: Send + Sync + 'static {
         Output = Result<super::types::SearchPoliciesOutput, ToolError>,
     > + Send;
 
-    /// `get_policy_section`: Returns the full text of one section of an approved, currently effective policy the caller may read, with the policy's title, version, effective date and a link to cite.
+    /// `get_policy_section`: Returns the full text of one section of an approved, currently
+    /// effective policy the caller may read, with the policy's title, version, effective date
+    /// and a link to cite.
     ///
     /// Effect: read. Scopes: policies.read.
     fn get_policy_section(
@@ -30,13 +35,17 @@ pub trait Handler: Send + Sync + 'static {
         Output = Result<super::types::GetPolicySectionOutput, ToolError>,
     > + Send;
 
-    /// `policy_index` (policy://approved/index): The list of approved, currently effective policies the caller may read: id, title, area, version, owner team and effective date. Policy text is not included.
+    /// `policy_index` (policy://approved/index): The list of approved, currently effective
+    /// policies the caller may read: id, title, area, version, owner team and effective date.
+    /// Policy text is not included.
     fn read_policy_index(
         &self,
         context: &Context,
     ) -> impl Future<Output = Result<ResourceBody, ToolError>> + Send;
 
-    /// `approved_policy` (policy://approved/{policy_id}): The full text of one approved, currently effective policy, as Markdown with numbered sections, if the caller may read it.
+    /// `approved_policy` (policy://approved/{policy_id}): The full text of one approved,
+    /// currently effective policy, as Markdown with numbered sections, if the caller may read
+    /// it.
     fn read_approved_policy(
         &self,
         context: &Context,

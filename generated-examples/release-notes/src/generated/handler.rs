@@ -8,7 +8,9 @@ use std::future::Future;
 use charter_runtime::codegen::{Context, ResourceBody, ToolError};
 
 pub trait Handler: Send + Sync + 'static {
-    /// `list_merged_pull_requests`: Lists pull requests merged into the default branch of one approved repository between two dates, newest first, with number, title, author login, labels and merge time. Returns at most 200 pull requests and says when more matched.
+    /// `list_merged_pull_requests`: Lists pull requests merged into the default branch of one
+    /// approved repository between two dates, newest first, with number, title, author login,
+    /// labels and merge time. Returns at most 200 pull requests and says when more matched.
     ///
     /// Effect: read. Scopes: pulls.read.
     fn list_merged_pull_requests(
@@ -19,7 +21,9 @@ pub trait Handler: Send + Sync + 'static {
         Output = Result<super::types::ListMergedPullRequestsOutput, ToolError>,
     > + Send;
 
-    /// `get_pull_request`: Returns one merged pull request of an approved repository: title, body, author, reviewers, labels, merge commit and the number of changed files. Diffs and file contents are not returned.
+    /// `get_pull_request`: Returns one merged pull request of an approved repository: title,
+    /// body, author, reviewers, labels, merge commit and the number of changed files. Diffs and
+    /// file contents are not returned.
     ///
     /// Effect: read. Scopes: pulls.read.
     fn get_pull_request(
@@ -30,7 +34,11 @@ pub trait Handler: Send + Sync + 'static {
         Output = Result<super::types::GetPullRequestOutput, ToolError>,
     > + Send;
 
-    /// `draft_release_notes`: Drafts Markdown release notes for a tag from the listed merged pull requests, grouped by label into features, fixes and other changes, following the release notes style guide. The draft is stored for a maintainer to edit and publish; nothing is published and no repository changes.
+    /// `draft_release_notes`: Drafts Markdown release notes for a tag from the listed merged
+    /// pull requests, grouped by label into features, fixes and other changes, following the
+    /// release notes style guide. The draft is stored for a maintainer to edit and publish;
+
+    /// nothing is published and no repository changes.
     ///
     /// Effect: draft. Scopes: notes.draft, pulls.read.
     fn draft_release_notes(
@@ -41,13 +49,16 @@ pub trait Handler: Send + Sync + 'static {
         Output = Result<super::types::DraftReleaseNotesOutput, ToolError>,
     > + Send;
 
-    /// `style_guide` (release-notes://style-guide): The developer-experience team's style guide for release notes: section order, tone, how breaking changes and deprecations are announced, and which labels map to which section.
+    /// `style_guide` (release-notes://style-guide): The developer-experience team's style guide
+    /// for release notes: section order, tone, how breaking changes and deprecations are
+    /// announced, and which labels map to which section.
     fn read_style_guide(
         &self,
         context: &Context,
     ) -> impl Future<Output = Result<ResourceBody, ToolError>> + Send;
 
-    /// `draft` (release-notes://drafts/{draft_id}): One stored release notes draft by its id, as Markdown, as last produced by draft_release_notes.
+    /// `draft` (release-notes://drafts/{draft_id}): One stored release notes draft by its id,
+    /// as Markdown, as last produced by draft_release_notes.
     fn read_draft(
         &self,
         context: &Context,

@@ -8,7 +8,9 @@ use std::future::Future;
 use charter_runtime::codegen::{Context, ResourceBody, ToolError};
 
 pub trait Handler: Send + Sync + 'static {
-    /// `list_assigned_tickets`: Lists the open tickets assigned to the calling agent, most urgent SLA first, with subject, status, priority, requester name and SLA due time. Tickets assigned to others are not listed.
+    /// `list_assigned_tickets`: Lists the open tickets assigned to the calling agent, most
+    /// urgent SLA first, with subject, status, priority, requester name and SLA due time.
+    /// Tickets assigned to others are not listed.
     ///
     /// Effect: read. Scopes: tickets.read.
     fn list_assigned_tickets(
@@ -19,7 +21,9 @@ pub trait Handler: Send + Sync + 'static {
         Output = Result<super::types::ListAssignedTicketsOutput, ToolError>,
     > + Send;
 
-    /// `get_ticket`: Returns one ticket assigned to the calling agent with its requester, public conversation and any existing reply draft. Internal notes are included only when asked for. Tickets assigned to others are refused.
+    /// `get_ticket`: Returns one ticket assigned to the calling agent with its requester,
+    /// public conversation and any existing reply draft. Internal notes are included only when
+    /// asked for. Tickets assigned to others are refused.
     ///
     /// Effect: read. Scopes: tickets.read.
     fn get_ticket(
@@ -28,7 +32,10 @@ pub trait Handler: Send + Sync + 'static {
         input: super::types::GetTicketInput,
     ) -> impl Future<Output = Result<super::types::GetTicketOutput, ToolError>> + Send;
 
-    /// `create_reply_draft`: Saves a public reply to one ticket assigned to the calling agent as an unsent draft in the helpdesk, replacing any earlier draft on that ticket. The agent reviews, edits and sends it from the helpdesk; this tool has no way to send it or to change the ticket's status.
+    /// `create_reply_draft`: Saves a public reply to one ticket assigned to the calling agent
+    /// as an unsent draft in the helpdesk, replacing any earlier draft on that ticket. The
+    /// agent reviews, edits and sends it from the helpdesk; this tool has no way to send it or
+    /// to change the ticket's status.
     ///
     /// Effect: draft. Scopes: replies.draft.
     fn create_reply_draft(
@@ -39,7 +46,9 @@ pub trait Handler: Send + Sync + 'static {
         Output = Result<super::types::CreateReplyDraftOutput, ToolError>,
     > + Send;
 
-    /// `set_ticket_priority`: Requests a priority change for one ticket assigned to the calling agent, with a reason. The change is stored as pending and applied only after a support lead approves it; the previous priority is recorded so the change can be reverted.
+    /// `set_ticket_priority`: Requests a priority change for one ticket assigned to the calling
+    /// agent, with a reason. The change is stored as pending and applied only after a support
+    /// lead approves it; the previous priority is recorded so the change can be reverted.
     ///
     /// Effect: write. Scopes: tickets.priority.
     fn set_ticket_priority(
@@ -50,7 +59,9 @@ pub trait Handler: Send + Sync + 'static {
         Output = Result<super::types::SetTicketPriorityOutput, ToolError>,
     > + Send;
 
-    /// `reply_guidelines` (support://guidelines/replies): The support team's reply guidelines: greeting and sign-off, tone, what may be promised about refunds and timelines, and when a ticket goes to a specialist queue.
+    /// `reply_guidelines` (support://guidelines/replies): The support team's reply guidelines:
+    /// greeting and sign-off, tone, what may be promised about refunds and timelines, and when
+    /// a ticket goes to a specialist queue.
     fn read_reply_guidelines(
         &self,
         context: &Context,
