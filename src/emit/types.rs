@@ -372,10 +372,23 @@ mod tests {
 
     #[test]
     fn doc_comments_wrap_at_spaces_and_keep_paragraphs() {
-        let text = format!("{}\n\nEffect: read. https://example.com/{}", "word ".repeat(30).trim(), "x".repeat(100));
+        let text = format!(
+            "{}\n\nEffect: read. https://example.com/{}",
+            "word ".repeat(30).trim(),
+            "x".repeat(100)
+        );
         let docs = doc_lines(&text).to_string();
-        let lines: Vec<&str> = docs.split("# [doc = \"").skip(1).map(|l| l.split("\"]").next().unwrap()).collect();
-        assert!(lines.iter().all(|l| l.chars().count() <= DOC_WIDTH + 1 || !l.trim().contains(' ')), "{lines:?}");
+        let lines: Vec<&str> = docs
+            .split("# [doc = \"")
+            .skip(1)
+            .map(|l| l.split("\"]").next().unwrap())
+            .collect();
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.chars().count() <= DOC_WIDTH + 1 || !l.trim().contains(' ')),
+            "{lines:?}"
+        );
         assert_eq!(lines.len(), 5, "{lines:?}");
         assert_eq!(lines[2], " ", "{lines:?}");
     }

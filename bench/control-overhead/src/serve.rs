@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
-use policy_search::generated::dispatch::Dispatcher;
-use policy_search::generated::handler::Handler as _;
-use policy_search::generated::types::SearchPoliciesInput;
-use policy_search::handlers::Handlers;
 use charter_runtime::config::Config;
 use charter_runtime::dispatch::Context;
 use charter_runtime::serve::HttpGate;
 use charter_runtime::server::McpServer;
 use charter_runtime::surface::Surface;
+use policy_search::generated::dispatch::Dispatcher;
+use policy_search::generated::handler::Handler as _;
+use policy_search::generated::types::SearchPoliciesInput;
+use policy_search::handlers::Handlers;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
     PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
