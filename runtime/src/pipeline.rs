@@ -53,26 +53,28 @@ impl<'a> Call<'a> {
     }
 
     pub fn resource(spec: &'a ResourceSpec) -> Call<'a> {
-        Call {
-            kind: "resource",
-            name: spec.name(),
-            effect: Effect::Read,
-            hash: &spec.hash,
-            scopes: &spec.scopes,
-            limits: &spec.limits,
-            tool: None,
-        }
+        Call::read_only("resource", spec.name(), &spec.hash, &spec.scopes, &spec.limits)
     }
 
     /// Prompts run under the server-wide default limits the surface gives them.
     pub fn prompt(spec: &'a PromptSpec) -> Call<'a> {
+        Call::read_only("prompt", spec.name(), &spec.hash, &spec.scopes, &spec.limits)
+    }
+
+    fn read_only(
+        kind: &'static str,
+        name: &'a str,
+        hash: &'a str,
+        scopes: &'a [String],
+        limits: &'a Limits,
+    ) -> Call<'a> {
         Call {
-            kind: "prompt",
-            name: spec.name(),
+            kind,
+            name,
             effect: Effect::Read,
-            hash: &spec.hash,
-            scopes: &spec.scopes,
-            limits: &spec.limits,
+            hash,
+            scopes,
+            limits,
             tool: None,
         }
     }
