@@ -6,9 +6,12 @@ use rmcp::ServiceExt as _;
 use rmcp::transport::async_rw::AsyncRwTransport;
 
 use super::config::Config;
+#[cfg(feature = "http")]
 use super::controls::{Denial, Identity};
 use super::dispatch::Dispatch;
-use super::server::{Admitted, McpServer};
+#[cfg(feature = "http")]
+use super::server::Admitted;
+use super::server::McpServer;
 
 /// Serves one client over stdin/stdout until it disconnects or a signal arrives.
 pub async fn stdio<D: Dispatch>(server: McpServer<D>, config: &Config) -> Result<(), String> {
