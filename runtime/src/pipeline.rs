@@ -329,10 +329,10 @@ mod tests {
         }
     }
 
-    fn limits(timeout_ms: u64, concurrency: u32) -> Value {
+    fn limits(timeout_ms: u64, concurrency: u32, rate: u32) -> Value {
         json!({
             "timeout_ms": timeout_ms, "max_request_bytes": 4096, "max_response_bytes": 65536,
-            "rate": {"count": 100, "period_ms": 1000}, "concurrency": concurrency
+            "rate": {"count": rate, "period_ms": 60000}, "concurrency": concurrency
         })
     }
 
@@ -365,7 +365,7 @@ mod tests {
                 "data_class": null,
                 "approval": {"mode": "none"},
                 "audit": {"arguments": true, "results": false},
-                "limits": limits(5000, 4),
+                "limits": limits(5000, 4, 100),
                 "content": ["text"],
                 "progress": false,
                 "client_logging": false,
@@ -382,7 +382,7 @@ mod tests {
                 "completions": {},
                 "scopes": [],
                 "data_class": null,
-                "limits": limits(prompt_timeout_ms, 1),
+                "limits": limits(prompt_timeout_ms, 1, 2),
             }],
         });
         Surface::parse(&surface.to_string()).unwrap()
@@ -492,6 +492,35 @@ mod tests {
         assert_eq!(
             events,
             [(Event::Denied, Some("busy"), None), (Event::Outcome, None, Some("ok"))]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_prompt_over_its_rate_limit_is_refused() {
+        let (server, _dispatch, path) = server("rate", 10, None);
+        for request in ["1", "2"] {
+            let error = server
+                .prompt("brief", None, Context::new("tester", request))
+                .await
+                .unwrap_err();
+            assert!(error.message.contains("timed out"), "{}", error.message);
+        }
+        let error = server
+            .prompt("brief", None, Context::new("tester", "3"))
+            .await
+            .unwrap_err();
+        assert!(
+            error.message.starts_with("rate limit reached for prompt `brief`"),
+            "{}",
+            error.message
+        );
+        assert_eq!(error.data.unwrap()["error"], "rate_limited");
+
+        let records = records(&server, &path).await;
+        let last = records.last().unwrap();
+        assert_eq!(
+            (last.event, last.reason.as_deref()),
+            (Event::Denied, Some("rate_limited"))
         );
     }
 
