@@ -227,7 +227,7 @@ impl KillSwitch {
     }
 }
 
-/// A rate limiter per caller for one tool or resource, and its concurrency cap.
+/// A rate limiter per caller for one tool, resource or prompt, and its concurrency cap.
 struct Gate {
     rate: DefaultKeyedRateLimiter<String>,
     running: Arc<Semaphore>,
@@ -248,10 +248,11 @@ impl Gate {
     }
 }
 
-/// The rate and concurrency gates of every tool and resource.
+/// The rate and concurrency gates of every tool, resource and prompt.
 pub struct Limiter {
     tools: BTreeMap<String, Gate>,
     resources: BTreeMap<String, Gate>,
+    prompts: BTreeMap<String, Gate>,
 }
 
 impl Limiter {
@@ -266,13 +267,23 @@ impl Limiter {
             .iter()
             .map(|r| (r.name().to_string(), Gate::new(&r.limits)))
             .collect();
-        Limiter { tools, resources }
+        let prompts = surface
+            .prompts
+            .iter()
+            .map(|p| (p.name().to_string(), Gate::new(&p.limits)))
+            .collect();
+        Limiter {
+            tools,
+            resources,
+            prompts,
+        }
     }
 
     fn gate(&self, kind: &str, name: &str) -> Option<&Gate> {
         match kind {
             "tool" => self.tools.get(name),
             "resource" => self.resources.get(name),
+            "prompt" => self.prompts.get(name),
             _ => None,
         }
     }
@@ -303,7 +314,12 @@ impl Limiter {
     /// Forgets callers whose limits have fully replenished, so memory stays
     /// bounded by recent callers.
     pub fn forget_idle(&self) {
-        for gate in self.tools.values().chain(self.resources.values()) {
+        for gate in self
+            .tools
+            .values()
+            .chain(self.resources.values())
+            .chain(self.prompts.values())
+        {
             gate.rate.retain_recent();
             gate.rate.shrink_to_fit();
         }

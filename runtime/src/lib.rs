@@ -27,6 +27,7 @@ pub mod dispatch;
 pub mod egress;
 pub mod guard;
 pub mod metrics;
+mod pipeline;
 pub mod prompt;
 pub mod selftest;
 pub mod serve;

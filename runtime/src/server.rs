@@ -1,11 +1,17 @@
 //! The MCP server: rmcp's `ServerHandler` over the contract's surface and the
-//! generated dispatch. Each request passes the same gates in the same order,
-//! whatever the handler does: known name, size, schema, deadline, then the
-//! handler, then the output schema and size again.
+//! generated dispatch. Tool calls, resource reads and prompts all go through
+//! one gate pipeline (`pipeline.rs`), whatever the handler does: the caller's
+//! identity (established by the transport), scopes, kill switch and rate
+//! limit, validation, the concurrency cap, approval, the intent record, the
+//! handler under its deadline and the caller's cancellation, then the output
+//! checks and the outcome record. Each of `call`, `read` and `prompt` resolves
+//! its name, describes the request as a `Call`, supplies its validation and
+//! output checks, and maps the pipeline's typed refusals and outcomes to its
+//! protocol form: `isError` results for tools, JSON-RPC errors for resources
+//! and prompts.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine as _;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -25,8 +31,9 @@ use serde_json::{Map, Value, json};
 use super::client::{Allowed, ClientLink, level_rank};
 use super::controls::Denial;
 use super::dispatch::{Context, Dispatch, ErrorKind, Identity, ResourceBody, ToolError, ToolOutput};
-use super::guard::{Approved, Controls, Trail, denial_error};
-use super::surface::{ClientRequest, Effect, Limits, PromptSpec, ResourceSpec, Surface, ToolSpec};
+use super::guard::{Controls, Trail, denial_error};
+use super::pipeline::{Call, Invalid, Outcome, Pipeline, Refusal, human};
+use super::surface::{ClientRequest, Effect, PromptSpec, ResourceSpec, Surface, ToolSpec};
 use super::template::UriTemplate;
 use super::validate::Validator;
 
@@ -240,101 +247,23 @@ impl<D: Dispatch> McpServer<D> {
             return Err(McpError::invalid_params(format!("unknown tool `{name}`"), None));
         };
         let arguments = Value::Object(arguments.unwrap_or_default());
-        let trail = self.inner.controls.as_ref().map(|controls| {
-            Trail::new(controls, "tool", name, tool.spec.effect, &tool.spec.hash, &context).with_arguments(
-                &arguments,
-                tool.spec.data_class.as_deref(),
-                tool.spec.audit.arguments,
-            )
-        });
-        if let (Some(trail), Some(controls)) = (&trail, &self.inner.controls)
-            && let Err(denial) = controls.admit("tool", name, &tool.spec.scopes, &context)
+        let pipeline =
+            Pipeline::new(self.inner.controls.as_ref(), Call::tool(&tool.spec), &context).with_arguments(&arguments);
+        let admission = match pipeline
+            .admit(Some(&arguments), || check_arguments(tool, &arguments))
+            .await
         {
-            return Ok(trail.refuse_tool(&denial));
-        }
-        let size = serde_json::to_vec(&arguments)
-            .map(|v| v.len() as u64)
-            .unwrap_or(u64::MAX);
-        if size > tool.spec.limits.max_request_bytes {
-            let message = format!(
-                "arguments are {size} bytes; `{name}` accepts at most {}",
-                tool.spec.limits.max_request_bytes
-            );
-            if let Some(trail) = &trail {
-                trail.denied("request_too_large", &message);
-            }
-            return Ok(error_result(message));
-        }
-        let mut violations = super::validate::unknown_properties(&tool.spec.definition["inputSchema"], &arguments);
-        let named_unknown = !violations.is_empty();
-        violations.extend(
-            tool.input
-                .violations(&arguments, MAX_VIOLATIONS)
-                .into_iter()
-                .filter(|v| !(named_unknown && v.starts_with("at /: False schema"))),
-        );
-        if !violations.is_empty() {
-            let message = format!("invalid arguments for `{name}`:\n- {}", violations.join("\n- "));
-            if let Some(trail) = &trail {
-                // The caller's message quotes values; the audit record names only where, so
-                // a value the data class redacts cannot reach the log through an error.
-                let places: Vec<&str> = violations
-                    .iter()
-                    .map(|v| v.strip_prefix("at ").and_then(|v| v.split(": ").next()).unwrap_or("/"))
-                    .collect();
-                trail.denied(
-                    "invalid_arguments",
-                    &format!("invalid arguments at {}", places.join(", ")),
-                );
-            }
-            return Ok(error_result(message));
-        }
-        // Held until the handler returns: the concurrency cap counts running calls.
-        let _permit = match &self.inner.controls {
-            Some(controls) => match controls.limiter.acquire("tool", name) {
-                Ok(permit) => permit,
-                Err(denial) => return Ok(trail.as_ref().map(|t| t.refuse_tool(&denial)).unwrap_or_default()),
-            },
-            None => None,
+            Ok((admission, ())) => admission,
+            Err(refusal) => return Ok(error_result(tool_refusal(name, refusal))),
         };
-        let mut evidence = None;
-        if let (Some(trail), Some(controls)) = (&trail, &self.inner.controls) {
-            match controls.approve(&tool.spec, &arguments, &context).await {
-                Approved::NotNeeded => {}
-                Approved::With(proof) => evidence = Some(proof),
-                Approved::Refused { reason, message } => {
-                    trail.denied(reason, &message);
-                    return Ok(error_result(message));
-                }
-                Approved::Pending(message) => return Ok(error_result(message)),
-            }
-            // State changes are on disk in the audit log before they happen; no log, no change.
-            if tool.spec.effect.changes_state()
-                && let Err(e) = trail.intent(evidence.as_ref()).await
-            {
-                tracing::error!(tool = name, error = %e, "audit log unavailable; refusing a state-changing call");
-                return Ok(error_result(format!(
-                    "`{name}` changes state and the audit log cannot be written, so it was not run; \
-                     the operator has been told"
-                )));
-            }
-        }
-        let outcome = with_deadline(
-            &tool.spec.limits,
-            &context,
-            self.inner
-                .dispatch
-                .call_tool(name, arguments, self.handler_context("tool", name, &context)),
-        )
-        .await;
-        let (result, outcome, detail) = self.tool_result(tool, name, outcome);
-        if let Some(trail) = &trail {
-            let shown = match &result.structured_content {
-                Some(value) if tool.spec.audit.results => trail.redacted(value),
-                _ => None,
-            };
-            trail.finish(outcome, detail.as_deref(), evidence.as_ref(), shown.as_ref());
-        }
+        let handler = self
+            .inner
+            .dispatch
+            .call_tool(name, arguments, self.handler_context("tool", name, &context));
+        let ran = pipeline.run(admission, handler).await;
+        let (result, outcome, detail) = self.tool_result(tool, name, ran.outcome.into_result());
+        let shown = pipeline.audited_result(result.structured_content.as_ref());
+        pipeline.finish(outcome, detail.as_deref(), ran.evidence.as_ref(), shown.as_ref());
         Ok(result)
     }
 
@@ -432,24 +361,11 @@ impl<D: Dispatch> McpServer<D> {
                 (&inner.surface.resources[compiled.index], variables)
             }
         };
-        let trail = inner
-            .controls
-            .as_ref()
-            .map(|controls| Trail::new(controls, "resource", spec.name(), Effect::Read, &spec.hash, &context));
-        if let (Some(trail), Some(controls)) = (&trail, &inner.controls)
-            && let Err(denial) = controls.admit("resource", spec.name(), &spec.scopes, &context)
-        {
-            trail.denied(denial.reason(), &denial.message("resource", spec.name()));
-            return Err(denial_error(&denial, "resource", spec.name()));
-        }
-        let _permit = match &inner.controls {
-            Some(controls) => controls.limiter.acquire("resource", spec.name()).map_err(|denial| {
-                if let Some(trail) = &trail {
-                    trail.denied(denial.reason(), &denial.message("resource", spec.name()));
-                }
-                denial_error(&denial, "resource", spec.name())
-            })?,
-            None => None,
+        let pipeline = Pipeline::new(inner.controls.as_ref(), Call::resource(spec), &context);
+        // A template's variables were typed and validated while resolving the URI.
+        let admission = match pipeline.admit(None, || Ok::<_, Invalid<McpError>>(())).await {
+            Ok((admission, ())) => admission,
+            Err(refusal) => return Err(protocol_refusal("resource", spec.name(), refusal)),
         };
         let read = inner.dispatch.read_resource(
             spec.name(),
@@ -457,12 +373,10 @@ impl<D: Dispatch> McpServer<D> {
             variables,
             self.handler_context("resource", spec.name(), &context),
         );
-        let body = match with_deadline(&spec.limits, &context, read).await {
+        let body = match pipeline.run(admission, read).await.outcome.into_result() {
             Ok(body) => body,
             Err(e) => {
-                if let Some(trail) = &trail {
-                    trail.finish("error", Some(&e.message), None, None);
-                }
+                pipeline.finish("error", Some(&e.message), None, None);
                 return Err(resource_error(spec, &e));
             }
         };
@@ -471,17 +385,13 @@ impl<D: Dispatch> McpServer<D> {
             ResourceBody::Blob(bytes) => bytes.len(),
         } as u64;
         if size > spec.limits.max_response_bytes {
-            if let Some(trail) = &trail {
-                trail.finish("response_too_large", None, None, None);
-            }
+            pipeline.finish("response_too_large", None, None, None);
             return Err(McpError::internal_error(
                 format!("resource `{}` is over its size limit", spec.name()),
                 None,
             ));
         }
-        if let Some(trail) = &trail {
-            trail.finish("ok", None, None, None);
-        }
+        pipeline.finish("ok", None, None, None);
         let mime_type = spec.mime_type().map(String::from);
         let contents = match body {
             ResourceBody::Text(text) => ResourceContents::TextResourceContents {
@@ -510,39 +420,53 @@ impl<D: Dispatch> McpServer<D> {
         let Some(spec) = self.inner.surface.prompts.iter().find(|p| p.name() == name) else {
             return Err(McpError::invalid_params(format!("unknown prompt `{name}`"), None));
         };
-        let trail = self
-            .inner
-            .controls
-            .as_ref()
-            .map(|controls| Trail::new(controls, "prompt", name, Effect::Read, &spec.hash, &context));
-        if let (Some(trail), Some(controls)) = (&trail, &self.inner.controls)
-            && let Err(denial) = controls.admit("prompt", name, &spec.scopes, &context)
-        {
-            trail.denied(denial.reason(), &denial.message("prompt", name));
-            return Err(denial_error(&denial, "prompt", name));
-        }
-        let arguments = prompt_arguments(spec, arguments.unwrap_or_default())?;
-        let messages = if spec.handler {
-            self.inner
-                .dispatch
-                .get_prompt(name, arguments, context.clone())
-                .await
-                .map_err(|e| match e.kind {
+        let pipeline = Pipeline::new(self.inner.controls.as_ref(), Call::prompt(spec), &context);
+        let given = arguments.unwrap_or_default();
+        let validate = || {
+            prompt_arguments(spec, given).map_err(|reply| Invalid {
+                reply,
+                // Prompts have never audited their argument errors.
+                audit: None,
+            })
+        };
+        let (admission, arguments) = match pipeline.admit(None, validate).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return Err(protocol_refusal("prompt", name, refusal)),
+        };
+        let messages = async {
+            if spec.handler {
+                self.inner.dispatch.get_prompt(name, arguments, context.clone()).await
+            } else {
+                Ok(vec![PromptMessage::new_text(
+                    Role::User,
+                    super::prompt::render(&spec.text, &arguments),
+                )])
+            }
+        };
+        let messages = match pipeline.run(admission, messages).await.outcome {
+            Outcome::Done(messages) => messages,
+            // A handler's own error has never had an outcome record; a deadline or
+            // cancellation the pipeline imposed does, as for tools.
+            Outcome::Failed(e) => {
+                return Err(match e.kind {
                     ErrorKind::Invalid | ErrorKind::NotFound => McpError::invalid_params(e.message, None),
                     _ => {
                         tracing::error!(prompt = name, error = %e.message, "prompt handler failed");
                         McpError::internal_error(format!("prompt `{name}` failed"), None)
                     }
-                })?
-        } else {
-            vec![PromptMessage::new_text(
-                Role::User,
-                super::prompt::render(&spec.text, &arguments),
-            )]
+                });
+            }
+            Outcome::TimedOut(deadline) => {
+                let message = format!("prompt `{name}` timed out after {}", human(deadline));
+                pipeline.finish("timeout", Some(&message), None, None);
+                return Err(McpError::internal_error(message, None));
+            }
+            Outcome::Cancelled => {
+                pipeline.finish("cancelled", Some("cancelled"), None, None);
+                return Err(McpError::internal_error(format!("prompt `{name}` was cancelled"), None));
+            }
         };
-        if let Some(trail) = &trail {
-            trail.finish("ok", None, None, None);
-        }
+        pipeline.finish("ok", None, None, None);
         let mut result = GetPromptResult::new(messages);
         if let Some(description) = spec.definition["description"].as_str() {
             result = result.with_description(description);
@@ -771,6 +695,71 @@ fn with_hash<T: serde::de::DeserializeOwned>(definition: &Value, hash: &str) -> 
     serde_json::from_value(definition).map_err(|e| format!("a definition does not fit the protocol: {e}"))
 }
 
+/// A tool's validation stage: the request size, then the input schema.
+fn check_arguments(tool: &CompiledTool, arguments: &Value) -> Result<(), Invalid<String>> {
+    let name = tool.spec.name();
+    let size = serde_json::to_vec(arguments)
+        .map(|v| v.len() as u64)
+        .unwrap_or(u64::MAX);
+    if size > tool.spec.limits.max_request_bytes {
+        let message = format!(
+            "arguments are {size} bytes; `{name}` accepts at most {}",
+            tool.spec.limits.max_request_bytes
+        );
+        return Err(Invalid {
+            audit: Some(("request_too_large", message.clone())),
+            reply: message,
+        });
+    }
+    let mut violations = super::validate::unknown_properties(&tool.spec.definition["inputSchema"], arguments);
+    let named_unknown = !violations.is_empty();
+    violations.extend(
+        tool.input
+            .violations(arguments, MAX_VIOLATIONS)
+            .into_iter()
+            .filter(|v| !(named_unknown && v.starts_with("at /: False schema"))),
+    );
+    if violations.is_empty() {
+        return Ok(());
+    }
+    // The caller's message quotes values; the audit record names only where, so
+    // a value the data class redacts cannot reach the log through an error.
+    let places: Vec<&str> = violations
+        .iter()
+        .map(|v| v.strip_prefix("at ").and_then(|v| v.split(": ").next()).unwrap_or("/"))
+        .collect();
+    Err(Invalid {
+        audit: Some((
+            "invalid_arguments",
+            format!("invalid arguments at {}", places.join(", ")),
+        )),
+        reply: format!("invalid arguments for `{name}`:\n- {}", violations.join("\n- ")),
+    })
+}
+
+/// A refusal as the text of a tool's `isError` result.
+fn tool_refusal(name: &str, refusal: Refusal<String>) -> String {
+    match refusal {
+        Refusal::Denied(denial) => denial.message("tool", name),
+        Refusal::Invalid(message) | Refusal::NotApproved(message) | Refusal::Pending(message) => message,
+        Refusal::IntentUnrecorded => format!(
+            "`{name}` changes state and the audit log cannot be written, so it was not run; \
+             the operator has been told"
+        ),
+    }
+}
+
+/// A refusal as the JSON-RPC error resources and prompts answer with.
+fn protocol_refusal(kind: &str, name: &str, refusal: Refusal<McpError>) -> McpError {
+    match refusal {
+        Refusal::Denied(denial) => denial_error(&denial, kind, name),
+        Refusal::Invalid(error) => error,
+        // Only tools ask for approval or change state.
+        Refusal::NotApproved(message) | Refusal::Pending(message) => McpError::invalid_request(message, None),
+        Refusal::IntentUnrecorded => McpError::internal_error(format!("{kind} `{name}` was not run"), None),
+    }
+}
+
 fn error_result(message: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message)])
 }
@@ -794,29 +783,6 @@ fn resource_error(spec: &ResourceSpec, error: &ToolError) -> McpError {
             McpError::internal_error(format!("reading `{}` failed", spec.name()), None)
         }
         _ => McpError::internal_error(error.message.clone(), None),
-    }
-}
-
-/// Runs `work` under the deadline and the caller's cancellation.
-async fn with_deadline<T>(
-    limits: &Limits,
-    context: &Context,
-    work: impl Future<Output = Result<T, ToolError>>,
-) -> Result<T, ToolError> {
-    let deadline = Duration::from_millis(limits.timeout_ms);
-    tokio::select! {
-        outcome = tokio::time::timeout(deadline, work) => outcome.unwrap_or_else(|_| {
-            Err(ToolError::unavailable(format!("timed out after {}", human(deadline))))
-        }),
-        () = context.cancel.cancelled() => Err(ToolError::unavailable("cancelled")),
-    }
-}
-
-fn human(d: Duration) -> String {
-    if d.as_millis().is_multiple_of(1000) {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
     }
 }
 

@@ -68,6 +68,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("src/egress.rs", include_str!("../../runtime/src/egress.rs")),
     ("src/guard.rs", include_str!("../../runtime/src/guard.rs")),
     ("src/metrics.rs", include_str!("../../runtime/src/metrics.rs")),
+    ("src/pipeline.rs", include_str!("../../runtime/src/pipeline.rs")),
     ("src/prompt.rs", include_str!("../../runtime/src/prompt.rs")),
     ("src/selftest.rs", include_str!("../../runtime/src/selftest.rs")),
     ("src/serve.rs", include_str!("../../runtime/src/serve.rs")),
