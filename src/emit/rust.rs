@@ -57,7 +57,9 @@ fn space_items(code: &str) -> String {
             let prev_trimmed = prev.trim_start();
             let prev_indent = prev.len() - prev_trimmed.len();
             let after_block = (prev_trimmed == "}" || prev_trimmed.ends_with(" {}")) && prev_indent == indent;
-            let after_statement = prev_indent == indent && prev_trimmed.ends_with(';');
+            // A comment line ending in `;` (wrapped prose) is not a statement.
+            let after_statement =
+                prev_indent == indent && prev_trimmed.ends_with(';') && !prev_trimmed.starts_with("//");
             let after_inner_doc = (prev_trimmed.starts_with("//!") && !trimmed.starts_with("//!"))
                 || (prev_trimmed.starts_with("#![") && !trimmed.starts_with("#!["));
             let ends_item = after_block || after_statement || after_inner_doc;

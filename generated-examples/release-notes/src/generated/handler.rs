@@ -37,7 +37,6 @@ pub trait Handler: Send + Sync + 'static {
     /// `draft_release_notes`: Drafts Markdown release notes for a tag from the listed merged
     /// pull requests, grouped by label into features, fixes and other changes, following the
     /// release notes style guide. The draft is stored for a maintainer to edit and publish;
-
     /// nothing is published and no repository changes.
     ///
     /// Effect: draft. Scopes: notes.draft, pulls.read.
