@@ -283,7 +283,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::path::PathBuf;
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use rmcp::model::{ContentBlock, PromptMessage, Role};
     use serde_json::{Map, json};
@@ -300,6 +300,8 @@ mod tests {
     struct Slow {
         tool_calls: Arc<AtomicUsize>,
         release: Arc<tokio::sync::Notify>,
+        /// The prompt handler fails instead of waiting.
+        prompt_fails: Arc<AtomicBool>,
     }
 
     impl Dispatch for Slow {
@@ -323,6 +325,9 @@ mod tests {
             _: Context,
         ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
             Box::pin(async move {
+                if self.prompt_fails.load(Ordering::SeqCst) {
+                    return Err(ToolError::unavailable("the brief store is down"));
+                }
                 self.release.notified().await;
                 Ok(vec![PromptMessage::new_text(Role::User, "released")])
             })
@@ -533,5 +538,18 @@ mod tests {
         assert_eq!(error.message, "prompt `brief` was cancelled");
         let records = records(&server, &path).await;
         assert_eq!(records[0].outcome.as_deref(), Some("cancelled"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_prompt_handler_is_recorded() {
+        let (server, dispatch, path) = server("failed", 5000, None);
+        dispatch.prompt_fails.store(true, Ordering::SeqCst);
+        let error = server
+            .prompt("brief", None, Context::new("tester", "1"))
+            .await
+            .unwrap_err();
+        assert_eq!(error.message, "prompt `brief` failed");
+        let records = records(&server, &path).await;
+        assert_eq!(records[0].outcome.as_deref(), Some("error"), "{records:?}");
     }
 }

@@ -445,9 +445,9 @@ impl<D: Dispatch> McpServer<D> {
         };
         let messages = match pipeline.run(admission, messages).await.outcome {
             Outcome::Done(messages) => messages,
-            // A handler's own error has never had an outcome record; a deadline or
-            // cancellation the pipeline imposed does, as for tools.
+            // Every admitted call ends in an outcome record, as for tools and resources.
             Outcome::Failed(e) => {
+                pipeline.finish("error", Some(&e.message), None, None);
                 return Err(match e.kind {
                     ErrorKind::Invalid | ErrorKind::NotFound => McpError::invalid_params(e.message, None),
                     _ => {
