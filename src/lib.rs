@@ -5,6 +5,7 @@
 //! `contract` (parse YAML into raw types) -> `model` (validate, resolve and
 //! normalize into the IR) -> `lint` (production rules) -> reports.
 
+pub mod atomic;
 pub mod check;
 pub mod cli;
 pub mod contract;

@@ -235,7 +235,7 @@ pub fn write_lock(path: &Path, text: &str) -> Result<(), String> {
     } else if path.exists() {
         return Err(format!("{} exists and cannot be read", path.display()));
     }
-    crate::write::write_atomically(path, text)
+    crate::atomic::write_atomically(path, text)
 }
 
 #[cfg(test)]

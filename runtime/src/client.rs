@@ -18,7 +18,7 @@ use rmcp::model::{
 use rmcp::service::Peer;
 use serde_json::Value;
 
-use super::dispatch::ToolError;
+use super::error::ToolError;
 
 /// What the contract lets one tool do towards the client.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -59,7 +59,7 @@ use reqwest::header::{
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::dispatch::ToolError;
+use super::error::ToolError;
 pub use super::surface::{CredentialSpec, DownstreamSpec, SecretRef};
 
 pub use reqwest::{Method, StatusCode};

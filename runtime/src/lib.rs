@@ -25,6 +25,7 @@ pub mod controls;
 pub mod dispatch;
 #[cfg(feature = "egress")]
 pub mod egress;
+pub mod error;
 pub mod guard;
 pub mod metrics;
 mod pipeline;

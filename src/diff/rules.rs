@@ -4,6 +4,7 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::schema::Diff;
 use super::{Class, Finding, Side, esc, missing, same_set};
 use crate::model::{
     Approval, Audit, DataClass, Limits, Model, Prompt, Redaction, Resource, ResourceTarget, Sensitivity, Suppression,
@@ -251,56 +252,6 @@ impl Findings {
                 change.in_old,
             );
         }
-    }
-}
-
-/// What a schema walk found. The walk names its rules by id text, so it
-/// collects here; [`Findings::schema`] turns the ids into [`RuleId`]s.
-#[derive(Default)]
-pub(crate) struct Diff {
-    pub findings: Vec<SchemaChange>,
-}
-
-/// One change a schema walk found.
-pub(crate) struct SchemaChange {
-    pub rule: &'static str,
-    pub pointer: String,
-    pub old: Option<Value>,
-    pub new: Option<Value>,
-    pub message: String,
-    pub in_old: bool,
-}
-
-impl Diff {
-    /// A change best shown in the new contract.
-    pub fn add(
-        &mut self,
-        rule: &'static str,
-        pointer: String,
-        old: Option<Value>,
-        new: Option<Value>,
-        message: String,
-    ) {
-        self.findings.push(SchemaChange {
-            rule,
-            pointer,
-            old,
-            new,
-            message,
-            in_old: false,
-        });
-    }
-
-    /// A removal, best shown in the old contract.
-    pub fn removed(&mut self, rule: &'static str, pointer: String, old: Option<Value>, message: String) {
-        self.findings.push(SchemaChange {
-            rule,
-            pointer,
-            old,
-            new: None,
-            message,
-            in_old: true,
-        });
     }
 }
 

@@ -8,7 +8,6 @@ use std::collections::{BTreeSet, HashSet};
 use serde_json::{Value, json};
 
 use super::esc;
-use super::rules::Diff;
 use crate::model::{SchemaNode, SchemaTree};
 
 /// Keywords only people and models read.
@@ -554,6 +553,56 @@ fn join(path: &str, name: &str) -> String {
         name.to_owned()
     } else {
         format!("{path}.{name}")
+    }
+}
+
+/// What a schema walk found. The walk names its rules by id text, so it
+/// collects here; `rules::Findings::schema` turns the ids into [`RuleId`]s.
+#[derive(Default)]
+pub(crate) struct Diff {
+    pub findings: Vec<SchemaChange>,
+}
+
+/// One change a schema walk found.
+pub(crate) struct SchemaChange {
+    pub rule: &'static str,
+    pub pointer: String,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+    pub message: String,
+    pub in_old: bool,
+}
+
+impl Diff {
+    /// A change best shown in the new contract.
+    pub fn add(
+        &mut self,
+        rule: &'static str,
+        pointer: String,
+        old: Option<Value>,
+        new: Option<Value>,
+        message: String,
+    ) {
+        self.findings.push(SchemaChange {
+            rule,
+            pointer,
+            old,
+            new,
+            message,
+            in_old: false,
+        });
+    }
+
+    /// A removal, best shown in the old contract.
+    pub fn removed(&mut self, rule: &'static str, pointer: String, old: Option<Value>, message: String) {
+        self.findings.push(SchemaChange {
+            rule,
+            pointer,
+            old,
+            new: None,
+            message,
+            in_old: true,
+        });
     }
 }
 

@@ -66,6 +66,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("src/controls.rs", include_str!("../../runtime/src/controls.rs")),
     ("src/dispatch.rs", include_str!("../../runtime/src/dispatch.rs")),
     ("src/egress.rs", include_str!("../../runtime/src/egress.rs")),
+    ("src/error.rs", include_str!("../../runtime/src/error.rs")),
     ("src/guard.rs", include_str!("../../runtime/src/guard.rs")),
     ("src/metrics.rs", include_str!("../../runtime/src/metrics.rs")),
     ("src/pipeline.rs", include_str!("../../runtime/src/pipeline.rs")),
