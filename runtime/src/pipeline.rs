@@ -82,8 +82,9 @@ impl<'a> Call<'a> {
 
 /// A request that breaks its contract, as the validation stage reports it.
 pub struct Invalid<E> {
-    /// What the caller is told.
-    pub reply: E,
+    /// What the caller is told; boxed, so the validation closure's `Err`
+    /// stays small whatever the protocol error type weighs.
+    pub reply: Box<E>,
     /// The audited reason and detail, or `None` where this kind of request
     /// has never audited its validation failures.
     pub audit: Option<(&'static str, String)>,
@@ -184,7 +185,7 @@ impl<'a> Pipeline<'a> {
             if let (Some(trail), Some((reason, detail))) = (&self.trail, &invalid.audit) {
                 trail.denied(reason, detail);
             }
-            Refusal::Invalid(invalid.reply)
+            Refusal::Invalid(*invalid.reply)
         })?;
         let Some(controls) = self.controls else {
             let admission = Admission {

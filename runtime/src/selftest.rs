@@ -8,9 +8,12 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use rmcp::model::CallToolResult;
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
+use rmcp::model::{CallToolResult, PromptMessage};
+use serde_json::{Map, Value, json};
+
+use super::dispatch::{BoxFuture, Context, Dispatch, ResourceBody, ToolError, ToolOutput};
 use super::surface::HASH_META_KEY;
 
 /// How long the server may take to answer every list request.
@@ -189,4 +192,32 @@ pub fn error_text(result: &CallToolResult) -> String {
         "expected an isError result, got {result:?}"
     );
     serde_json::to_string(&result.content).unwrap_or_default()
+}
+
+/// A dispatcher that fails the test if a request gets past the runtime's
+/// gates: what a generated crate's tests put behind the server to prove a
+/// malformed call is refused before any handler runs.
+pub struct MustNotRun;
+
+impl Dispatch for MustNotRun {
+    fn call_tool<'a>(&'a self, tool: &'a str, _: Value, _: Context) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        panic!("the handler of `{tool}` ran on a request the runtime must refuse")
+    }
+    fn read_resource<'a>(
+        &'a self,
+        resource: &'a str,
+        _: &'a str,
+        _: Map<String, Value>,
+        _: Context,
+    ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
+        panic!("the handler of `{resource}` ran on a request the runtime must refuse")
+    }
+    fn get_prompt<'a>(
+        &'a self,
+        prompt: &'a str,
+        _: BTreeMap<String, String>,
+        _: Context,
+    ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
+        panic!("the handler of `{prompt}` ran on a request the runtime must refuse")
+    }
 }

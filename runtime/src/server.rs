@@ -424,7 +424,7 @@ impl<D: Dispatch> McpServer<D> {
         let given = arguments.unwrap_or_default();
         let validate = || {
             prompt_arguments(spec, given).map_err(|reply| Invalid {
-                reply,
+                reply: Box::new(reply),
                 // Prompts have never audited their argument errors.
                 audit: None,
             })
@@ -708,7 +708,7 @@ fn check_arguments(tool: &CompiledTool, arguments: &Value) -> Result<(), Invalid
         );
         return Err(Invalid {
             audit: Some(("request_too_large", message.clone())),
-            reply: message,
+            reply: Box::new(message),
         });
     }
     let mut violations = super::validate::unknown_properties(&tool.spec.definition["inputSchema"], arguments);
@@ -733,7 +733,10 @@ fn check_arguments(tool: &CompiledTool, arguments: &Value) -> Result<(), Invalid
             "invalid_arguments",
             format!("invalid arguments at {}", places.join(", ")),
         )),
-        reply: format!("invalid arguments for `{name}`:\n- {}", violations.join("\n- ")),
+        reply: Box::new(format!(
+            "invalid arguments for `{name}`:\n- {}",
+            violations.join("\n- ")
+        )),
     })
 }
 

@@ -3,45 +3,9 @@
 /// The tests sit in one module so `rustfmt::skip` covers them: charter formats this file.
 #[rustfmt::skip]
 mod contract {
-    use std::collections::BTreeMap;
-    use charter_runtime::codegen::{
-        BoxFuture, Context, Dispatch, Map, McpServer, PromptMessage, ResourceBody,
-        Surface, ToolError, ToolOutput, Value, selftest,
-    };
+    use charter_runtime::codegen::{Context, Map, McpServer, Surface, Value, selftest};
+    use charter_runtime::codegen::selftest::MustNotRun;
     use conformance::generated::SURFACE;
-
-    /// A dispatcher that fails the test if a request gets past the runtime's gates.
-    struct MustNotRun;
-
-    impl Dispatch for MustNotRun {
-        fn call_tool<'a>(
-            &'a self,
-            tool: &'a str,
-            _: Value,
-            _: Context,
-        ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-            panic!("the handler of `{tool}` ran on a request the runtime must refuse")
-        }
-        fn read_resource<'a>(
-            &'a self,
-            resource: &'a str,
-            _: &'a str,
-            _: Map<String, Value>,
-            _: Context,
-        ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
-            panic!(
-                "the handler of `{resource}` ran on a request the runtime must refuse"
-            )
-        }
-        fn get_prompt<'a>(
-            &'a self,
-            prompt: &'a str,
-            _: BTreeMap<String, String>,
-            _: Context,
-        ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
-            panic!("the handler of `{prompt}` ran on a request the runtime must refuse")
-        }
-    }
 
     fn server() -> McpServer<MustNotRun> {
         let surface = Surface::parse(SURFACE).expect("the embedded surface parses");
