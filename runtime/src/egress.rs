@@ -277,6 +277,9 @@ impl Downstream {
         let credentials = match spec.credentials {
             CredentialSpec::None => Credential::None,
             CredentialSpec::ServiceToken { secret } => Credential::ServiceToken(Secret(secret)),
+            CredentialSpec::TokenExchange { .. } => {
+                return Err("token exchange credentials are not supported by this runtime yet".into());
+            }
             CredentialSpec::ClientCredentials {
                 token_url,
                 client_id,

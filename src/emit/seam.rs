@@ -131,6 +131,7 @@ fn tool(tool: &model::Tool) -> seam::ToolSpec {
         client_logging: tool.client_logging,
         asks_client: tool.asks_client.iter().copied().map(client_request).collect(),
         downstreams: tool.downstreams.clone(),
+        binding: None,
     }
 }
 

@@ -234,6 +234,122 @@ pub struct ToolSpec {
     pub asks_client: Vec<ClientRequest>,
     /// The downstreams this tool's handler may call, and no others.
     pub downstreams: Vec<String>,
+    /// For a tool bound to an HTTP operation: how the runtime calls it. A
+    /// bound tool has no handler; the runtime builds the request from the
+    /// validated input.
+    pub binding: Option<BindingSpec>,
+}
+
+/// A tool bound to one operation of a downstream HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingSpec {
+    /// The downstream called; always one of the tool's `downstreams`.
+    pub downstream: String,
+    pub method: HttpMethod,
+    /// The path relative to the downstream's base URL, e.g.
+    /// `/repos/{owner}/{repo}/pulls`. Each `{name}` is filled with the path
+    /// parameter whose wire `name` it is, percent-encoded as exactly one segment.
+    pub path: String,
+    /// Where each input property goes. Every input property is listed once.
+    pub parameters: Vec<BoundParameter>,
+    /// The statuses that mean success (all 2xx); any other is an error result.
+    pub success: Vec<u16>,
+    pub response: ResponseSpec,
+}
+
+/// An HTTP method a binding may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+        }
+    }
+
+    /// GET and HEAD only read: the one kind of call the runtime retries, and
+    /// the only methods a `read` tool may be bound to.
+    pub fn is_read(self) -> bool {
+        matches!(self, HttpMethod::Get | HttpMethod::Head)
+    }
+}
+
+impl fmt::Display for HttpMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One input property of a bound tool and where it goes in the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoundParameter {
+    /// The input property.
+    pub property: String,
+    #[serde(rename = "in")]
+    pub location: ParameterLocation,
+    /// The name on the wire: path variable, query key, header or cookie name,
+    /// or field of the JSON body object.
+    pub name: String,
+    /// For an array in the query: one `name=item` pair per item (`true`,
+    /// OpenAPI's default `form` style) or one pair with the items joined by
+    /// commas (`false`). Arrays in headers are always joined by commas.
+    pub explode: bool,
+}
+
+/// Where a bound parameter goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParameterLocation {
+    Path,
+    Query,
+    Header,
+    Cookie,
+    /// A field of the JSON request body (an object).
+    Body,
+}
+
+impl ParameterLocation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParameterLocation::Path => "path",
+            ParameterLocation::Query => "query",
+            ParameterLocation::Header => "header",
+            ParameterLocation::Cookie => "cookie",
+            ParameterLocation::Body => "body",
+        }
+    }
+}
+
+impl fmt::Display for ParameterLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a successful response becomes the tool's structured output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseSpec {
+    /// The output property that holds the decoded JSON body (for a body that
+    /// is not an object, e.g. a list). `None`: the body is the output object
+    /// itself; an empty body is `{}`.
+    pub field: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -286,8 +402,9 @@ pub struct DownstreamSpec {
     pub private_network: bool,
 }
 
-/// The server's own credential for a downstream. The caller's token has no
-/// variant: it is never passed on.
+/// The server's own credential for a downstream. Forwarding the caller's
+/// token has no variant: it is never passed on (token exchange sends it only
+/// to the identity provider).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case", tag = "kind")]
 pub enum CredentialSpec {
@@ -300,6 +417,16 @@ pub enum CredentialSpec {
         token_url: String,
         client_id: String,
         client_secret: SecretRef,
+        scopes: Vec<String>,
+    },
+    /// RFC 8693 token exchange: the caller's validated token is exchanged at
+    /// the identity provider for one issued to `audience` with `scopes`. The
+    /// caller's token itself is never sent to the downstream.
+    TokenExchange {
+        token_url: String,
+        client_id: String,
+        client_secret: SecretRef,
+        audience: String,
         scopes: Vec<String>,
     },
 }
@@ -402,6 +529,31 @@ mod tests {
         assert_eq!(secret, SecretRef::Env("TOKEN".into()));
         assert!(serde_json::from_str::<SecretRef>(r#"{"env":"A","file":"/b"}"#).is_err());
         assert!(serde_json::from_str::<SecretRef>("{}").is_err());
+    }
+
+    #[test]
+    fn bindings_round_trip_in_their_wire_spelling() {
+        let spec = BindingSpec {
+            downstream: "github".into(),
+            method: HttpMethod::Get,
+            path: "/repos/{owner}/{repo}/pulls".into(),
+            parameters: vec![BoundParameter {
+                property: "owner".into(),
+                location: ParameterLocation::Path,
+                name: "owner".into(),
+                explode: true,
+            }],
+            success: vec![200],
+            response: ResponseSpec {
+                field: Some("pull_requests".into()),
+            },
+        };
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["method"], "GET");
+        assert_eq!(json["parameters"][0]["in"], "path");
+        assert_eq!(serde_json::from_value::<BindingSpec>(json).unwrap(), spec);
+        assert!(serde_json::from_str::<HttpMethod>(r#""TRACE""#).is_err());
+        assert!(HttpMethod::Head.is_read() && !HttpMethod::Post.is_read());
     }
 
     #[test]
