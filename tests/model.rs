@@ -309,3 +309,193 @@ fn alias_bombs_are_refused_not_expanded() {
     assert_eq!(d.id, "yaml-syntax");
     assert!(d.message.contains("expands too far through aliases"), "{}", d.message);
 }
+
+/// A contract with one downstream and one tool bound to it; `BINDING` and `INPUT` vary per case.
+fn bound(input: &str, binding: &str) -> String {
+    let tool = format!(
+        r##"  get_order:
+    description: The status of one order, by its order number.
+    effect: read
+    scopes: [orders.read]
+    data_class: internal
+    input:
+{input}
+    output:
+      type: object
+      properties:
+        status: {{ type: string, maxLength: 20 }}
+        lines: {{ type: array, maxItems: 5, items: {{ type: string, maxLength: 20 }} }}
+    binding:
+{binding}
+"##
+    );
+    contract("production", &tool).replace(
+        "$defs:",
+        "downstreams:\n  orders:\n    description: The order service's REST API.\n    base_url: https://orders.example.com/api\n    egress: [orders.example.com:443]\n    credentials: { service_token: { env: ORDERS_TOKEN }, scopes: [orders:read] }\n$defs:",
+    )
+}
+
+const BOUND_INPUT: &str = r##"      type: object
+      required: [order]
+      properties:
+        order: { $ref: "#/$defs/OrderNumber" }
+        fields: { type: array, maxItems: 3, items: { type: string, enum: [status, lines] } }
+        trace: { type: string, maxLength: 64, pattern: "^[a-z0-9-]+$" }"##;
+
+const BOUND_BINDING: &str = r##"      downstream: orders
+      method: GET
+      path: /orders/{order}
+      parameters:
+        order: path
+        fields: { in: query, explode: false }
+        trace: { in: header, name: X-Trace-Id }
+      success: [200]"##;
+
+#[test]
+fn a_bound_tool_lowers_with_its_operation() {
+    let checked = check(bound(BOUND_INPUT, BOUND_BINDING));
+    assert_eq!(checked.outcome, Outcome::Passed, "{:#?}", checked.diagnostics);
+    let model = checked.model.unwrap();
+    let tool = model.tool("get_order").unwrap();
+    assert!(tool.handler.is_none());
+    assert_eq!(tool.downstreams, ["orders"], "the binding's downstream is the tool's");
+    assert!(tool.annotations.open_world_hint);
+    let binding = tool.binding.as_ref().unwrap();
+    assert_eq!(binding.method, charter::model::HttpMethod::Get);
+    let trace = binding.parameters.iter().find(|p| p.property == "trace").unwrap();
+    assert_eq!((trace.location.as_str(), trace.name.as_str()), ("header", "X-Trace-Id"));
+    let fields = binding.parameters.iter().find(|p| p.property == "fields").unwrap();
+    assert!(!fields.explode);
+}
+
+#[test]
+fn bindings_that_cannot_be_carried_out_are_refused_with_the_fix() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "path: /orders/{order}",
+            "path: /orders/{id}",
+            "path variable `{id}` has no parameter",
+        ),
+        (
+            "path: /orders/{order}",
+            "path: /orders/{order}?x=1",
+            "is not a path relative",
+        ),
+        (
+            "path: /orders/{order}",
+            "path: /orders/../{order}",
+            "`.` or `..` segment",
+        ),
+        ("path: /orders/{order}", "path: /orders/{order", "is never closed"),
+        (
+            "        order: path",
+            "        order: query",
+            "path variable `{order}` has no parameter",
+        ),
+        (
+            "fields: { in: query, explode: false }",
+            "fields: path",
+            "carries a single string",
+        ),
+        (
+            "fields: { in: query, explode: false }",
+            "fields: cookie",
+            "carries a single string",
+        ),
+        (
+            "trace: { in: header, name: X-Trace-Id }",
+            "trace: { in: header, name: Cookie }",
+            "cannot set the `Cookie` header",
+        ),
+        (
+            "trace: { in: header, name: X-Trace-Id }",
+            "trace: { in: header, name: \"X Trace\" }",
+            "not a valid HTTP header name",
+        ),
+        (
+            "trace: { in: header, name: X-Trace-Id }",
+            "trace: { in: query, name: fields }",
+            "two properties are sent as query `fields`",
+        ),
+        (
+            "trace: { in: header, name: X-Trace-Id }",
+            "trace: body",
+            "a GET request has no body",
+        ),
+        (
+            "trace: { in: header, name: X-Trace-Id }",
+            "trace: { in: header, explode: true }",
+            "`explode` applies only",
+        ),
+        (
+            "        trace: { in: header, name: X-Trace-Id }\n",
+            "",
+            "input property `trace` is not placed",
+        ),
+        (
+            "        order: path\n",
+            "        order: path\n        ordr: query\n",
+            "did you mean `order`?",
+        ),
+        (
+            "success: [200]",
+            "success: [302]",
+            "success status 302 is not a distinct 2xx status",
+        ),
+        (
+            "success: [200]",
+            "success: [200]\n      response: { field: rows }",
+            "`response.field` names `rows`",
+        ),
+        (
+            "downstream: orders",
+            "downstream: billing",
+            "no downstream named `billing`",
+        ),
+    ];
+    for (from, to, wanted) in cases {
+        let binding = BOUND_BINDING.replace(from, to);
+        assert_ne!(binding, BOUND_BINDING, "case `{to}` changed nothing");
+        let checked = check(bound(BOUND_INPUT, &binding));
+        let messages: Vec<String> = checked
+            .diagnostics
+            .iter()
+            .map(|d| format!("{}: {} {}", d.id, d.message, d.help.as_deref().unwrap_or_default()))
+            .collect();
+        assert!(
+            checked.outcome != Outcome::Passed && messages.iter().any(|m| m.contains(wanted)),
+            "`{to}`: want `{wanted}` among {messages:#?}"
+        );
+    }
+    // An optional path parameter would leave the path unfilled.
+    let optional = BOUND_INPUT.replace("required: [order]", "required: []");
+    let checked = check(bound(&optional, BOUND_BINDING));
+    assert!(
+        checked
+            .diagnostics
+            .iter()
+            .any(|d| d.message.contains("is optional in the input"))
+    );
+}
+
+#[test]
+fn a_read_tool_bound_to_a_state_changing_method_fails_whatever_the_suppressions() {
+    let binding = BOUND_BINDING.replace("method: GET", "method: DELETE");
+    let text = bound(BOUND_INPUT, &binding).replace(
+        "    binding:\n",
+        "    suppress: [{ rule: understated-effect, reason: The service treats DELETE as a soft read here. }]\n    binding:\n",
+    );
+    let checked = check(text);
+    assert_ne!(checked.outcome, Outcome::Passed);
+    assert!(
+        checked.diagnostics.iter().any(|d| d.id == "suppression-not-allowed"),
+        "{:#?}",
+        checked.diagnostics
+    );
+    assert!(
+        checked
+            .diagnostics
+            .iter()
+            .any(|d| d.id == "understated-effect" && d.severity == Severity::Error)
+    );
+}

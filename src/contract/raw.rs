@@ -348,6 +348,7 @@ impl Effect {
 /// A tool.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{ "required": ["handler"] }, { "required": ["binding"] }]))]
 pub struct Tool {
     /// A human-readable title shown by hosts.
     #[serde(default)]
@@ -398,11 +399,101 @@ pub struct Tool {
     /// Requests the tool sends to the client while it runs (legacy protocol): `sampling`, `elicitation`.
     #[serde(default)]
     pub asks_client: Vec<ClientRequest>,
-    /// How the tool is implemented.
-    pub handler: Handler,
+    /// How the tool is implemented: `rust` (a method the team writes). A tool with a `binding`
+    /// has no handler.
+    #[serde(default)]
+    pub handler: Option<Handler>,
+    /// The HTTP operation of a downstream this tool calls; the generated server makes the call,
+    /// so nothing is written by hand. Exactly one of `handler` and `binding` is given.
+    #[serde(default)]
+    pub binding: Option<Binding>,
     /// Production rules switched off for this tool, each with a written reason.
     #[serde(default)]
     pub suppress: Vec<Suppression>,
+}
+
+/// A tool bound to one operation of a downstream HTTP API, e.g. as `charter import openapi`
+/// writes it. The contract holds everything the call needs; the OpenAPI document is not read again.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Binding {
+    /// The downstream called; it must be listed in the tool's `downstreams`.
+    pub downstream: String,
+    /// The HTTP method. Only `GET` and `HEAD` may be bound by a `read` tool.
+    pub method: HttpMethod,
+    /// The path relative to the downstream's base URL, with `{name}` for each path parameter,
+    /// e.g. `/repos/{owner}/{repo}/pulls`.
+    pub path: String,
+    /// Where each input property goes: `path`, `query`, `header`, `cookie` or `body`, or
+    /// `{ in: LOCATION, name: WIRE_NAME, explode: BOOL }` when the name on the wire differs.
+    /// Every input property is listed exactly once.
+    #[serde(default)]
+    pub parameters: IndexMap<String, BoundParameter>,
+    /// The 2xx statuses that mean success, e.g. `[200]` or `[201]`.
+    pub success: Vec<u16>,
+    /// How the response body becomes the structured output.
+    #[serde(default)]
+    pub response: Option<BindingResponse>,
+}
+
+/// An HTTP method a binding may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+/// Where one input property goes in the request.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum BoundParameter {
+    /// The location; the name on the wire is the property's name.
+    Location(ParameterLocation),
+    Detailed(DetailedParameter),
+}
+
+/// A bound parameter whose wire name differs from its property, or whose array encoding is not
+/// the default.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetailedParameter {
+    /// The location: `path`, `query`, `header`, `cookie` or `body`.
+    #[serde(rename = "in")]
+    pub location: ParameterLocation,
+    /// The name on the wire (default: the property's name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// For an array in the query: one `name=item` pair per item (`true`, the default) or one
+    /// pair with the items joined by commas (`false`).
+    #[serde(default)]
+    pub explode: Option<bool>,
+}
+
+/// Where a bound parameter goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ParameterLocation {
+    Path,
+    Query,
+    Header,
+    Cookie,
+    /// A field of the JSON request body.
+    Body,
+}
+
+/// How a successful response becomes the tool's structured output.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BindingResponse {
+    /// The output property that holds the decoded body, for a body that is not an object (e.g.
+    /// a list). Without it, the body is the output object itself.
+    #[serde(default)]
+    pub field: Option<String>,
 }
 
 /// A kind of MCP content block.

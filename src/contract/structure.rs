@@ -32,6 +32,46 @@ fn validator() -> &'static jsonschema::Validator {
     })
 }
 
+/// The fields of a `oneOf` whose branches each only require one field (e.g. a tool's `handler`
+/// or `binding`); empty for any other `oneOf`.
+fn exclusive_fields(root: &Value, schema_path: &str) -> Vec<String> {
+    let branches = schema_at(root, schema_path).and_then(Value::as_array);
+    let fields: Option<Vec<String>> = branches.map(|branches| {
+        branches
+            .iter()
+            .filter_map(|b| match b.get("required")?.as_array()?.as_slice() {
+                [Value::String(field)] if b.as_object().is_some_and(|o| o.len() == 1) => Some(field.clone()),
+                _ => None,
+            })
+            .collect()
+    });
+    match (fields, branches) {
+        (Some(fields), Some(branches)) if fields.len() == branches.len() => fields,
+        _ => Vec::new(),
+    }
+}
+
+/// Neither or several of fields that exclude each other.
+fn exactly_one_of(fields: &[String], instance: &Value, pointer: &str, what: &str) -> Diagnostic {
+    let given: Vec<&String> = fields.iter().filter(|f| instance.get(f.as_str()).is_some()).collect();
+    let names = fields.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(" or ");
+    if given.len() > 1 {
+        let both = given.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(" and ");
+        Diagnostic::error(
+            "invalid-value",
+            format!("{what} has {both}, which exclude each other"),
+            Place::key(format!("{pointer}/{}", escape(given[0]))),
+        )
+        .with_help(format!("keep exactly one of {names}"))
+    } else {
+        Diagnostic::error("missing-field", format!("{what} needs {names}"), Place::key(pointer))
+            .with_label(format!("neither {} is given", names.replace(" or ", " nor ")))
+            .with_help(
+                "write `handler: rust` to implement it in Rust, or a `binding` to an HTTP operation (see `charter import openapi`)",
+            )
+    }
+}
+
 /// Every way the document departs from the contract language's structure.
 pub fn check(document: &Value) -> Vec<Diagnostic> {
     let root = contract_schema();
@@ -97,6 +137,16 @@ pub fn check(document: &Value) -> Vec<Diagnostic> {
                     )
                     .with_label(format!("expected {expected}")),
                 );
+            }
+            ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::OneOfMultipleValid { .. }
+                if !exclusive_fields(root, &schema_path).is_empty() =>
+            {
+                out.push(exactly_one_of(
+                    &exclusive_fields(root, &schema_path),
+                    instance,
+                    &pointer,
+                    &what,
+                ));
             }
             ValidationErrorKind::Enum { .. }
             | ValidationErrorKind::Constant { .. }

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use super::schema::Diff;
 use super::{Class, Finding, Side, esc, missing, same_set};
 use crate::model::{
-    Approval, Audit, DataClass, Limits, Model, Prompt, Redaction, Resource, ResourceTarget, Sensitivity, Suppression,
-    Tool,
+    Approval, Audit, Binding, BoundParameter, DataClass, Limits, Model, Prompt, Redaction, Resource, ResourceTarget,
+    Sensitivity, Suppression, Tool,
 };
 use crate::surface;
 
@@ -115,6 +115,12 @@ diff_rules! {
     ToolDownstreamAdded = "tool-downstream-added", R, "a tool or resource now calls a downstream it did not call";
     EgressHostAdded = "egress-host-added", R, "an egress host was added";
     CredentialsChanged = "credentials-changed", R, "the credentials for a downstream, or what they may do, changed";
+    ToolImplementationChanged = "tool-implementation-changed", R, "a tool moved between a hand-written handler and a binding to an HTTP operation";
+    BindingDownstreamChanged = "binding-downstream-changed", R, "a bound tool calls another downstream";
+    BindingMethodChanged = "binding-method-changed", R, "a bound tool's HTTP method changed";
+    BindingPathChanged = "binding-path-changed", R, "a bound tool's path template changed";
+    BindingParameterMoved = "binding-parameter-moved", R, "an input property goes to another place in the request (location or wire name), or was added to or removed from it";
+    BindingResponseChanged = "binding-response-changed", R, "the statuses a bound tool treats as success, or how its response becomes the output, changed";
     TransportAdded = "transport-added", R, "a transport was added";
     AuthChanged = "auth-changed", R, "the OAuth settings or allowed origins changed";
     LimitLoosened = "limit-loosened", R, "a rate, time, concurrency or size limit was loosened";
@@ -1251,6 +1257,115 @@ fn prompt_arguments(d: &mut Findings, base: &str, what: &str, od: &Value, nd: &V
     }
 }
 
+/// A bound tool's HTTP operation: every move is re-reviewed, since it changes what reaches the downstream.
+fn binding(d: &mut Findings, pointer: &str, what: &str, a: Option<&Binding>, b: Option<&Binding>) {
+    let (a, b) = match (a, b) {
+        (None, None) => return,
+        (Some(a), Some(b)) => (a, b),
+        (a, b) => {
+            let describe = |x: Option<&Binding>| match x {
+                Some(x) => format!("calls {} {} on `{}`", x.method, x.path, x.downstream),
+                None => "runs a hand-written handler".to_string(),
+            };
+            d.add(
+                RuleId::ToolImplementationChanged,
+                pointer.to_owned(),
+                a.map(|x| json!(format!("{} {}", x.method, x.path))),
+                b.map(|x| json!(format!("{} {}", x.method, x.path))),
+                format!("{what}: it {} where it {}", describe(b), describe(a)),
+            );
+            return;
+        }
+    };
+    if a.downstream != b.downstream {
+        d.add(
+            RuleId::BindingDownstreamChanged,
+            format!("{pointer}/downstream"),
+            Some(json!(a.downstream)),
+            Some(json!(b.downstream)),
+            format!(
+                "{what}: calls downstream `{}` instead of `{}`",
+                b.downstream, a.downstream
+            ),
+        );
+    }
+    if a.method != b.method {
+        d.add(
+            RuleId::BindingMethodChanged,
+            format!("{pointer}/method"),
+            Some(json!(a.method.as_str())),
+            Some(json!(b.method.as_str())),
+            format!("{what}: the HTTP method changed from {} to {}", a.method, b.method),
+        );
+    }
+    if a.path != b.path {
+        d.add(
+            RuleId::BindingPathChanged,
+            format!("{pointer}/path"),
+            Some(json!(a.path)),
+            Some(json!(b.path)),
+            format!("{what}: the path changed from `{}` to `{}`", a.path, b.path),
+        );
+    }
+    let place = |p: &BoundParameter| format!("{} `{}`", p.location, p.name);
+    for pair in keyed(&a.parameters, &b.parameters, |p| &p.property) {
+        let (old, new) = match pair {
+            Keyed::Added(y) => (None, Some(y)),
+            Keyed::Both(x, y) => (Some(x), Some(y)),
+            Keyed::Removed(x) => (Some(x), None),
+        };
+        let message = match (old, new) {
+            (Some(x), Some(y)) if x.location == y.location && x.name == y.name && x.explode == y.explode => continue,
+            (Some(x), Some(y)) if x.location == y.location && x.name == y.name => format!(
+                "{what}: `{}` is sent as {} {}",
+                y.property,
+                if y.explode {
+                    "one pair per item"
+                } else {
+                    "one comma-joined pair"
+                },
+                place(y)
+            ),
+            (Some(x), Some(y)) => format!(
+                "{what}: `{}` moved from the {} to the {}",
+                y.property,
+                place(x),
+                place(y)
+            ),
+            (None, Some(y)) => format!("{what}: `{}` is now sent as {}", y.property, place(y)),
+            (Some(x), None) => format!("{what}: `{}` is no longer sent as {}", x.property, place(x)),
+            (None, None) => continue,
+        };
+        let property = new.or(old).map(|p| p.property.as_str()).unwrap_or_default();
+        d.add(
+            RuleId::BindingParameterMoved,
+            format!("{pointer}/parameters/{}", esc(property)),
+            old.map(|x| json!(place(x))),
+            new.map(|y| json!(place(y))),
+            message,
+        );
+    }
+    if a.success != b.success || a.response_field != b.response_field {
+        d.add(
+            RuleId::BindingResponseChanged,
+            format!("{pointer}/success"),
+            Some(json!({ "success": a.success, "field": a.response_field })),
+            Some(json!({ "success": b.success, "field": b.response_field })),
+            format!(
+                "{what}: success is {:?} (was {:?}); the body goes to {} (was {})",
+                b.success,
+                a.success,
+                b.response_field
+                    .as_deref()
+                    .map_or("the output itself".to_string(), |f| format!("`{f}`")),
+                a.response_field
+                    .as_deref()
+                    .map_or("the output itself".to_string(), |f| format!("`{f}`")),
+            ),
+        );
+    }
+}
+
 fn tool_extras(d: &mut Findings, base: &str, what: &str, om: &Model, nm: &Model, a: &Tool, b: &Tool) {
     if a.effect != b.effect {
         let (rule, how) = if b.effect > a.effect {
@@ -1282,6 +1397,13 @@ fn tool_extras(d: &mut Findings, base: &str, what: &str, om: &Model, nm: &Model,
         Some((&om.limits, &nm.limits)),
     );
     approval(d, base, what, &a.approval, &b.approval);
+    binding(
+        d,
+        &format!("{base}/binding"),
+        what,
+        a.binding.as_ref(),
+        b.binding.as_ref(),
+    );
     let flags = [
         ("arguments", a.audit.arguments, b.audit.arguments),
         ("results", a.audit.results, b.audit.results),

@@ -139,6 +139,7 @@ pub fn handler_methods(model: &Model) -> Vec<(String, String)> {
     let tools = model
         .tools
         .iter()
+        .filter(|t| !t.is_bound())
         .map(|t| (t.name.snake.clone(), format!("tool `{}`", t.name.original)));
     let resources = model
         .resources
@@ -222,7 +223,7 @@ fn output_ty(tool: &Tool, types: TokenStream) -> TokenStream {
 }
 
 pub fn handler_rs(model: &Model) -> TokenStream {
-    let tools = model.tools.iter().map(|tool| {
+    let tools = model.tools.iter().filter(|t| !t.is_bound()).map(|tool| {
         let method = ident(&tool.name.snake);
         let input = ident(&input_type(tool));
         let output = output_ty(tool, quote! { super::types });
@@ -354,9 +355,11 @@ fn match_or_fallback(subject: TokenStream, arms: Vec<TokenStream>, fallback: Tok
 }
 
 pub fn dispatch_rs(model: &Model) -> TokenStream {
+    // Bound tools never reach the dispatcher: the runtime makes their calls.
     let tool_arms: Vec<TokenStream> = model
         .tools
         .iter()
+        .filter(|t| !t.is_bound())
         .map(|tool| {
             let name = &tool.name.original;
             let method = ident(&tool.name.snake);
@@ -501,7 +504,7 @@ pub fn dispatch_rs(model: &Model) -> TokenStream {
 /// `src/handlers/mod.rs`, written once: a stub per method that tells the
 /// caller it is not written yet, so the crate builds and serves from day one.
 pub fn handlers_scaffold(model: &Model) -> TokenStream {
-    let tools = model.tools.iter().map(|tool| {
+    let tools = model.tools.iter().filter(|t| !t.is_bound()).map(|tool| {
         let method = ident(&tool.name.snake);
         let input = ident(&input_type(tool));
         let output = output_ty(tool, quote! { types });

@@ -131,7 +131,20 @@ fn tool(tool: &model::Tool) -> seam::ToolSpec {
         client_logging: tool.client_logging,
         asks_client: tool.asks_client.iter().copied().map(client_request).collect(),
         downstreams: tool.downstreams.clone(),
-        binding: None,
+        binding: tool.binding.as_ref().map(binding),
+    }
+}
+
+fn binding(b: &model::Binding) -> seam::BindingSpec {
+    seam::BindingSpec {
+        downstream: b.downstream.clone(),
+        method: b.method,
+        path: b.path.clone(),
+        parameters: b.parameters.clone(),
+        success: b.success.clone(),
+        response: seam::ResponseSpec {
+            field: b.response_field.clone(),
+        },
     }
 }
 

@@ -49,6 +49,19 @@ struct Row {
     description: String,
 }
 
+/// A bound tool's HTTP operation, as REVIEW.md lists it.
+#[derive(Serialize)]
+struct BindingRow {
+    tool: String,
+    method: &'static str,
+    path: String,
+    downstream: String,
+    /// Each input property and where it goes, e.g. `owner → path`, `api_version → header X-Api-Version`.
+    parameters: String,
+    success: String,
+    response: String,
+}
+
 #[derive(Serialize)]
 struct DownstreamRow {
     name: String,
@@ -98,6 +111,7 @@ impl Texts {
             dev_dependencies => dev_dependencies,
             rows => rows(model),
             downstreams => downstream_rows(model),
+            bindings => binding_rows(model),
             limits => &model.limits,
             rate => format!("{}", model.limits.rate),
             timeout => crate::model::units::format_duration(model.limits.timeout),
@@ -425,6 +439,49 @@ fn rows(model: &Model) -> Vec<Row> {
         description: p.description.clone(),
     }));
     rows
+}
+
+fn binding_rows(model: &Model) -> Vec<BindingRow> {
+    model
+        .tools
+        .iter()
+        .filter_map(|t| {
+            let b = t.binding.as_ref()?;
+            let parameters: Vec<String> = b
+                .parameters
+                .iter()
+                .map(|p| {
+                    let wire = if p.name == p.property {
+                        String::new()
+                    } else {
+                        format!(" `{}`", p.name)
+                    };
+                    let joined = if p.location == crate::model::ParameterLocation::Query && !p.explode {
+                        " (comma-joined)"
+                    } else {
+                        ""
+                    };
+                    format!("`{}` → {}{wire}{joined}", p.property, p.location)
+                })
+                .collect();
+            Some(BindingRow {
+                tool: t.name.original.clone(),
+                method: b.method.as_str(),
+                path: b.path.clone(),
+                downstream: b.downstream.clone(),
+                parameters: if parameters.is_empty() {
+                    "none".into()
+                } else {
+                    parameters.join(", ")
+                },
+                success: b.success.iter().map(u16::to_string).collect::<Vec<_>>().join(", "),
+                response: match &b.response_field {
+                    Some(field) => format!("the JSON body, as `{field}`"),
+                    None => "the JSON body".into(),
+                },
+            })
+        })
+        .collect()
 }
 
 fn downstream_rows(model: &Model) -> Vec<DownstreamRow> {

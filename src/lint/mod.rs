@@ -112,6 +112,10 @@ pub const CHECKS: &[(&str, &str)] = &[
         "A prompt argument is never used in the text, so what the user types is silently dropped.",
     ),
     (
+        "invalid-binding",
+        "A tool's `binding` to an HTTP operation cannot be carried out as written: a path variable without a parameter, an input property placed nowhere or twice, a value that cannot travel where it is placed (a list in the path), a header the runtime owns (`Authorization`, `Cookie`, `Host`, ...), a success status that is not 2xx, or a `response.field` the output does not have. The message names the part and the help line the fix.",
+    ),
+    (
         "unknown-rule",
         "A suppression names a rule that does not exist. `charter explain` lists the rules.",
     ),

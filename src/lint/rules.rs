@@ -57,6 +57,10 @@ pub static RULES: &[Rule] = &[
         summary: "the contract asks for something the generated server cannot do yet",
         explain: "A contract is a promise: every field must be enforced by the server generated from it. A field the runtime cannot honour would pass review and then fail at start-up, or worse, be silently ignored.\n\nToday this covers `token_exchange` downstream credentials (RFC 8693): the runtime has no token-exchange client yet.\n\nFix: use the server's own credential for the downstream (`client_credentials` with the narrowest scopes, or a `service_token`) until token exchange is supported. This rule cannot be suppressed.",
         fixed),
+    rule!("understated-effect", Error, understated_effect,
+        summary: "a tool declared `read` is bound to an HTTP method that changes state",
+        explain: "Only `GET` and `HEAD` read. A tool bound to `POST`, `PUT`, `PATCH` or `DELETE` and declared `read` would be advertised to clients as read-only, skip the intent record and approval, and be retried on failure: the review would approve a change as a lookup.\n\nFix: declare the effect the operation has (`write`, with `approval`, or `draft` when it only creates something a person acts on). This rule cannot be suppressed.",
+        fixed),
     rule!("broad-credentials", Error, broad_credentials,
         summary: "a downstream credential carries wildcard or administrative rights",
         explain: "The assistant inherits whatever the server's credential can do. A credential with `*`, `admin`, `all`, `root`, `owner` or `full` rights gives the workflow far more reach than it needs.\n\nFix: issue a credential with the narrowest rights the tools need and list them in `credentials.scopes`."),
@@ -240,6 +244,28 @@ fn token_passthrough(cx: &Context, f: &mut Findings) {
             .help = Some(
                 "use the server's own credential for the downstream (`client_credentials` or `service_token`)".into(),
             );
+        }
+    }
+}
+
+fn understated_effect(cx: &Context, f: &mut Findings) {
+    for t in &cx.model.tools {
+        if let Some(b) = &t.binding
+            && t.effect == Effect::Read
+            && !b.method.is_read()
+        {
+            f.add(
+                "understated-effect",
+                format!(
+                    "tool `{}` is declared `read` but calls {} {}",
+                    t.name.original, b.method, b.path
+                ),
+                Place::value(format!("{}/effect", t.pointer)),
+            )
+            .help = Some(format!(
+                "declare `effect: write` with an `approval`, or `effect: draft` if {} only creates something a person reviews",
+                b.method
+            ));
         }
     }
 }

@@ -32,6 +32,45 @@ pub const GENERATED_CRATE_DEPENDENCIES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Headers the runtime sets itself (credentials, framing, routing); a binding cannot place an input there.
+const FORBIDDEN_BOUND_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "te",
+    "upgrade",
+    "trailer",
+    "keep-alive",
+    "proxy-connection",
+    "expect",
+];
+
+fn http_method(m: raw::HttpMethod) -> HttpMethod {
+    match m {
+        raw::HttpMethod::Get => HttpMethod::Get,
+        raw::HttpMethod::Head => HttpMethod::Head,
+        raw::HttpMethod::Post => HttpMethod::Post,
+        raw::HttpMethod::Put => HttpMethod::Put,
+        raw::HttpMethod::Patch => HttpMethod::Patch,
+        raw::HttpMethod::Delete => HttpMethod::Delete,
+    }
+}
+
+fn parameter_location(l: raw::ParameterLocation) -> ParameterLocation {
+    match l {
+        raw::ParameterLocation::Path => ParameterLocation::Path,
+        raw::ParameterLocation::Query => ParameterLocation::Query,
+        raw::ParameterLocation::Header => ParameterLocation::Header,
+        raw::ParameterLocation::Cookie => ParameterLocation::Cookie,
+        raw::ParameterLocation::Body => ParameterLocation::Body,
+    }
+}
+
 /// Algorithms a token may be signed with: asymmetric only.
 pub const ASYMMETRIC_ALGORITHMS: &[&str] = &[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
@@ -409,6 +448,14 @@ impl Lowering<'_> {
             )
         });
         self.diags.extend(schema_diags);
+        let binding = self.implementation(t, input.as_ref(), output.as_ref(), &pointer);
+        let mut downstreams = t.downstreams.clone();
+        if let Some(b) = &binding
+            && downstreams.is_empty()
+        {
+            // A bound tool calls its binding's downstream; listing it again adds nothing.
+            downstreams.push(b.downstream.clone());
+        }
         if t.reversible.is_some() && t.effect != Effect::Write {
             self.error(
                 "invalid-value",
@@ -430,7 +477,7 @@ impl Lowering<'_> {
             read_only_hint: t.effect == Effect::Read,
             destructive_hint: t.effect == Effect::Write && !t.reversible.unwrap_or(false),
             idempotent_hint: t.idempotent.unwrap_or(t.effect == Effect::Read),
-            open_world_hint: !t.downstreams.is_empty(),
+            open_world_hint: !downstreams.is_empty(),
         };
         let audit_defaults = self.contract.audit.clone().unwrap_or_default();
         let audit = ToolAudit {
@@ -455,7 +502,7 @@ impl Lowering<'_> {
             annotations,
             scopes: t.scopes.clone(),
             data_class: t.data_class.clone(),
-            downstreams: t.downstreams.clone(),
+            downstreams,
             input: input.unwrap_or_else(|| Schema::new(Value::Null, format!("{pointer}/input"))),
             output,
             limits: self.limits(t.limits.as_ref(), defaults, &format!("{pointer}/limits")),
@@ -471,9 +518,318 @@ impl Lowering<'_> {
                 asks
             },
             handler: t.handler,
+            binding,
             suppressions: suppressions(&t.suppress, &pointer),
             pointer,
         }
+    }
+
+    /// Exactly one of `handler` and `binding`; a binding checked against the tool's schemas.
+    fn implementation(
+        &mut self,
+        t: &raw::Tool,
+        input: Option<&Schema>,
+        output: Option<&Schema>,
+        pointer: &str,
+    ) -> Option<Binding> {
+        match (&t.handler, &t.binding) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    "invalid-binding",
+                    "a tool has either `handler` or `binding`, not both",
+                    Place::key(format!("{pointer}/handler")),
+                )
+                .help = Some("remove `handler: rust`: the generated server makes a bound tool's call itself".into());
+                None
+            }
+            (None, None) => {
+                self.error(
+                    "missing-field",
+                    "the tool says neither how it is implemented (`handler`) nor which HTTP operation it calls (`binding`)",
+                    Place::key(pointer.to_owned()),
+                )
+                .help = Some(
+                    "add `handler: rust` to write it in Rust, or a `binding` (see `charter import openapi`)".into(),
+                );
+                None
+            }
+            (Some(_), None) => None,
+            (None, Some(b)) => self.binding(b, t, input, output, &format!("{pointer}/binding")),
+        }
+    }
+
+    fn binding(
+        &mut self,
+        b: &raw::Binding,
+        t: &raw::Tool,
+        input: Option<&Schema>,
+        output: Option<&Schema>,
+        pointer: &str,
+    ) -> Option<Binding> {
+        let errors_before = self.diags.len();
+        if !self.contract.downstreams.contains_key(&b.downstream) {
+            self.unknown_reference(
+                "downstream",
+                &b.downstream,
+                self.contract.downstreams.keys(),
+                Place::value(format!("{pointer}/downstream")),
+            );
+        } else if !t.downstreams.is_empty() && !t.downstreams.contains(&b.downstream) {
+            self.error(
+                "invalid-binding",
+                format!(
+                    "the binding calls `{}`, which the tool's `downstreams` does not list",
+                    b.downstream
+                ),
+                Place::value(format!("{pointer}/downstream")),
+            )
+            .help = Some(format!("add `{}` to the tool's `downstreams`", b.downstream));
+        }
+
+        let variables = match path_variables(&b.path) {
+            Ok(v) => v,
+            Err(e) => {
+                self.error(
+                    "invalid-binding",
+                    format!("the path template `{}` is malformed: {e}", b.path),
+                    Place::value(format!("{pointer}/path")),
+                );
+                Vec::new()
+            }
+        };
+        if !b.path.starts_with('/') || b.path.contains("//") || b.path.contains(['?', '#', '\\']) {
+            self.error(
+                "invalid-binding",
+                format!("`{}` is not a path relative to the downstream's base URL", b.path),
+                Place::value(format!("{pointer}/path")),
+            )
+            .help = Some(
+                "start it with `/`, without a query, fragment, `//` or backslash, e.g. `/repos/{owner}/{repo}`; query parameters go under `parameters`".into(),
+            );
+        }
+        if b.path.split('/').any(|segment| segment == "." || segment == "..") {
+            self.error(
+                "invalid-binding",
+                format!("the path `{}` has a `.` or `..` segment", b.path),
+                Place::value(format!("{pointer}/path")),
+            );
+        }
+
+        let method = http_method(b.method);
+        let root = input.map(|i| (&i.tree, &i.tree.root));
+        let mut parameters = Vec::new();
+        let mut wire_names: BTreeSet<(ParameterLocation, String)> = BTreeSet::new();
+        for (property, spec) in &b.parameters {
+            let place = Place::key(format!("{pointer}/parameters/{}", escape(property)));
+            let (location, name, explode) = match spec {
+                raw::BoundParameter::Location(l) => (parameter_location(*l), property.clone(), None),
+                raw::BoundParameter::Detailed(d) => (
+                    parameter_location(d.location),
+                    d.name.clone().unwrap_or_else(|| property.clone()),
+                    d.explode,
+                ),
+            };
+            let Some((tree, node)) = root else { continue };
+            let Some(schema) = node.property(property) else {
+                let known: Vec<&str> = node.properties().map(|(k, _)| k).collect();
+                let d = self.error(
+                    "invalid-binding",
+                    format!("the binding places `{property}`, which is not a property of the tool's input"),
+                    place,
+                );
+                d.help = Some(match did_you_mean(property, known.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "bind only the input's properties; each goes to exactly one place".into(),
+                });
+                continue;
+            };
+            let (schema, _) = tree.resolve(schema);
+            let scalar = |n: &SchemaNode| {
+                [JsonType::String, JsonType::Integer, JsonType::Number, JsonType::Boolean]
+                    .iter()
+                    .any(|ty| n.is_only(*ty))
+                    || n.keyword("enum").is_some_and(|v| {
+                        v.as_array()
+                            .is_some_and(|items| items.iter().all(|i| !i.is_object() && !i.is_array() && !i.is_null()))
+                    })
+            };
+            let scalar_list = |n: &SchemaNode| {
+                n.is_only(JsonType::Array) && n.items().is_some_and(|items| scalar(&tree.resolve(items).0))
+            };
+            let fits = match location {
+                ParameterLocation::Path | ParameterLocation::Cookie => scalar(&schema),
+                ParameterLocation::Query | ParameterLocation::Header => scalar(&schema) || scalar_list(&schema),
+                ParameterLocation::Body => true,
+            };
+            if !fits {
+                self.error(
+                    "invalid-binding",
+                    format!(
+                        "`{property}` goes in the {location}, which carries {}; its schema is not one",
+                        match location {
+                            ParameterLocation::Path | ParameterLocation::Cookie => "a single string, number or boolean",
+                            _ => "a string, number or boolean, or a list of them",
+                        }
+                    ),
+                    place.clone(),
+                )
+                .help = Some("give the property a scalar `type`, or send it in the body".into());
+            }
+            if explode.is_some() && !(location == ParameterLocation::Query && scalar_list(&schema)) {
+                self.error(
+                    "invalid-binding",
+                    format!("`explode` applies only to a list sent in the query; `{property}` is not one"),
+                    place.clone(),
+                );
+            }
+            if location == ParameterLocation::Path && !node.required.iter().any(|r| r == property) {
+                self.error(
+                    "invalid-binding",
+                    format!(
+                        "path parameter `{property}` is optional in the input, but every path variable needs a value"
+                    ),
+                    place.clone(),
+                )
+                .help = Some(format!("add `{property}` to the input's `required`"));
+            }
+            if location == ParameterLocation::Header {
+                let lower = name.to_ascii_lowercase();
+                if name.is_empty()
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+                {
+                    self.error(
+                        "invalid-binding",
+                        format!("`{name}` is not a valid HTTP header name"),
+                        place.clone(),
+                    );
+                } else if FORBIDDEN_BOUND_HEADERS.contains(&lower.as_str()) {
+                    self.error(
+                        "invalid-binding",
+                        format!("a binding cannot set the `{name}` header"),
+                        place.clone(),
+                    )
+                    .help = Some(
+                        "the runtime sends the downstream's declared credential and framing headers itself; the caller never sets them".into(),
+                    );
+                }
+            }
+            if location == ParameterLocation::Path && !variables.contains(&name.as_str()) {
+                self.error(
+                    "invalid-binding",
+                    format!("path parameter `{name}` does not appear in the path `{}`", b.path),
+                    place.clone(),
+                )
+                .help = Some(format!("add `{{{name}}}` to the path, or send `{property}` elsewhere"));
+            }
+            let key_name = if location == ParameterLocation::Header {
+                name.to_ascii_lowercase()
+            } else {
+                name.clone()
+            };
+            if !wire_names.insert((location, key_name)) {
+                self.error(
+                    "invalid-binding",
+                    format!("two properties are sent as {location} `{name}`"),
+                    place.clone(),
+                );
+            }
+            parameters.push(BoundParameter {
+                property: property.clone(),
+                location,
+                name,
+                explode: explode.unwrap_or(true),
+            });
+        }
+        if let Some((_, node)) = root {
+            for (property, _) in node.properties() {
+                if !b.parameters.contains_key(property) {
+                    self.error(
+                        "invalid-binding",
+                        format!("input property `{property}` is not placed in the request"),
+                        Place::key(format!("{pointer}/parameters")),
+                    )
+                    .help = Some(format!(
+                        "add `{property}: query` (or path, header, cookie, body) under the binding's `parameters`, or remove the property"
+                    ));
+                }
+            }
+        }
+        for variable in &variables {
+            if !parameters
+                .iter()
+                .any(|p| p.location == ParameterLocation::Path && p.name == *variable)
+            {
+                self.error(
+                    "invalid-binding",
+                    format!("path variable `{{{variable}}}` has no parameter"),
+                    Place::value(format!("{pointer}/path")),
+                )
+                .help = Some(format!("add `{variable}: path` under the binding's `parameters`"));
+            }
+        }
+        if method.is_read() && parameters.iter().any(|p| p.location == ParameterLocation::Body) {
+            self.error(
+                "invalid-binding",
+                format!("a {method} request has no body, but the binding sends properties in it"),
+                Place::key(format!("{pointer}/parameters")),
+            );
+        }
+
+        let mut seen = BTreeSet::new();
+        for (i, status) in b.success.iter().enumerate() {
+            if !(200..=299).contains(status) || !seen.insert(*status) {
+                self.error(
+                    "invalid-binding",
+                    format!("success status {status} is not a distinct 2xx status"),
+                    Place::value(format!("{pointer}/success/{i}")),
+                )
+                .help = Some("list the 2xx statuses the operation answers on success, e.g. `[200]` or `[201]`; every other status is an error result".into());
+            }
+        }
+        if b.success.is_empty() {
+            self.error(
+                "invalid-binding",
+                "the binding lists no success status",
+                Place::key(format!("{pointer}/success")),
+            );
+        }
+
+        let response_field = b.response.as_ref().and_then(|r| r.field.clone());
+        match output {
+            None if t.output.is_none() => {
+                self.error(
+                    "invalid-binding",
+                    "a bound tool needs an `output` schema: the response is checked against it before it leaves",
+                    Place::key(format!("{pointer}/..")),
+                );
+            }
+            Some(out) => {
+                if let Some(field) = &response_field
+                    && out.tree.root.property(field).is_none()
+                {
+                    self.error(
+                        "invalid-binding",
+                        format!("`response.field` names `{field}`, which is not a property of the tool's output"),
+                        Place::value(format!("{pointer}/response/field")),
+                    );
+                }
+            }
+            None => {}
+        }
+        if self.diags.len() > errors_before {
+            return None;
+        }
+        Some(Binding {
+            downstream: b.downstream.clone(),
+            method,
+            path: b.path.clone(),
+            parameters,
+            success: b.success.clone(),
+            response_field,
+            pointer: pointer.to_owned(),
+        })
     }
 
     /// What a tool without an output schema returns; tools with one return structured content.

@@ -19,6 +19,7 @@ use serde_json::Value;
 pub use crate::contract::raw::{
     ApprovalMode, ClientRequest, ContentKind, Effect, Handler, Redaction, Sensitivity, Status, Transport,
 };
+pub use charter_surface::{BoundParameter, HttpMethod, ParameterLocation};
 pub use lower::{ASYMMETRIC_ALGORITHMS, is_loopback, lower, placeholders};
 pub use names::Name;
 pub use schema::{JsonType, SchemaNode, SchemaTree};
@@ -202,9 +203,69 @@ pub struct Tool {
     pub progress: bool,
     pub client_logging: bool,
     pub asks_client: Vec<ClientRequest>,
-    pub handler: Handler,
+    /// `Some` for a tool the team implements; `None` for a bound tool.
+    pub handler: Option<Handler>,
+    /// The downstream HTTP operation a bound tool calls.
+    pub binding: Option<Binding>,
     pub suppressions: Vec<Suppression>,
     pub pointer: String,
+}
+
+impl Tool {
+    /// The generated server makes this tool's call itself: there is no handler method.
+    pub fn is_bound(&self) -> bool {
+        self.binding.is_some()
+    }
+}
+
+/// A tool's call to one operation of a downstream HTTP API.
+#[derive(Debug, Clone, Serialize)]
+pub struct Binding {
+    pub downstream: String,
+    pub method: HttpMethod,
+    pub path: String,
+    /// In the order the contract lists them.
+    pub parameters: Vec<BoundParameter>,
+    pub success: Vec<u16>,
+    /// The output property holding the response body, when the body is not the output itself.
+    pub response_field: Option<String>,
+    pub pointer: String,
+}
+
+impl Binding {
+    /// `{name}` variables of the path template, in order.
+    pub fn path_variables(&self) -> Vec<&str> {
+        path_variables(&self.path).unwrap_or_default()
+    }
+}
+
+/// The `{name}` variables of a path template, or what is wrong with it.
+pub fn path_variables(template: &str) -> Result<Vec<&str>, String> {
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find(['{', '}']) {
+        if rest.as_bytes()[open] == b'}' {
+            return Err(format!(
+                "`}}` at byte {} closes nothing",
+                template.len() - rest.len() + open
+            ));
+        }
+        let after = &rest[open + 1..];
+        let close = after.find('}').ok_or_else(|| "a `{` is never closed".to_string())?;
+        let name = &after[..close];
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        {
+            return Err(format!(
+                "`{{{name}}}` is not a path variable: use letters, digits, `_`, `-` or `.`"
+            ));
+        }
+        names.push(name);
+        rest = &after[close + 1..];
+    }
+    Ok(names)
 }
 
 /// MCP tool annotations, derived from the effect.
