@@ -192,10 +192,12 @@ async fn admit<D: Dispatch>(
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
         .map(String::from);
-    let identity = match authenticate(&state, request.headers()).await {
-        Ok(identity) => identity,
+    let (identity, caller_token) = match authenticate(&state, request.headers()).await {
+        Ok(authenticated) => authenticated,
         Err(response) => return response,
     };
+    #[cfg(not(feature = "egress"))]
+    let () = caller_token;
     let (mut parts, body) = request.into_parts();
     let mut rate_counted = false;
     let body = if parts.method == axum::http::Method::POST {
@@ -249,6 +251,8 @@ async fn admit<D: Dispatch>(
         identity,
         rate_counted,
         traceparent,
+        #[cfg(feature = "egress")]
+        caller_token,
     });
     next.run(axum::extract::Request::from_parts(parts, body)).await
 }
@@ -269,14 +273,22 @@ impl HttpGate {
     }
 }
 
-/// The caller of an HTTP request, or the 401 that refuses it.
+/// The verified bearer token a request carried, kept for token-exchange
+/// downstreams (feature `egress`); nothing without them.
+#[cfg(all(feature = "http", feature = "egress"))]
+type PresentedToken = Option<super::egress::CallerToken>;
+#[cfg(all(feature = "http", not(feature = "egress")))]
+type PresentedToken = ();
+
+/// The caller of an HTTP request and the token they proved it with, or the
+/// 401 that refuses them.
 #[cfg(feature = "http")]
 async fn authenticate<D: Dispatch>(
     state: &GateState<D>,
     headers: &axum::http::HeaderMap,
-) -> Result<Identity, axum::response::Response> {
+) -> Result<(Identity, PresentedToken), axum::response::Response> {
     if !state.gate.authenticates() {
-        return Ok(Identity::anonymous());
+        return Ok((Identity::anonymous(), PresentedToken::default()));
     }
     #[cfg(feature = "oauth")]
     if let Some(auth) = &state.gate.auth {
@@ -291,12 +303,21 @@ async fn authenticate<D: Dispatch>(
             (Some(_), Some(_)) => Some(""),
         };
         return match auth.authenticate(authorization).await {
-            Ok(caller) => Ok(Identity {
-                subject: caller.subject,
-                client: caller.client_id,
-                scopes: Some(caller.scopes),
-                transport: "http",
-            }),
+            Ok(caller) => {
+                #[cfg(feature = "egress")]
+                let token = super::auth::bearer_token(authorization)
+                    .ok()
+                    .map(|token| super::egress::CallerToken::new(token, caller.expires_at));
+                #[cfg(not(feature = "egress"))]
+                let token = ();
+                let identity = Identity {
+                    subject: caller.subject,
+                    client: caller.client_id,
+                    scopes: Some(caller.scopes),
+                    transport: "http",
+                };
+                Ok((identity, token))
+            }
             Err(error) => {
                 state.server.refuse_unauthenticated(error.reason(), &error.to_string());
                 let challenge = error.www_authenticate(state.gate.metadata_url().unwrap_or_default());
@@ -312,7 +333,7 @@ async fn authenticate<D: Dispatch>(
         };
     }
     let _ = headers;
-    Ok(Identity::anonymous())
+    Ok((Identity::anonymous(), PresentedToken::default()))
 }
 
 /// Marks a response sent before its request's body was read: the server will
