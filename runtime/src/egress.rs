@@ -1,7 +1,8 @@
 //! Calls to the downstream systems a contract declares, and nothing else.
 //!
-//! Handlers reach a downstream through [`Egress::client`], which hands out a
-//! [`Downstream`]: an HTTP client bound to that downstream's base URL, its
+//! Handlers reach a downstream through
+//! [`Context::downstream`](super::dispatch::Context::downstream), which hands
+//! out a [`Downstream`]: an HTTP client bound to that downstream's base URL, its
 //! declared egress hosts and its own credential. What holds whatever a
 //! handler does:
 //!
@@ -12,7 +13,13 @@
 //!   `host:port` from the downstream's `egress` list, its base URL or its
 //!   token URL. Names are resolved by this module's resolver, which refuses
 //!   undeclared names; redirects go only to declared hosts, at most
-//!   [`MAX_REDIRECTS`]; no proxy from the environment is used.
+//!   [`MAX_REDIRECTS`]; no proxy from the environment is used. The
+//!   configuration may replace a base URL per environment
+//!   (`[downstreams.NAME] base_url`): in `production` (the default
+//!   `environment`) only with a `host:port` the contract declares for that
+//!   downstream; elsewhere also with a stand-in (say, a loopback server
+//!   replaying recorded answers), whose host becomes reachable and which is
+//!   logged as a warning at start-up.
 //! - **No internal addresses by surprise.** Addresses in special ranges are
 //!   refused unless the host was declared as exactly that address:
 //!
@@ -33,12 +40,30 @@
 //! - **Limits.** The downstream's timeout covers connecting, sending and
 //!   reading the whole body; bodies over [`DEFAULT_MAX_RESPONSE_BYTES`] (or
 //!   the configured cap) are refused.
-//! - **Credentials.** The server's own credential for the downstream is read
-//!   at use time (a rotated token is picked up without a restart) and sent
-//!   as `Authorization: Bearer`; reqwest drops it on a redirect to another
-//!   host, port or scheme. It never appears in an error. There is no way to
-//!   pass the caller's token: handlers cannot set `Authorization`, `Cookie`
-//!   or `Proxy-Authorization` themselves.
+//! - **Credentials.** The server's own credential for the downstream goes
+//!   out as `Authorization: Bearer`; reqwest drops it on a redirect to
+//!   another host, port or scheme, and it never appears in an error.
+//!   Handlers cannot set `Authorization`, `Cookie` or `Proxy-Authorization`
+//!   themselves, and the caller's own token is never sent to a downstream.
+//!   - *Service token*: read from its file or environment variable at each
+//!     use, so a rotated token is picked up without a restart.
+//!   - *Client credentials* (RFC 6749 section 4.4): fetched from the token
+//!     endpoint with HTTP Basic client authentication and cached until
+//!     shortly before `expires_in`; concurrent calls wait for one fetch.
+//!   - *Token exchange* (RFC 8693): the HTTP caller's verified bearer token
+//!     (crate-private, stamped by [`Context::downstream`](super::dispatch::Context::downstream)
+//!     on the client it hands out, never readable by a handler) is sent to
+//!     the token endpoint only, as `subject_token`, for a token issued to the
+//!     declared `audience` and `scope`. Exchanged tokens are cached per
+//!     caller under the SHA-256 of the caller's token (at most
+//!     1024 callers, least recently used out first), until shortly before
+//!     `expires_in` and never past the caller token's `exp`; concurrent calls
+//!     of one caller cause one exchange. Without an authenticated caller
+//!     (stdio, `--dev-no-auth`) such a call fails and says so.
+//!
+//!   Token requests follow no redirect, and their errors repeat only the
+//!   endpoint's OAuth error code, never its body. A 401 from the downstream
+//!   drops the cached token it was sent with.
 //!
 //! Errors are [`ToolError`]s naming the downstream and, for a refusal, the
 //! refused host: policy refusals are `internal` (retrying will not help),
@@ -957,7 +982,9 @@ struct CallerTokenInner {
 }
 
 impl CallerToken {
-    /// `token` as verified by the HTTP gate, with its `exp`.
+    /// `token` as verified by the HTTP gate, with its `exp`. Without the
+    /// `oauth` feature no caller is verified, so none is ever made.
+    #[cfg(any(feature = "oauth", test))]
     pub(crate) fn new(token: &str, expires_at: u64) -> CallerToken {
         use sha2::Digest as _;
         CallerToken(Arc::new(CallerTokenInner {
