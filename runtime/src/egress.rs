@@ -996,11 +996,9 @@ impl CallerToken {
 
     /// When the caller's token expires, as an instant of this process's clock.
     fn deadline(&self) -> Instant {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        Instant::now() + Duration::from_secs(self.0.expires_at.saturating_sub(now))
+        let expires = std::time::UNIX_EPOCH + Duration::from_secs(self.0.expires_at);
+        let left = expires.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        Instant::now() + left
     }
 }
 
@@ -2529,7 +2527,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn client_credentials_fetch_once_for_concurrent_calls_and_renew_before_expiry() {
-        let (idp, _) = counting_idp(2).await;
+        let (idp, _) = counting_idp(4).await;
         let api = TestServer::start(|seen| match seen.header("authorization") {
             Some(_) => ok_json(json!({})),
             None => respond("401 Unauthorized", &[], ""),
@@ -2555,8 +2553,9 @@ mod tests {
                 .iter()
                 .all(|s| s.header("authorization") == Some("Bearer access-1"))
         );
-        // `expires_in: 2` is renewed a second before it ends: once, for all callers.
-        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        // `expires_in: 4` is renewed two seconds before it ends (half its lifetime,
+        // being shorter than the usual margin): once, for all callers.
+        tokio::time::sleep(Duration::from_millis(2_200)).await;
         concurrently(&ds, 50, "b").await;
         assert_eq!(idp.seen().len(), 2, "renewed once shortly before expiry");
         assert!(
@@ -2842,7 +2841,7 @@ mod tests {
 
     #[tokio::test]
     async fn exchanged_tokens_are_renewed_before_they_or_the_callers_token_expire() {
-        let idp = exchanging_idp(2).await;
+        let idp = exchanging_idp(4).await;
         let api = TestServer::start(|_| ok_json(json!({}))).await;
         let secret = TokenFile::new(CANARY);
         let tickets = one(exchange_spec(&idp, &api, &secret));
@@ -2852,7 +2851,7 @@ mod tests {
         alice.get("a").await.unwrap();
         alice.get("b").await.unwrap();
         assert_eq!(idp.seen().len(), 1);
-        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        tokio::time::sleep(Duration::from_millis(2_200)).await;
         alice.get("c").await.unwrap();
         assert_eq!(idp.seen().len(), 2, "renewed shortly before `expires_in`");
 
