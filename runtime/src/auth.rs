@@ -1068,7 +1068,7 @@ fn bit_length(big_endian: &[u8]) -> usize {
 }
 
 /// The token from `Authorization: Bearer <token>` (RFC 6750 §2.1).
-fn bearer_token(authorization: Option<&str>) -> Result<&str, AuthError> {
+pub(crate) fn bearer_token(authorization: Option<&str>) -> Result<&str, AuthError> {
     let value = authorization.map(str::trim).unwrap_or_default();
     if value.is_empty() {
         return Err(AuthError::MissingToken);

@@ -101,6 +101,21 @@ pub fn run<D: Dispatch>(surface_json: &str, handlers: impl FnOnce(&Config) -> Re
         let audit = controls.audit.clone();
         let outcome = match cli.command {
             Command::Stdio => {
+                // Said at start-up rather than at the first call that fails.
+                for downstream in &surface.downstreams {
+                    if matches!(
+                        downstream.credentials,
+                        super::surface::CredentialSpec::TokenExchange { .. }
+                    ) {
+                        tracing::warn!(
+                            downstream = %downstream.name,
+                            "downstream `{}` uses token exchange, which needs an authenticated HTTP caller: \
+                             over stdio its calls fail; serve over HTTP, or give it client_credentials or a \
+                             service token in the contract",
+                            downstream.name
+                        );
+                    }
+                }
                 let server = server(surface, dispatch, &config, local_user(), controls)?;
                 watch(&server);
                 super::serve::stdio(server, &config).await

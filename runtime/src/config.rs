@@ -12,6 +12,11 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// What kind of deployment this is: `production` (the default) or any
+    /// other name (`staging`, `development`, `local`, ...). Outside production
+    /// a downstream's `base_url` may point at a stand-in the contract does
+    /// not declare; in production it may not.
+    pub environment: Environment,
     pub http: Http,
     pub stdio: Stdio,
     pub log: Log,
@@ -20,6 +25,9 @@ pub struct Config {
     pub approvals: Approvals,
     pub kill_switch: KillSwitch,
     /// Base URLs of downstream systems for this environment, by contract name.
+    /// In production each must name a `host:port` the contract declares for
+    /// that downstream (its base URL or `egress`); elsewhere it may name a
+    /// stand-in (e.g. a loopback server replaying recorded answers).
     pub downstreams: BTreeMap<String, Downstream>,
     /// Settings the team's handlers read (paths, feature switches), free-form.
     pub handlers: toml::Table,
@@ -146,6 +154,61 @@ pub struct KillSwitch {
     pub file: Option<String>,
 }
 
+/// The deployment's environment name. `production` unless configured
+/// otherwise, so a forgotten setting keeps the strict rules.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Environment(String);
+
+impl Default for Environment {
+    fn default() -> Self {
+        Environment(Environment::PRODUCTION.into())
+    }
+}
+
+impl Environment {
+    pub const PRODUCTION: &'static str = "production";
+
+    /// An environment by name: lowercase letters, digits, `-` and `_`.
+    /// Abbreviations of production (`prod`, `prd`, `live`) are refused: they
+    /// would silently get the relaxed rules of a non-production environment.
+    pub fn new(name: &str) -> Result<Environment, String> {
+        let well_formed = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !well_formed {
+            return Err(format!(
+                "environment `{name}` is not a valid name: use lowercase letters, digits, `-` and `_`, \
+                 e.g. `production`, `staging` or `local`"
+            ));
+        }
+        if matches!(name, "prod" | "prd" | "live") {
+            return Err(format!(
+                "environment `{name}` reads like production but is not `production`, so it would relax \
+                 production's rules: write `production`, or name a non-production environment unmistakably \
+                 (e.g. `staging`)"
+            ));
+        }
+        Ok(Environment(name.into()))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.0 == Environment::PRODUCTION
+    }
+}
+
+impl std::fmt::Display for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Downstream {
@@ -167,7 +230,7 @@ impl Config {
         Ok(config)
     }
 
-    /// Applies `{PREFIX}_LISTEN`, `_ALLOWED_HOSTS`, `_ALLOWED_ORIGINS` (comma
+    /// Applies `{PREFIX}_ENVIRONMENT`, `{PREFIX}_LISTEN`, `_ALLOWED_HOSTS`, `_ALLOWED_ORIGINS` (comma
     /// separated), `_LOG`, `_OAUTH_ISSUER`, `_OAUTH_AUDIENCE`, `_OAUTH_JWKS_URI`,
     /// `_AUDIT_PATH`, `_APPROVALS_PATH`, `_KILL_SWITCH_FILE`,
     /// `_DOWNSTREAM_{NAME}_BASE_URL` and `_HANDLERS_{KEY}`.
@@ -180,6 +243,13 @@ impl Config {
                 .map(String::from)
                 .collect()
         };
+        if let Some(v) = var(&format!("{prefix}_ENVIRONMENT")) {
+            self.environment = Environment(v);
+        }
+        // Checked here, after the file and the environment, so either source's mistake is caught.
+        self.environment = Environment::new(&self.environment.0).map_err(|e| {
+            format!("{e} (it is set by `environment` in the configuration file or {prefix}_ENVIRONMENT)")
+        })?;
         if let Some(v) = var(&format!("{prefix}_LISTEN")) {
             self.http.listen = v;
         }
@@ -291,5 +361,33 @@ mod tests {
         config.http.allowed_origins = vec!["app.example.com".into()];
         let err = config.apply_env("SRV", |_| None).unwrap_err();
         assert!(err.contains("https://app.example.com"), "{err}");
+    }
+
+    #[test]
+    fn the_environment_is_production_unless_named() {
+        let mut config = Config::default();
+        config.apply_env("SRV", |_| None).unwrap();
+        assert!(config.environment.is_production());
+        let mut config: Config = toml::from_str("environment = \"staging\"").unwrap();
+        config.apply_env("SRV", |_| None).unwrap();
+        assert_eq!(config.environment.name(), "staging");
+        assert!(!config.environment.is_production());
+        config
+            .apply_env("SRV", |k| (k == "SRV_ENVIRONMENT").then(|| "production".to_owned()))
+            .unwrap();
+        assert!(config.environment.is_production());
+        for (name, expected) in [
+            ("prod", "reads like production but is not `production`"),
+            ("live", "reads like production"),
+            ("Staging", "is not a valid name"),
+            ("", "is not a valid name"),
+        ] {
+            let mut config = Config::default();
+            let err = config
+                .apply_env("SRV", |k| (k == "SRV_ENVIRONMENT").then(|| name.to_owned()))
+                .unwrap_err();
+            assert!(err.contains(expected), "{name}: {err}");
+            assert!(err.contains("SRV_ENVIRONMENT"), "{err}");
+        }
     }
 }

@@ -37,6 +37,11 @@ pub struct Context {
     /// The downstream clients this tool or resource may use (set by the runtime).
     #[cfg(feature = "egress")]
     pub(crate) downstreams: super::egress::BoundDownstreams,
+    /// The HTTP caller's verified bearer token, for downstreams that exchange
+    /// it (RFC 8693). Crate-private: handlers never see it, and only a token
+    /// endpoint ever receives it.
+    #[cfg(feature = "egress")]
+    pub(crate) caller_token: Option<super::egress::CallerToken>,
 }
 
 impl Context {
@@ -53,15 +58,19 @@ impl Context {
             client: ClientLink::detached(),
             #[cfg(feature = "egress")]
             downstreams: Default::default(),
+            #[cfg(feature = "egress")]
+            caller_token: None,
         }
     }
 
     /// The client for downstream `name`, if the contract lists it for this
     /// tool or resource. Any other name is an error: a handler reaches only
-    /// what reviewers approved for it.
+    /// what reviewers approved for it. The client acts for this call's
+    /// caller: a downstream with token exchange gets a token exchanged for
+    /// theirs.
     #[cfg(feature = "egress")]
     pub fn downstream(&self, name: &str) -> Result<super::egress::Downstream, ToolError> {
-        self.downstreams.get(name)
+        Ok(self.downstreams.get(name)?.for_caller(self.caller_token.clone()))
     }
 }
 

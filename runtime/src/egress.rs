@@ -1,7 +1,8 @@
 //! Calls to the downstream systems a contract declares, and nothing else.
 //!
-//! Handlers reach a downstream through [`Egress::client`], which hands out a
-//! [`Downstream`]: an HTTP client bound to that downstream's base URL, its
+//! Handlers reach a downstream through
+//! [`Context::downstream`](super::dispatch::Context::downstream), which hands
+//! out a [`Downstream`]: an HTTP client bound to that downstream's base URL, its
 //! declared egress hosts and its own credential. What holds whatever a
 //! handler does:
 //!
@@ -12,7 +13,13 @@
 //!   `host:port` from the downstream's `egress` list, its base URL or its
 //!   token URL. Names are resolved by this module's resolver, which refuses
 //!   undeclared names; redirects go only to declared hosts, at most
-//!   [`MAX_REDIRECTS`]; no proxy from the environment is used.
+//!   [`MAX_REDIRECTS`]; no proxy from the environment is used. The
+//!   configuration may replace a base URL per environment
+//!   (`[downstreams.NAME] base_url`): in `production` (the default
+//!   `environment`) only with a `host:port` the contract declares for that
+//!   downstream; elsewhere also with a stand-in (say, a loopback server
+//!   replaying recorded answers), whose host becomes reachable and which is
+//!   logged as a warning at start-up.
 //! - **No internal addresses by surprise.** Addresses in special ranges are
 //!   refused unless the host was declared as exactly that address:
 //!
@@ -33,12 +40,30 @@
 //! - **Limits.** The downstream's timeout covers connecting, sending and
 //!   reading the whole body; bodies over [`DEFAULT_MAX_RESPONSE_BYTES`] (or
 //!   the configured cap) are refused.
-//! - **Credentials.** The server's own credential for the downstream is read
-//!   at use time (a rotated token is picked up without a restart) and sent
-//!   as `Authorization: Bearer`; reqwest drops it on a redirect to another
-//!   host, port or scheme. It never appears in an error. There is no way to
-//!   pass the caller's token: handlers cannot set `Authorization`, `Cookie`
-//!   or `Proxy-Authorization` themselves.
+//! - **Credentials.** The server's own credential for the downstream goes
+//!   out as `Authorization: Bearer`; reqwest drops it on a redirect to
+//!   another host, port or scheme, and it never appears in an error.
+//!   Handlers cannot set `Authorization`, `Cookie` or `Proxy-Authorization`
+//!   themselves, and the caller's own token is never sent to a downstream.
+//!   - *Service token*: read from its file or environment variable at each
+//!     use, so a rotated token is picked up without a restart.
+//!   - *Client credentials* (RFC 6749 section 4.4): fetched from the token
+//!     endpoint with HTTP Basic client authentication and cached until
+//!     shortly before `expires_in`; concurrent calls wait for one fetch.
+//!   - *Token exchange* (RFC 8693): the HTTP caller's verified bearer token
+//!     (crate-private, stamped by [`Context::downstream`](super::dispatch::Context::downstream)
+//!     on the client it hands out, never readable by a handler) is sent to
+//!     the token endpoint only, as `subject_token`, for a token issued to the
+//!     declared `audience` and `scope`. Exchanged tokens are cached per
+//!     caller under the SHA-256 of the caller's token (at most
+//!     1024 callers, least recently used out first), until shortly before
+//!     `expires_in` and never past the caller token's `exp`; concurrent calls
+//!     of one caller cause one exchange. Without an authenticated caller
+//!     (stdio, `--dev-no-auth`) such a call fails and says so.
+//!
+//!   Token requests follow no redirect, and their errors repeat only the
+//!   endpoint's OAuth error code, never its body. A 401 from the downstream
+//!   drops the cached token it was sent with.
 //!
 //! Errors are [`ToolError`]s naming the downstream and, for a refusal, the
 //! refused host: policy refusals are `internal` (retrying will not help),
@@ -59,6 +84,7 @@ use reqwest::header::{
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::config::Environment;
 use super::error::ToolError;
 pub use super::surface::{CredentialSpec, DownstreamSpec, SecretRef};
 
@@ -90,14 +116,29 @@ impl fmt::Debug for Egress {
 }
 
 impl Egress {
-    /// Builds a client per downstream. `base_url_overrides` (from the
-    /// environment's configuration, by downstream name) replace the
-    /// contract's base URLs; their hosts become reachable too. Fails on a
-    /// malformed spec, an override for an undeclared downstream, a base or
-    /// token URL this policy would refuse, or an unsupported credential kind.
+    /// Builds a client per downstream under production's rules (see
+    /// [`Egress::in_environment`]).
+    #[cfg(test)]
     pub(crate) fn new(
         specs: Vec<DownstreamSpec>,
         base_url_overrides: BTreeMap<String, String>,
+    ) -> Result<Egress, String> {
+        Egress::in_environment(specs, base_url_overrides, &Environment::default())
+    }
+
+    /// Builds a client per downstream. `base_url_overrides` (from the
+    /// environment's configuration, by downstream name) replace the
+    /// contract's base URLs. In production an override must name a
+    /// `host:port` the contract declares for that downstream; in any other
+    /// environment it may name a stand-in, whose host becomes reachable, and
+    /// a warning naming the downstream and the stand-in is logged. Fails on a
+    /// malformed spec, an override for an undeclared downstream or (in
+    /// production) an undeclared host, or a base or token URL this policy
+    /// would refuse.
+    pub(crate) fn in_environment(
+        specs: Vec<DownstreamSpec>,
+        base_url_overrides: BTreeMap<String, String>,
+        environment: &Environment,
     ) -> Result<Egress, String> {
         install_crypto_provider();
         for name in base_url_overrides.keys() {
@@ -111,7 +152,18 @@ impl Egress {
         for spec in specs {
             let name = spec.name.clone();
             let base_url = base_url_overrides.get(&name).cloned();
-            let downstream = Downstream::build(spec, base_url).map_err(|e| format!("downstream `{name}`: {e}"))?;
+            let (downstream, stand_in) =
+                Downstream::build(spec, base_url, environment).map_err(|e| format!("downstream `{name}`: {e}"))?;
+            if stand_in {
+                tracing::warn!(
+                    downstream = %name,
+                    stand_in = %downstream.base_url(),
+                    environment = %environment,
+                    "downstream `{name}` is served by a stand-in at {}, a host the contract does not declare: \
+                     allowed because the environment is `{environment}`, refused in production",
+                    downstream.base_url()
+                );
+            }
             if downstreams.insert(name.clone(), downstream).is_some() {
                 return Err(format!("downstream `{name}` is declared twice"));
             }
@@ -120,15 +172,16 @@ impl Egress {
     }
 
     /// The clients for the contract's downstreams with this environment's
-    /// base URLs (`[downstreams.NAME] base_url` in the configuration). The
-    /// runtime builds them once at start-up and hands each tool only its own.
+    /// base URLs (`[downstreams.NAME] base_url` in the configuration) under
+    /// its rules (`environment`). The runtime builds them once at start-up
+    /// and hands each tool only its own.
     pub(crate) fn from_config(specs: &[DownstreamSpec], config: &super::config::Config) -> Result<Egress, String> {
         let overrides = config
             .downstreams
             .iter()
             .map(|(name, d)| (name.clone(), d.base_url.clone()))
             .collect();
-        Egress::new(specs.to_vec(), overrides)
+        Egress::in_environment(specs.to_vec(), overrides, &config.environment)
     }
 
     /// The clients `owner` (a tool or resource) may use: exactly the
@@ -223,11 +276,47 @@ fn install_crypto_provider() {
     });
 }
 
+/// An HTTP client held to `policy`: names resolved by its [`Resolver`], no
+/// proxy, no `Referer`, and redirects (when followed) only to declared hosts.
+fn http_client(policy: &Arc<Policy>, timeout: Duration, follow_redirects: bool) -> Result<reqwest::Client, String> {
+    let redirect = if follow_redirects {
+        let redirect_policy = Arc::clone(policy);
+        reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() > MAX_REDIRECTS {
+                let refused = Refused(format!("more than {MAX_REDIRECTS} redirects"));
+                return attempt.error(refused);
+            }
+            match redirect_policy.check_url(attempt.url()) {
+                Ok(()) => attempt.follow(),
+                Err(refused) => attempt.error(Refused(format!("via a redirect, {refused}"))),
+            }
+        })
+    } else {
+        reqwest::redirect::Policy::none()
+    };
+    reqwest::Client::builder()
+        .no_proxy()
+        .dns_resolver(Resolver {
+            policy: Arc::clone(policy),
+        })
+        .redirect(redirect)
+        .referer(false)
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent("charter-mcp-server")
+        .build()
+        .map_err(|e| format!("cannot build its HTTP client: {}", chain(&e)))
+}
+
 /// One downstream's client. Cheap to clone.
 #[derive(Clone)]
 pub struct Downstream {
     inner: Arc<Inner>,
     max_response_bytes: u64,
+    /// The caller of the request this client serves, stamped by
+    /// [`Context::downstream`](super::dispatch::Context::downstream); only a
+    /// token-exchange credential uses it.
+    caller: Option<CallerToken>,
 }
 
 struct Inner {
@@ -235,6 +324,8 @@ struct Inner {
     /// The base URL, its path ending in `/`.
     base: Url,
     client: reqwest::Client,
+    /// The client for the credential's token endpoint, which follows no redirects.
+    token_client: Option<reqwest::Client>,
     policy: Arc<Policy>,
     timeout: Duration,
     credentials: Credential,
@@ -248,12 +339,20 @@ impl fmt::Debug for Downstream {
             .field("egress", &self.inner.policy.allowed)
             .field("timeout", &self.inner.timeout)
             .field("credentials", &self.inner.credentials.kind())
+            .field("caller", &self.caller)
             .finish()
     }
 }
 
 impl Downstream {
-    fn build(spec: DownstreamSpec, base_override: Option<String>) -> Result<Downstream, String> {
+    /// The client for `spec`, and whether its base URL is a stand-in (an
+    /// override naming a host the contract does not declare, which only a
+    /// non-production `environment` allows).
+    fn build(
+        spec: DownstreamSpec,
+        base_override: Option<String>,
+        environment: &Environment,
+    ) -> Result<(Downstream, bool), String> {
         let contract_base = parse_base(&spec.base_url)?;
         let base = match &base_override {
             Some(url) => parse_base(url).map_err(|e| format!("the configured {e}"))?,
@@ -273,13 +372,27 @@ impl Downstream {
             contract_literals.insert(ip);
         }
         allowed.insert(contract_key);
-        allowed.insert(host_key(&base).ok_or("the base URL has no host")?);
+        let base_key = host_key(&base).ok_or("the base URL has no host")?;
+        // An override naming a host the contract does not declare opens egress
+        // reviewers never saw: a stand-in is for environments other than production.
+        let stand_in = !allowed.contains(&base_key);
+        if stand_in && environment.is_production() {
+            let (host, port) = &base_key;
+            let declared: Vec<String> = allowed.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+            return Err(format!(
+                "the configured base URL (`[downstreams.{name}] base_url`) names {host}:{port}, which the contract \
+                 does not declare for this downstream (it declares {declared}); in the `production` environment \
+                 a base URL may only name a declared host: point it at one of those, declare {host}:{port} in the \
+                 downstream's `egress` in the contract, or, for a stand-in outside production, set `environment` \
+                 (e.g. `environment = \"staging\"`) in the configuration",
+                name = spec.name,
+                declared = declared.join(", "),
+            ));
+        }
+        allowed.insert(base_key);
         let credentials = match spec.credentials {
             CredentialSpec::None => Credential::None,
             CredentialSpec::ServiceToken { secret } => Credential::ServiceToken(Secret(secret)),
-            CredentialSpec::TokenExchange { .. } => {
-                return Err("token exchange credentials are not supported by this runtime yet".into());
-            }
             CredentialSpec::ClientCredentials {
                 token_url,
                 client_id,
@@ -290,11 +403,34 @@ impl Downstream {
                     Url::parse(&token_url).map_err(|e| format!("the token URL `{token_url}` is invalid: {e}"))?;
                 allowed.insert(host_key(&token_url).ok_or("the token URL has no host")?);
                 Credential::ClientCredentials(Box::new(ClientCredentials {
-                    token_url,
-                    client_id,
-                    secret: Secret(client_secret),
+                    endpoint: TokenEndpoint {
+                        url: token_url,
+                        client_id,
+                        secret: Secret(client_secret),
+                    },
                     scopes,
                     cache: tokio::sync::Mutex::new(None),
+                }))
+            }
+            CredentialSpec::TokenExchange {
+                token_url,
+                client_id,
+                client_secret,
+                audience,
+                scopes,
+            } => {
+                let token_url =
+                    Url::parse(&token_url).map_err(|e| format!("the token URL `{token_url}` is invalid: {e}"))?;
+                allowed.insert(host_key(&token_url).ok_or("the token URL has no host")?);
+                Credential::TokenExchange(Box::new(TokenExchange {
+                    endpoint: TokenEndpoint {
+                        url: token_url,
+                        client_id,
+                        secret: Secret(client_secret),
+                    },
+                    audience,
+                    scopes,
+                    cache: ExchangedTokens::new(EXCHANGED_TOKENS_CAPACITY),
                 }))
             }
         };
@@ -306,45 +442,42 @@ impl Downstream {
         policy
             .check_url(&base)
             .map_err(|e| format!("the base URL is refused: {e}"))?;
-        if let Credential::ClientCredentials(cc) = &credentials {
+        if let Some(endpoint) = credentials.endpoint() {
             policy
-                .check_url(&cc.token_url)
+                .check_url(&endpoint.url)
                 .map_err(|e| format!("the token URL is refused: {e}"))?;
         }
         let timeout = Duration::from_millis(spec.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS).max(1));
-        let redirect_policy = Arc::clone(&policy);
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .dns_resolver(Resolver {
-                policy: Arc::clone(&policy),
-            })
-            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                if attempt.previous().len() > MAX_REDIRECTS {
-                    let refused = Refused(format!("more than {MAX_REDIRECTS} redirects"));
-                    return attempt.error(refused);
-                }
-                match redirect_policy.check_url(attempt.url()) {
-                    Ok(()) => attempt.follow(),
-                    Err(refused) => attempt.error(Refused(format!("via a redirect, {refused}"))),
-                }
-            }))
-            .referer(false)
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent("charter-mcp-server")
-            .build()
-            .map_err(|e| format!("cannot build its HTTP client: {}", chain(&e)))?;
-        Ok(Downstream {
-            inner: Arc::new(Inner {
-                name: spec.name,
-                base,
-                client,
-                policy,
-                timeout,
-                credentials,
-            }),
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-        })
+        let client = http_client(&policy, timeout, true)?;
+        // Token requests follow no redirect: a 307 would resend the client
+        // secret and the caller's token to wherever it points.
+        let token_client = match credentials.endpoint() {
+            Some(_) => Some(http_client(&policy, timeout, false)?),
+            None => None,
+        };
+        Ok((
+            Downstream {
+                inner: Arc::new(Inner {
+                    name: spec.name,
+                    base,
+                    client,
+                    token_client,
+                    policy,
+                    timeout,
+                    credentials,
+                }),
+                max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+                caller: None,
+            },
+            stand_in,
+        ))
+    }
+
+    /// This client acting for `caller` (the authenticated HTTP caller, or
+    /// nobody on stdio): a token-exchange credential exchanges their token.
+    pub(crate) fn for_caller(mut self, caller: Option<CallerToken>) -> Downstream {
+        self.caller = caller;
+        self
     }
 
     /// The downstream's contract name.
@@ -521,8 +654,8 @@ impl DownstreamRequest {
                     format_args!("no access token for {what} within {} ms", timeout.as_millis()),
                 )
             })??;
-        if let Some(value) = credential {
-            headers.insert(AUTHORIZATION, value);
+        if let Some(value) = &credential {
+            headers.insert(AUTHORIZATION, value.clone());
         }
         let mut request = inner.client.request(method, url).headers(headers).timeout(timeout);
         if let Some(body) = body {
@@ -538,8 +671,10 @@ impl DownstreamRequest {
         let response = tokio::time::timeout_at(deadline.into(), exchange)
             .await
             .map_err(|_| timed_out(&downstream, &what, timeout))??;
-        if response.status == StatusCode::UNAUTHORIZED {
-            inner.credentials.forget().await;
+        if response.status == StatusCode::UNAUTHORIZED
+            && let Some(sent) = &credential
+        {
+            inner.credentials.forget(&downstream, sent).await;
         }
         Ok(response)
     }
@@ -716,19 +851,161 @@ enum Credential {
     None,
     ServiceToken(Secret),
     ClientCredentials(Box<ClientCredentials>),
+    TokenExchange(Box<TokenExchange>),
+}
+
+/// Where a credential's access tokens come from, and how the server
+/// authenticates there (HTTP Basic, RFC 6749 section 2.3.1).
+struct TokenEndpoint {
+    url: Url,
+    client_id: String,
+    secret: Secret,
 }
 
 struct ClientCredentials {
-    token_url: Url,
-    client_id: String,
-    secret: Secret,
+    endpoint: TokenEndpoint,
     scopes: Vec<String>,
+    /// Held across a fetch: concurrent calls wait for one token request.
     cache: tokio::sync::Mutex<Option<CachedToken>>,
+}
+
+/// RFC 8693 token exchange: each caller's token is traded at the token
+/// endpoint for one issued to the downstream's `audience`.
+struct TokenExchange {
+    endpoint: TokenEndpoint,
+    audience: String,
+    scopes: Vec<String>,
+    cache: ExchangedTokens,
 }
 
 struct CachedToken {
     header: HeaderValue,
     renew_at: Instant,
+}
+
+/// Exchanged tokens remembered at once, one per caller token.
+const EXCHANGED_TOKENS_CAPACITY: usize = 1024;
+
+/// The token-exchange credential's cache: a slot per caller, keyed by the
+/// SHA-256 of the caller's token (never the token itself). A slot's mutex is
+/// held across its exchange, so concurrent calls of one caller cause one
+/// exchange while other callers proceed. Bounded: when full, idle slots
+/// without a live token go first, then the least recently used.
+struct ExchangedTokens {
+    slots: std::sync::Mutex<ExchangeSlots>,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct ExchangeSlots {
+    by_caller: std::collections::HashMap<[u8; 32], ExchangeSlot>,
+    /// A counter standing in for time of last use, for eviction.
+    clock: u64,
+}
+
+struct ExchangeSlot {
+    token: Arc<tokio::sync::Mutex<Option<CachedToken>>>,
+    used: u64,
+}
+
+impl ExchangedTokens {
+    fn new(capacity: usize) -> ExchangedTokens {
+        ExchangedTokens {
+            slots: Default::default(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// The slot of the caller whose token hashes to `key`, made if new.
+    fn slot(&self, key: &[u8; 32]) -> Arc<tokio::sync::Mutex<Option<CachedToken>>> {
+        let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slots.clock += 1;
+        let now = slots.clock;
+        if let Some(slot) = slots.by_caller.get_mut(key) {
+            slot.used = now;
+            return Arc::clone(&slot.token);
+        }
+        if slots.by_caller.len() >= self.capacity {
+            let instant = Instant::now();
+            // A slot someone holds (an exchange under way) stays; so does a live token.
+            slots.by_caller.retain(|_, slot| {
+                Arc::strong_count(&slot.token) > 1
+                    || slot
+                        .token
+                        .try_lock()
+                        .is_ok_and(|cached| cached.as_ref().is_some_and(|c| instant < c.renew_at))
+            });
+            while slots.by_caller.len() >= self.capacity {
+                let Some(oldest) = slots.by_caller.iter().min_by_key(|(_, s)| s.used).map(|(k, _)| *k) else {
+                    break;
+                };
+                slots.by_caller.remove(&oldest);
+            }
+        }
+        let token = Arc::new(tokio::sync::Mutex::new(None));
+        slots.by_caller.insert(
+            *key,
+            ExchangeSlot {
+                token: Arc::clone(&token),
+                used: now,
+            },
+        );
+        token
+    }
+
+    /// The slot of `key` if there is one (without making it).
+    fn existing(&self, key: &[u8; 32]) -> Option<Arc<tokio::sync::Mutex<Option<CachedToken>>>> {
+        let slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slots.by_caller.get(key).map(|slot| Arc::clone(&slot.token))
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.slots.lock().unwrap().by_caller.len()
+    }
+}
+
+/// The authenticated HTTP caller's bearer token, kept only to exchange it at
+/// a token-exchange downstream's token endpoint. Crate-private, with no way
+/// to read it from outside the runtime, so a handler can neither see it nor
+/// send it anywhere; its `Debug` shows nothing of it.
+#[derive(Clone)]
+pub(crate) struct CallerToken(Arc<CallerTokenInner>);
+
+struct CallerTokenInner {
+    token: String,
+    /// SHA-256 of the token: the exchanged-token cache's key.
+    digest: [u8; 32],
+    /// The token's `exp`, seconds since the Unix epoch: no token exchanged
+    /// for it is reused past this.
+    expires_at: u64,
+}
+
+impl CallerToken {
+    /// `token` as verified by the HTTP gate, with its `exp`. Without the
+    /// `oauth` feature no caller is verified, so none is ever made.
+    #[cfg(any(feature = "oauth", test))]
+    pub(crate) fn new(token: &str, expires_at: u64) -> CallerToken {
+        use sha2::Digest as _;
+        CallerToken(Arc::new(CallerTokenInner {
+            token: token.to_owned(),
+            digest: sha2::Sha256::digest(token.as_bytes()).into(),
+            expires_at,
+        }))
+    }
+
+    /// When the caller's token expires, as an instant of this process's clock.
+    fn deadline(&self) -> Instant {
+        let expires = std::time::UNIX_EPOCH + Duration::from_secs(self.0.expires_at);
+        let left = expires.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        Instant::now() + left
+    }
+}
+
+impl fmt::Debug for CallerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CallerToken(<redacted>)")
+    }
 }
 
 impl Credential {
@@ -737,6 +1014,16 @@ impl Credential {
             Credential::None => "none",
             Credential::ServiceToken(_) => "service_token",
             Credential::ClientCredentials(_) => "client_credentials",
+            Credential::TokenExchange(_) => "token_exchange",
+        }
+    }
+
+    /// The token endpoint this credential uses, if any.
+    fn endpoint(&self) -> Option<&TokenEndpoint> {
+        match self {
+            Credential::None | Credential::ServiceToken(_) => None,
+            Credential::ClientCredentials(cc) => Some(&cc.endpoint),
+            Credential::TokenExchange(te) => Some(&te.endpoint),
         }
     }
 
@@ -758,7 +1045,50 @@ impl Credential {
                     return Ok(Some(cached.header.clone()));
                 }
                 *cache = None;
-                let fetched = cc.fetch(downstream).await?;
+                let mut form = String::from("grant_type=client_credentials");
+                if !cc.scopes.is_empty() {
+                    form.push_str("&scope=");
+                    form.push_str(&form_encode(&cc.scopes.join(" ")));
+                }
+                let fetched = cc.endpoint.request(downstream, form).await?;
+                let header = fetched.header.clone();
+                *cache = Some(fetched);
+                Ok(Some(header))
+            }
+            Credential::TokenExchange(te) => {
+                let Some(caller) = &downstream.caller else {
+                    return Err(ToolError::internal(format!(
+                        "downstream `{}` uses token exchange, which needs an authenticated HTTP caller whose \
+                         token is exchanged; over stdio or with --dev-no-auth there is none: serve over HTTP \
+                         with OAuth, or give this downstream client_credentials or a service token in the contract",
+                        downstream.inner.name
+                    )));
+                };
+                let slot = te.cache.slot(&caller.0.digest);
+                let mut cache = slot.lock().await;
+                if let Some(cached) = cache.as_ref()
+                    && Instant::now() < cached.renew_at
+                {
+                    return Ok(Some(cached.header.clone()));
+                }
+                *cache = None;
+                let mut form = format!(
+                    "grant_type={}&subject_token={}&subject_token_type={access}&requested_token_type={access}",
+                    form_encode(TOKEN_EXCHANGE_GRANT),
+                    form_encode(&caller.0.token),
+                    access = form_encode(ACCESS_TOKEN_TYPE),
+                );
+                if !te.audience.is_empty() {
+                    form.push_str("&audience=");
+                    form.push_str(&form_encode(&te.audience));
+                }
+                if !te.scopes.is_empty() {
+                    form.push_str("&scope=");
+                    form.push_str(&form_encode(&te.scopes.join(" ")));
+                }
+                let mut fetched = te.endpoint.request(downstream, form).await?;
+                // What was exchanged for the caller's token lives no longer than it.
+                fetched.renew_at = fetched.renew_at.min(caller.deadline());
                 let header = fetched.header.clone();
                 *cache = Some(fetched);
                 Ok(Some(header))
@@ -766,16 +1096,41 @@ impl Credential {
         }
     }
 
-    /// Drops a cached access token (after the downstream answered 401).
-    async fn forget(&self) {
-        if let Credential::ClientCredentials(cc) = self {
-            *cc.cache.lock().await = None;
+    /// Drops the cached access token `sent` after the downstream answered
+    /// 401 to it; a token fetched since by another call is kept.
+    async fn forget(&self, downstream: &Downstream, sent: &HeaderValue) {
+        let slot = match self {
+            Credential::None | Credential::ServiceToken(_) => return,
+            Credential::ClientCredentials(cc) => {
+                let mut cache = cc.cache.lock().await;
+                if cache.as_ref().is_some_and(|c| c.header == *sent) {
+                    *cache = None;
+                }
+                return;
+            }
+            Credential::TokenExchange(te) => match &downstream.caller {
+                Some(caller) => te.cache.existing(&caller.0.digest),
+                None => None,
+            },
+        };
+        if let Some(slot) = slot {
+            let mut cache = slot.lock().await;
+            if cache.as_ref().is_some_and(|c| c.header == *sent) {
+                *cache = None;
+            }
         }
     }
 }
 
-impl ClientCredentials {
-    async fn fetch(&self, downstream: &Downstream) -> Result<CachedToken, ToolError> {
+/// RFC 8693's grant type and token type names.
+const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+impl TokenEndpoint {
+    /// Posts `form` with the server's client authentication and reads the
+    /// access token issued. Errors repeat only the endpoint's OAuth error
+    /// code, never its body, the client secret or anything of `form`.
+    async fn request(&self, downstream: &Downstream, form: String) -> Result<CachedToken, ToolError> {
         let internal = |m: String| downstream.error(ToolError::internal, m);
         let secret = self.secret.read().map_err(internal)?;
         let basic = format!("{}:{}", form_encode(&self.client_id), form_encode(&secret));
@@ -785,16 +1140,11 @@ impl ClientCredentials {
         ))
         .map_err(|_| internal("the client secret is not a valid header value".into()))?;
         authorization.set_sensitive(true);
-        let mut form = String::from("grant_type=client_credentials");
-        if !self.scopes.is_empty() {
-            form.push_str("&scope=");
-            form.push_str(&form_encode(&self.scopes.join(" ")));
-        }
         let what = "the token request";
         let inner = &downstream.inner;
-        let response = inner
-            .client
-            .post(self.token_url.clone())
+        let client = inner.token_client.as_ref().unwrap_or(&inner.client);
+        let response = client
+            .post(self.url.clone())
             .header(AUTHORIZATION, authorization)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(ACCEPT, "application/json")
@@ -807,6 +1157,7 @@ impl ClientCredentials {
         struct TokenResponse {
             access_token: Option<String>,
             token_type: Option<String>,
+            issued_token_type: Option<String>,
             expires_in: Option<u64>,
             error: Option<String>,
         }
@@ -828,6 +1179,7 @@ impl ClientCredentials {
         let Some(TokenResponse {
             access_token: Some(token),
             token_type,
+            issued_token_type,
             expires_in,
             ..
         }) = parsed
@@ -838,6 +1190,12 @@ impl ClientCredentials {
             return Err(internal(
                 "the token endpoint issued a token that is not a bearer token".into(),
             ));
+        }
+        if issued_token_type.is_some_and(|t| t != ACCESS_TOKEN_TYPE) {
+            return Err(internal(format!(
+                "the token endpoint issued a token that is not an access token (`issued_token_type` is not \
+                 {ACCESS_TOKEN_TYPE})"
+            )));
         }
         let lifetime = expires_in.map_or(TOKEN_DEFAULT_LIFETIME, Duration::from_secs);
         let header = bearer(&token).map_err(|e| internal(format!("the issued access token {e}")))?;
@@ -1886,7 +2244,8 @@ mod tests {
     #[tokio::test]
     async fn the_metadata_address_is_refused_without_connecting() {
         for base in ["http://169.254.169.254/latest/", "https://169.254.169.254/latest/"] {
-            let err = Egress::new(
+            // Even where stand-ins are allowed.
+            let err = Egress::in_environment(
                 vec![spec(
                     "helpdesk",
                     "https://helpdesk.example.com/",
@@ -1894,6 +2253,7 @@ mod tests {
                     CredentialSpec::None,
                 )],
                 BTreeMap::from([("helpdesk".to_owned(), base.to_owned())]),
+                &Environment::new("staging").unwrap(),
             )
             .unwrap_err();
             assert!(err.contains("169.254.169.254 is a link-local address"), "{err}");
@@ -2135,5 +2495,616 @@ mod tests {
             "{err}"
         );
         assert_secret_free(&err);
+    }
+
+    /// A token endpoint on loopback that counts what it issues: `access-N`
+    /// for the Nth request, valid for `expires_in` seconds.
+    async fn counting_idp(expires_in: u64) -> (TestServer, Arc<std::sync::atomic::AtomicU32>) {
+        let issued = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = Arc::clone(&issued);
+        let idp = TestServer::start(move |seen| {
+            if seen.target != "/oauth/token" {
+                return respond("404 Not Found", &[], "");
+            }
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            ok_json(json!({"access_token": format!("access-{n}"), "token_type": "Bearer", "expires_in": expires_in}))
+        })
+        .await;
+        (idp, issued)
+    }
+
+    /// Calls `GET path` `n` times at once and fails on any error.
+    async fn concurrently(ds: &Downstream, n: usize, path: &str) {
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let (ds, path) = (ds.clone(), path.to_owned());
+            calls.spawn(async move { ds.get(&path).await.unwrap().error_for_status().unwrap() });
+        }
+        while let Some(done) = calls.join_next().await {
+            done.unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn client_credentials_fetch_once_for_concurrent_calls_and_renew_before_expiry() {
+        let (idp, _) = counting_idp(4).await;
+        let api = TestServer::start(|seen| match seen.header("authorization") {
+            Some(_) => ok_json(json!({})),
+            None => respond("401 Unauthorized", &[], ""),
+        })
+        .await;
+        let secret = TokenFile::new(CANARY);
+        let ds = one(spec(
+            "helpdesk",
+            &api.url("/api"),
+            &[],
+            CredentialSpec::ClientCredentials {
+                token_url: idp.url("/oauth/token"),
+                client_id: "c".into(),
+                client_secret: SecretRef::File(secret.path()),
+                scopes: vec![],
+            },
+        ));
+        concurrently(&ds, 50, "a").await;
+        assert_eq!(idp.seen().len(), 1, "50 concurrent calls, one token request");
+        assert_eq!(api.seen().len(), 50);
+        assert!(
+            api.seen()
+                .iter()
+                .all(|s| s.header("authorization") == Some("Bearer access-1"))
+        );
+        // `expires_in: 4` is renewed two seconds before it ends (half its lifetime,
+        // being shorter than the usual margin): once, for all callers.
+        tokio::time::sleep(Duration::from_millis(2_200)).await;
+        concurrently(&ds, 50, "b").await;
+        assert_eq!(idp.seen().len(), 2, "renewed once shortly before expiry");
+        assert!(
+            api.seen()[50..]
+                .iter()
+                .all(|s| s.header("authorization") == Some("Bearer access-2"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_401_drops_only_the_token_it_was_sent_with() {
+        let (idp, _) = counting_idp(3600).await;
+        let api = TestServer::start(|seen| match (seen.target.as_str(), seen.header("authorization")) {
+            ("/api/expire", Some("Bearer access-1")) => respond("401 Unauthorized", &[], ""),
+            (_, Some(_)) => ok_json(json!({})),
+            _ => respond("401 Unauthorized", &[], ""),
+        })
+        .await;
+        let secret = TokenFile::new(CANARY);
+        let ds = one(spec(
+            "helpdesk",
+            &api.url("/api"),
+            &[],
+            CredentialSpec::ClientCredentials {
+                token_url: idp.url("/oauth/token"),
+                client_id: "c".into(),
+                client_secret: SecretRef::File(secret.path()),
+                scopes: vec![],
+            },
+        ));
+        ds.get("a").await.unwrap();
+        assert_eq!(ds.get("expire").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+        ds.get("b").await.unwrap().error_for_status().unwrap();
+        assert_eq!(idp.seen().len(), 2, "the 401 dropped access-1");
+        // A late 401 for a token already replaced leaves the new one cached.
+        let Credential::ClientCredentials(cc) = &ds.inner.credentials else {
+            unreachable!()
+        };
+        let stale = bearer("access-1").unwrap();
+        ds.inner.credentials.forget(&ds, &stale).await;
+        assert!(cc.cache.lock().await.is_some());
+        ds.get("c").await.unwrap().error_for_status().unwrap();
+        assert_eq!(idp.seen().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_rotated_service_token_is_used_on_the_next_call() {
+        let api = TestServer::start(|_| ok_json(json!({}))).await;
+        let file = TokenFile::new("first-token");
+        let from_file = one(spec("files", &api.url("/"), &[], token_file(&file)));
+        from_file.get("a").await.unwrap();
+        std::fs::write(&file.0, "second-token\n").unwrap();
+        from_file.get("b").await.unwrap();
+
+        let variable = format!("CHARTER_EGRESS_TEST_TOKEN_{}", std::process::id());
+        // SAFETY: the variable's name is unique to this test; nothing else reads or writes it.
+        unsafe { std::env::set_var(&variable, "third-token") };
+        let from_env = one(spec(
+            "env",
+            &api.url("/"),
+            &[],
+            CredentialSpec::ServiceToken {
+                secret: SecretRef::Env(variable.clone()),
+            },
+        ));
+        from_env.get("c").await.unwrap();
+        // SAFETY: as above.
+        unsafe { std::env::set_var(&variable, "fourth-token") };
+        from_env.get("d").await.unwrap();
+        // SAFETY: as above.
+        unsafe { std::env::remove_var(&variable) };
+        let err = from_env.get("e").await.unwrap_err();
+        assert!(
+            err.message.contains(&format!(
+                "its credential is missing: set the environment variable {variable}"
+            )),
+            "{err}"
+        );
+
+        let sent: Vec<Option<String>> = api
+            .seen()
+            .iter()
+            .map(|s| s.header("authorization").map(String::from))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                Some("Bearer first-token".to_owned()),
+                Some("Bearer second-token".to_owned()),
+                Some("Bearer third-token".to_owned()),
+                Some("Bearer fourth-token".to_owned()),
+            ]
+        );
+    }
+
+    /// A caller token the downstream must never see.
+    const CALLER_CANARY: &str = "eyJhbGciOiJFZERTQSJ9.caller-canary-3b9e61d4.c2lnbmF0dXJl";
+
+    fn far_future() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 3600
+    }
+
+    /// A token-exchange endpoint issuing `exchanged-N-for-<who>`, valid
+    /// `expires_in` seconds: who is `alice` for [`CALLER_CANARY`] (so the
+    /// canary never reaches the downstream this way), else the caller token's
+    /// middle part.
+    async fn exchanging_idp(expires_in: u64) -> TestServer {
+        let issued = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        TestServer::start(move |seen| {
+            let form: BTreeMap<String, String> = reqwest::Url::parse(&format!("http://x/?{}", seen.body))
+                .unwrap()
+                .query_pairs()
+                .into_owned()
+                .collect();
+            let subject = form.get("subject_token").cloned().unwrap_or_default();
+            let who = if subject == CALLER_CANARY {
+                "alice".to_owned()
+            } else {
+                subject.split('.').nth(1).unwrap_or("?").to_owned()
+            };
+            let n = issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            ok_json(json!({
+                "access_token": format!("exchanged-{n}-for-{who}"),
+                "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                "token_type": "Bearer",
+                "expires_in": expires_in,
+            }))
+        })
+        .await
+    }
+
+    fn exchange_spec(idp: &TestServer, api: &TestServer, secret: &TokenFile) -> DownstreamSpec {
+        spec(
+            "tickets",
+            &api.url("/api"),
+            &[],
+            CredentialSpec::TokenExchange {
+                token_url: idp.url("/oauth/token"),
+                client_id: "support replies".into(),
+                client_secret: SecretRef::File(secret.path()),
+                audience: "https://tickets.example.com".into(),
+                scopes: vec!["tickets:read".into(), "tickets:comment".into()],
+            },
+        )
+    }
+
+    fn form_of(seen: &Seen) -> BTreeMap<String, String> {
+        reqwest::Url::parse(&format!("http://x/?{}", seen.body))
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect()
+    }
+
+    fn assert_caller_token_unseen(api: &TestServer) {
+        for seen in api.seen() {
+            let everything = format!("{seen:?}");
+            assert!(
+                !everything.contains(CALLER_CANARY),
+                "the downstream saw the caller's token: {seen:?}"
+            );
+            assert!(
+                !everything.contains("caller-canary"),
+                "the downstream saw the caller's token: {seen:?}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn token_exchange_trades_each_callers_token_once_and_sends_only_the_result() {
+        let idp = exchanging_idp(3600).await;
+        let api = TestServer::start(|seen| ok_json(json!({"auth": seen.header("authorization")}))).await;
+        let secret = TokenFile::new(CANARY);
+        let tickets = one(exchange_spec(&idp, &api, &secret));
+        let alice = tickets
+            .clone()
+            .for_caller(Some(CallerToken::new(CALLER_CANARY, far_future())));
+        let bob_token = "eyJhbGciOiJFZERTQSJ9.bob.c2ln";
+        let bob = tickets
+            .clone()
+            .for_caller(Some(CallerToken::new(bob_token, far_future())));
+
+        // Ten concurrent calls of one caller: one exchange.
+        concurrently(&alice, 10, "tickets/1").await;
+        assert_eq!(idp.seen().len(), 1, "one exchange for concurrent calls of one caller");
+        let exchange = &idp.seen()[0];
+        assert_eq!(exchange.method, "POST");
+        assert_eq!(exchange.target, "/oauth/token");
+        assert_eq!(
+            exchange.header("content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("support+replies:{}", form_encode(CANARY)));
+        assert_eq!(
+            exchange.header("authorization"),
+            Some(format!("Basic {basic}").as_str())
+        );
+        let form = form_of(exchange);
+        let expected: BTreeMap<String, String> = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+            ("subject_token", CALLER_CANARY),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+            ("requested_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+            ("audience", "https://tickets.example.com"),
+            ("scope", "tickets:read tickets:comment"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(form, expected);
+
+        // Repeats are cached; another caller gets an exchange of their own.
+        alice.get("tickets/2").await.unwrap().error_for_status().unwrap();
+        bob.get("tickets/3").await.unwrap().error_for_status().unwrap();
+        bob.get("tickets/4").await.unwrap().error_for_status().unwrap();
+        assert_eq!(idp.seen().len(), 2, "one exchange per caller");
+        assert_eq!(form_of(&idp.seen()[1])["subject_token"], bob_token);
+        let sent: Vec<String> = api
+            .seen()
+            .iter()
+            .map(|s| s.header("authorization").unwrap_or_default().to_owned())
+            .collect();
+        assert!(
+            sent[..11].iter().all(|a| *a == "Bearer exchanged-1-for-alice"),
+            "{sent:?}"
+        );
+        assert!(
+            sent[11..].iter().all(|a| *a == "Bearer exchanged-2-for-bob"),
+            "{sent:?}"
+        );
+        assert_caller_token_unseen(&api);
+
+        // The cache is keyed by the token's hash; neither it nor Debug shows the token.
+        let Credential::TokenExchange(te) = &tickets.inner.credentials else {
+            unreachable!()
+        };
+        assert_eq!(te.cache.len(), 2);
+        for shown in [format!("{alice:?}"), format!("{tickets:?}")] {
+            assert!(!shown.contains("caller-canary"), "{shown}");
+        }
+        let mut context = super::super::dispatch::Context::new("alice", "1");
+        context.caller_token = Some(CallerToken::new(CALLER_CANARY, far_future()));
+        assert!(!format!("{context:?}").contains("caller-canary"));
+
+        // A 401 from the downstream drops that caller's exchanged token only.
+        let rejecting = TestServer::start(|seen| match seen.header("authorization") {
+            Some("Bearer exchanged-3-for-alice") => respond("401 Unauthorized", &[], ""),
+            _ => ok_json(json!({})),
+        })
+        .await;
+        let idp = exchanging_idp(3600).await;
+        let tickets = one(exchange_spec(&idp, &rejecting, &secret));
+        let alice = tickets
+            .clone()
+            .for_caller(Some(CallerToken::new(CALLER_CANARY, far_future())));
+        let bob = tickets.for_caller(Some(CallerToken::new(bob_token, far_future())));
+        bob.get("x").await.unwrap().error_for_status().unwrap();
+        alice.get("x").await.unwrap().error_for_status().unwrap();
+        bob.get("x").await.unwrap().error_for_status().unwrap();
+        alice.get("x").await.unwrap().error_for_status().unwrap();
+        assert_eq!(idp.seen().len(), 2);
+        // exchanged-3 comes next (alice again, after a forced 401 below).
+        let Credential::TokenExchange(te) = &alice.inner.credentials else {
+            unreachable!()
+        };
+        let alice_key = CallerToken::new(CALLER_CANARY, 0).0.digest;
+        *te.cache.existing(&alice_key).unwrap().lock().await = None;
+        assert_eq!(alice.get("x").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+        alice.get("x").await.unwrap().error_for_status().unwrap();
+        bob.get("x").await.unwrap().error_for_status().unwrap();
+        assert_eq!(
+            idp.seen().len(),
+            4,
+            "alice's rejected token was replaced; bob's stayed cached"
+        );
+        assert_caller_token_unseen(&rejecting);
+    }
+
+    #[tokio::test]
+    async fn exchanged_tokens_are_renewed_before_they_or_the_callers_token_expire() {
+        let idp = exchanging_idp(4).await;
+        let api = TestServer::start(|_| ok_json(json!({}))).await;
+        let secret = TokenFile::new(CANARY);
+        let tickets = one(exchange_spec(&idp, &api, &secret));
+        let alice = tickets
+            .clone()
+            .for_caller(Some(CallerToken::new(CALLER_CANARY, far_future())));
+        alice.get("a").await.unwrap();
+        alice.get("b").await.unwrap();
+        assert_eq!(idp.seen().len(), 1);
+        tokio::time::sleep(Duration::from_millis(2_200)).await;
+        alice.get("c").await.unwrap();
+        assert_eq!(idp.seen().len(), 2, "renewed shortly before `expires_in`");
+
+        // An hour-long exchanged token is not reused past the caller's own `exp`.
+        let idp = exchanging_idp(3600).await;
+        let tickets = one(exchange_spec(&idp, &api, &secret));
+        let soon = far_future() - 3600 + 2;
+        let brief = tickets.for_caller(Some(CallerToken::new(CALLER_CANARY, soon)));
+        brief.get("a").await.unwrap();
+        brief.get("b").await.unwrap();
+        assert_eq!(idp.seen().len(), 1);
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        brief.get("c").await.unwrap();
+        assert_eq!(
+            idp.seen().len(),
+            2,
+            "the caller's token expired, so its exchange did too"
+        );
+        assert_caller_token_unseen(&api);
+    }
+
+    #[tokio::test]
+    async fn token_exchange_without_a_caller_is_refused_before_any_request() {
+        let idp = exchanging_idp(3600).await;
+        let api = TestServer::start(|_| ok_json(json!({}))).await;
+        let secret = TokenFile::new(CANARY);
+        let tickets = one(exchange_spec(&idp, &api, &secret));
+        for ds in [tickets.clone(), tickets.for_caller(None)] {
+            let err = ds.get("a").await.unwrap_err();
+            assert_eq!(err.kind, super::super::dispatch::ErrorKind::Internal);
+            assert!(
+                err.message
+                    .starts_with("downstream `tickets` uses token exchange, which needs an authenticated HTTP caller"),
+                "{err}"
+            );
+            assert!(
+                err.message.contains("over stdio or with --dev-no-auth there is none"),
+                "{err}"
+            );
+            assert!(err.message.contains("client_credentials or a service token"), "{err}");
+        }
+        // A context without a caller (stdio) hands out clients that refuse the same way.
+        let egress = Egress::new(vec![exchange_spec(&idp, &api, &secret)], BTreeMap::new()).unwrap();
+        let mut context = super::super::dispatch::Context::new("local-user", "1");
+        context.downstreams = egress.bind("triage", &["tickets".into()]).unwrap();
+        let err = context.downstream("tickets").unwrap().get("a").await.unwrap_err();
+        assert!(err.message.contains("uses token exchange"), "{err}");
+        // With one, the caller's token is exchanged.
+        context.caller_token = Some(CallerToken::new(CALLER_CANARY, far_future()));
+        context.downstream("tickets").unwrap().get("a").await.unwrap();
+        assert_eq!(idp.seen().len(), 1);
+        assert_eq!(api.seen().len(), 1);
+        assert_caller_token_unseen(&api);
+    }
+
+    #[tokio::test]
+    async fn token_endpoint_failures_name_the_oauth_error_only() {
+        let api = TestServer::start(|_| ok_json(json!({}))).await;
+        let secret = TokenFile::new(CANARY);
+        let elsewhere = TestServer::start(|_| ok_json(json!({"access_token": "stolen"}))).await;
+        let elsewhere_url = elsewhere.url("/oauth/token");
+        let idp = TestServer::start(move |seen| match seen.target.as_str() {
+            "/refuse" => respond(
+                "400 Bad Request",
+                &[("content-type", "application/json")],
+                &json!({"error": "invalid_grant", "error_description": format!("bad {CALLER_CANARY} {CANARY}")})
+                    .to_string(),
+            ),
+            "/down" => respond("503 Service Unavailable", &[], CALLER_CANARY),
+            "/odd-code" => respond("400 Bad Request", &[], &json!({"error": CALLER_CANARY}).to_string()),
+            "/not-access" => ok_json(json!({
+                "access_token": "x",
+                "issued_token_type": "urn:ietf:params:oauth:token-type:id_token",
+                "token_type": "N_A",
+            })),
+            "/no-token" => ok_json(json!({"issued_token_type": CALLER_CANARY})),
+            "/redirect" => respond("307 Temporary Redirect", &[("location", &elsewhere_url)], ""),
+            _ => respond("404 Not Found", &[], ""),
+        })
+        .await;
+        for (path, expected, kind) in [
+            (
+                "/refuse",
+                "downstream `tickets`: the token endpoint answered 400 Bad Request (invalid_grant)",
+                super::super::dispatch::ErrorKind::Internal,
+            ),
+            (
+                "/down",
+                "downstream `tickets`: the token endpoint answered 503 Service Unavailable",
+                super::super::dispatch::ErrorKind::Unavailable,
+            ),
+            (
+                "/odd-code",
+                "downstream `tickets`: the token endpoint answered 400 Bad Request",
+                super::super::dispatch::ErrorKind::Internal,
+            ),
+            (
+                "/not-access",
+                "downstream `tickets`: the token endpoint issued a token that is not a bearer token",
+                super::super::dispatch::ErrorKind::Internal,
+            ),
+            (
+                "/no-token",
+                "downstream `tickets`: the token endpoint's answer has no access_token",
+                super::super::dispatch::ErrorKind::Internal,
+            ),
+            (
+                "/redirect",
+                "downstream `tickets`: the token endpoint answered 307 Temporary Redirect",
+                super::super::dispatch::ErrorKind::Internal,
+            ),
+        ] {
+            let mut ds_spec = exchange_spec(&idp, &api, &secret);
+            ds_spec.egress = vec![elsewhere.egress()];
+            if let CredentialSpec::TokenExchange { token_url, .. } = &mut ds_spec.credentials {
+                *token_url = idp.url(path);
+            }
+            let ds = one(ds_spec).for_caller(Some(CallerToken::new(CALLER_CANARY, far_future())));
+            let err = ds.get("a").await.unwrap_err();
+            assert_eq!(err.message, expected, "{path}");
+            assert_eq!(err.kind, kind, "{path}");
+            assert_secret_free(&err);
+            assert!(!format!("{err:?}").contains("caller-canary"), "{err:?}");
+        }
+        assert!(api.seen().is_empty(), "no call went out without a token");
+        assert!(elsewhere.seen().is_empty(), "token requests follow no redirect");
+    }
+
+    #[test]
+    fn the_exchanged_token_cache_is_bounded() {
+        let cache = ExchangedTokens::new(4);
+        let key = |n: u8| [n; 32];
+        let held = cache.slot(&key(0));
+        for n in 1..=3 {
+            cache.slot(&key(n));
+        }
+        assert_eq!(cache.len(), 4);
+        // Full: idle slots without a live token go, the one in use stays.
+        cache.slot(&key(4));
+        assert_eq!(cache.len(), 2);
+        assert!(cache.existing(&key(0)).is_some_and(|s| Arc::ptr_eq(&s, &held)));
+        // Live tokens are evicted least recently used first.
+        let live = |slot: Arc<tokio::sync::Mutex<Option<CachedToken>>>| {
+            *slot.try_lock().unwrap() = Some(CachedToken {
+                header: bearer("t").unwrap(),
+                renew_at: Instant::now() + Duration::from_secs(60),
+            });
+        };
+        drop(held);
+        live(cache.existing(&key(0)).unwrap());
+        live(cache.existing(&key(4)).unwrap());
+        live(cache.slot(&key(5)));
+        live(cache.slot(&key(6)));
+        cache.slot(&key(0));
+        cache.slot(&key(7));
+        assert_eq!(cache.len(), 4);
+        assert!(cache.existing(&key(4)).is_none(), "the least recently used went");
+        assert!(cache.existing(&key(0)).is_some(), "a recently used one stayed");
+    }
+
+    #[test]
+    fn production_overrides_name_only_declared_hosts() {
+        let contract = || {
+            vec![spec(
+                "helpdesk",
+                "https://helpdesk.example.com/api",
+                &["mirror.example.com:443".into()],
+                CredentialSpec::None,
+            )]
+        };
+        let overrides = |url: &str| BTreeMap::from([("helpdesk".to_owned(), url.to_owned())]);
+        let production = Environment::default();
+        // Declared hosts: the base URL's (another path) and the egress list's.
+        for url in ["https://helpdesk.example.com/v2", "https://mirror.example.com/api"] {
+            let egress = Egress::in_environment(contract(), overrides(url), &production).unwrap();
+            assert!(egress.client("helpdesk").unwrap().base_url().starts_with(url));
+        }
+        let err = Egress::in_environment(contract(), overrides("http://127.0.0.1:8090/"), &production).unwrap_err();
+        assert_eq!(
+            err,
+            "downstream `helpdesk`: the configured base URL (`[downstreams.helpdesk] base_url`) names \
+             127.0.0.1:8090, which the contract does not declare for this downstream (it declares \
+             helpdesk.example.com:443, mirror.example.com:443); in the `production` environment a base URL \
+             may only name a declared host: point it at one of those, declare 127.0.0.1:8090 in the \
+             downstream's `egress` in the contract, or, for a stand-in outside production, set `environment` \
+             (e.g. `environment = \"staging\"`) in the configuration"
+        );
+        // Another port of a declared host is another host.
+        assert!(
+            Egress::in_environment(contract(), overrides("https://helpdesk.example.com:8443/"), &production).is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn stand_ins_outside_production_are_reachable_and_announced() {
+        let stand_in = TestServer::start(|_| ok_json(json!({"recorded": true}))).await;
+        let contract = vec![spec(
+            "helpdesk",
+            "https://helpdesk.example.com/api",
+            &[],
+            CredentialSpec::None,
+        )];
+        let overrides = BTreeMap::from([("helpdesk".to_owned(), stand_in.url("/replay"))]);
+        let log = Arc::new(Mutex::new(Vec::<u8>::new()));
+        struct Capture(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Capture {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let writer = Arc::clone(&log);
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || Capture(Arc::clone(&writer)))
+            .finish();
+        let egress = tracing::subscriber::with_default(subscriber, || {
+            Egress::in_environment(contract, overrides, &Environment::new("staging").unwrap())
+        })
+        .unwrap();
+        let logged = String::from_utf8(log.lock().unwrap().clone()).unwrap();
+        assert!(logged.contains("WARN"), "{logged}");
+        assert!(
+            logged.contains(&format!(
+                "downstream `helpdesk` is served by a stand-in at {}, a host the contract does not declare: \
+                 allowed because the environment is `staging`, refused in production",
+                stand_in.url("/replay/")
+            )),
+            "{logged}"
+        );
+        let answer = egress.client("helpdesk").unwrap().get("tickets").await.unwrap();
+        assert_eq!(answer.json::<Value>().unwrap(), json!({"recorded": true}));
+        assert_eq!(stand_in.seen()[0].target, "/replay/tickets");
+    }
+
+    #[test]
+    fn the_environment_comes_from_the_configuration() {
+        let specs = vec![spec(
+            "helpdesk",
+            "https://helpdesk.example.com/",
+            &[],
+            CredentialSpec::None,
+        )];
+        let mut config: super::super::config::Config =
+            toml::from_str("[downstreams.helpdesk]\nbase_url = \"http://127.0.0.1:8090\"").unwrap();
+        config.apply_env("SRV", |_| None).unwrap();
+        let err = Egress::from_config(&specs, &config).unwrap_err();
+        assert!(err.contains("in the `production` environment"), "{err}");
+        config
+            .apply_env("SRV", |k| (k == "SRV_ENVIRONMENT").then(|| "local".to_owned()))
+            .unwrap();
+        assert!(Egress::from_config(&specs, &config).is_ok());
     }
 }

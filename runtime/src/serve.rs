@@ -192,10 +192,12 @@ async fn admit<D: Dispatch>(
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
         .map(String::from);
-    let identity = match authenticate(&state, request.headers()).await {
-        Ok(identity) => identity,
+    let (identity, caller_token) = match authenticate(&state, request.headers()).await {
+        Ok(authenticated) => authenticated,
         Err(response) => return response,
     };
+    #[cfg(not(feature = "egress"))]
+    let () = caller_token;
     let (mut parts, body) = request.into_parts();
     let mut rate_counted = false;
     let body = if parts.method == axum::http::Method::POST {
@@ -249,6 +251,8 @@ async fn admit<D: Dispatch>(
         identity,
         rate_counted,
         traceparent,
+        #[cfg(feature = "egress")]
+        caller_token,
     });
     next.run(axum::extract::Request::from_parts(parts, body)).await
 }
@@ -269,14 +273,22 @@ impl HttpGate {
     }
 }
 
-/// The caller of an HTTP request, or the 401 that refuses it.
+/// The verified bearer token a request carried, kept for token-exchange
+/// downstreams (feature `egress`); nothing without them.
+#[cfg(all(feature = "http", feature = "egress"))]
+type PresentedToken = Option<super::egress::CallerToken>;
+#[cfg(all(feature = "http", not(feature = "egress")))]
+type PresentedToken = ();
+
+/// The caller of an HTTP request and the token they proved it with, or the
+/// 401 that refuses them.
 #[cfg(feature = "http")]
 async fn authenticate<D: Dispatch>(
     state: &GateState<D>,
     headers: &axum::http::HeaderMap,
-) -> Result<Identity, axum::response::Response> {
+) -> Result<(Identity, PresentedToken), axum::response::Response> {
     if !state.gate.authenticates() {
-        return Ok(Identity::anonymous());
+        return Ok((Identity::anonymous(), PresentedToken::default()));
     }
     #[cfg(feature = "oauth")]
     if let Some(auth) = &state.gate.auth {
@@ -291,12 +303,21 @@ async fn authenticate<D: Dispatch>(
             (Some(_), Some(_)) => Some(""),
         };
         return match auth.authenticate(authorization).await {
-            Ok(caller) => Ok(Identity {
-                subject: caller.subject,
-                client: caller.client_id,
-                scopes: Some(caller.scopes),
-                transport: "http",
-            }),
+            Ok(caller) => {
+                #[cfg(feature = "egress")]
+                let token = super::auth::bearer_token(authorization)
+                    .ok()
+                    .map(|token| super::egress::CallerToken::new(token, caller.expires_at));
+                #[cfg(not(feature = "egress"))]
+                let token = ();
+                let identity = Identity {
+                    subject: caller.subject,
+                    client: caller.client_id,
+                    scopes: Some(caller.scopes),
+                    transport: "http",
+                };
+                Ok((identity, token))
+            }
             Err(error) => {
                 state.server.refuse_unauthenticated(error.reason(), &error.to_string());
                 let challenge = error.www_authenticate(state.gate.metadata_url().unwrap_or_default());
@@ -312,7 +333,7 @@ async fn authenticate<D: Dispatch>(
         };
     }
     let _ = headers;
-    Ok(Identity::anonymous())
+    Ok((Identity::anonymous(), PresentedToken::default()))
 }
 
 /// Marks a response sent before its request's body was read: the server will
@@ -467,5 +488,263 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(all(test, feature = "oauth", feature = "egress"))]
+mod tests {
+    //! A handler behind the real HTTP gate calls a token-exchange downstream:
+    //! a signed JWT, verified against a loopback JWKS, is exchanged at a
+    //! loopback token endpoint, and only the exchanged token reaches the API.
+
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use base64::Engine as _;
+    use serde_json::{Map, Value, json};
+
+    use super::super::config::Config;
+    use super::super::dispatch::{BoxFuture, Context, Dispatch, ResourceBody, ToolError, ToolOutput};
+    use super::super::server::McpServer;
+    use super::super::surface::Surface;
+    use super::HttpGate;
+    use rmcp::model::{ContentBlock, PromptMessage};
+
+    struct CallsTickets;
+
+    impl Dispatch for CallsTickets {
+        fn call_tool<'a>(
+            &'a self,
+            _: &'a str,
+            _: Value,
+            context: Context,
+        ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+            Box::pin(async move {
+                let response = context.downstream("tickets")?.get("ping").await?.error_for_status()?;
+                Ok(ToolOutput::Content(vec![ContentBlock::text(
+                    response.text()?.to_string(),
+                )]))
+            })
+        }
+        fn read_resource<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: Map<String, Value>,
+            _: Context,
+        ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
+            Box::pin(async { Err(ToolError::internal("no resources here")) })
+        }
+        fn get_prompt<'a>(
+            &'a self,
+            _: &'a str,
+            _: BTreeMap<String, String>,
+            _: Context,
+        ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
+            Box::pin(async { Err(ToolError::internal("no prompts here")) })
+        }
+    }
+
+    /// What the loopback identity provider and API saw.
+    #[derive(Default)]
+    struct Seen {
+        token_requests: Vec<String>,
+        /// Each API request's `Authorization`, and all its headers.
+        api_requests: Vec<(Option<String>, String)>,
+    }
+
+    /// One loopback server playing identity provider (JWKS, token endpoint) and downstream API.
+    async fn provider(jwks: Value) -> (u16, Arc<Mutex<Seen>>) {
+        use axum::routing::{get, post};
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let (exchange, api) = (Arc::clone(&seen), Arc::clone(&seen));
+        let router = axum::Router::new()
+            .route("/jwks", get(move || async move { super::json_body(&jwks) }))
+            .route(
+                "/oauth/token",
+                post(move |body: String| async move {
+                    exchange.lock().unwrap().token_requests.push(body);
+                    super::json_body(&json!({
+                        "access_token": "exchanged-for-tickets",
+                        "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                        "token_type": "Bearer",
+                        "expires_in": 300,
+                    }))
+                }),
+            )
+            .route(
+                "/api/ping",
+                get(move |headers: axum::http::HeaderMap| async move {
+                    let authorization = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(String::from);
+                    api.lock()
+                        .unwrap()
+                        .api_requests
+                        .push((authorization, format!("{headers:?}")));
+                    "pong"
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        (port, seen)
+    }
+
+    fn surface(provider: u16, audience: &str, client_secret: &str) -> Surface {
+        let idp = format!("http://127.0.0.1:{provider}");
+        let surface = json!({
+            "server": {
+                "name": "exchange-test", "title": null, "version": "1.0.0",
+                "description": "Tests token exchange end to end.", "env_prefix": "EXCHANGE_TEST",
+                "disable": {"env": null, "file": null}
+            },
+            "http": {"origins": [], "max_request_bytes": 65536},
+            "oauth": {
+                "issuer": idp, "audience": audience, "jwks_uri": format!("{idp}/jwks"),
+                "algorithms": ["EdDSA"], "leeway_ms": 0
+            },
+            "scopes": [],
+            "data_classes": {},
+            "downstreams": [{
+                "name": "tickets",
+                "base_url": format!("{idp}/api"),
+                "egress": [],
+                "timeout_ms": 5000,
+                "credentials": {
+                    "kind": "token_exchange",
+                    "token_url": format!("{idp}/oauth/token"),
+                    "client_id": "exchange-test",
+                    "client_secret": {"file": client_secret},
+                    "audience": "https://tickets.example.com",
+                    "scopes": ["tickets:read"],
+                },
+                "private_network": false,
+            }],
+            "tools": [{
+                "definition": {
+                    "name": "ping_tickets",
+                    "description": "Calls the tickets API.",
+                    "inputSchema": {"type": "object", "properties": {}, "additionalProperties": false}
+                },
+                "hash": "0".repeat(64),
+                "effect": "read",
+                "scopes": [],
+                "data_class": null,
+                "approval": {"mode": "none"},
+                "audit": {"arguments": true, "results": false},
+                "limits": {
+                    "timeout_ms": 5000, "max_request_bytes": 4096, "max_response_bytes": 65536,
+                    "rate": {"count": 100, "period_ms": 1000}, "concurrency": 4
+                },
+                "content": ["text"],
+                "progress": false,
+                "client_logging": false,
+                "asks_client": [],
+                "downstreams": ["tickets"],
+            }],
+            "resources": [],
+            "prompts": [],
+        });
+        Surface::parse(&surface.to_string()).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handler_behind_the_http_gate_sends_the_exchanged_token() {
+        use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+        use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+        let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
+        let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": x}]});
+        let (idp_port, seen) = provider(jwks).await;
+
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let audience = format!("http://127.0.0.1:{port}/mcp");
+        let secret = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(secret.path(), "client-secret\n").unwrap();
+        let surface = surface(idp_port, &audience, &secret.path().display().to_string());
+        let config = Config::default();
+        let egress = super::super::egress::Egress::from_config(&surface.downstreams, &config).unwrap();
+        let oauth = surface.oauth.clone().unwrap();
+        let mut settings = super::super::auth::OAuthSettings::new(oauth.issuer.clone(), audience.clone());
+        settings.jwks_uri = oauth.jwks_uri.clone();
+        settings.algorithms = oauth.algorithms.clone();
+        let auth = super::super::auth::Authenticator::new(settings).unwrap();
+        auth.refresh().await.unwrap();
+        let gate = HttpGate {
+            auth: Some(Arc::new(auth)),
+            metadata: None,
+            audience: Some(audience.clone()),
+        };
+        let server = McpServer::new(surface, CallsTickets)
+            .unwrap()
+            .with_egress(&egress)
+            .unwrap();
+        let listen = format!("127.0.0.1:{port}");
+        tokio::spawn(async move { super::http(server, &config, &listen, gate).await });
+
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let claims = json!({
+            "iss": oauth.issuer, "aud": audience, "sub": "alice", "exp": now + 600,
+            "jti": "caller-canary-91c2",
+        });
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some("k1".into());
+        let signing = EncodingKey::from_ed_der(key.to_pkcs8_der().unwrap().as_bytes());
+        let caller_token = jsonwebtoken::encode(&header, &claims, &signing).unwrap();
+
+        let client = reqwest::Client::new();
+        let call = json!({
+            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "ping_tickets", "arguments": {}}
+        });
+        let mut answer = None;
+        for _ in 0..100 {
+            let sent = client
+                .post(format!("http://127.0.0.1:{port}/mcp"))
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", "2025-11-25")
+                .bearer_auth(&caller_token)
+                .body(call.to_string())
+                .send()
+                .await;
+            match sent {
+                Ok(response) => {
+                    answer = Some(response.text().await.unwrap());
+                    break;
+                }
+                // Not listening yet.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        let answer = answer.expect("the server answers");
+        let message: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(message["result"]["content"][0]["text"], "pong", "{message}");
+        assert!(!answer.contains(&caller_token));
+
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.token_requests.len(), 1);
+        let form: BTreeMap<String, String> = reqwest::Url::parse(&format!("http://x/?{}", seen.token_requests[0]))
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect();
+        assert_eq!(
+            form["subject_token"], caller_token,
+            "the caller's verified token was exchanged"
+        );
+        assert_eq!(form["audience"], "https://tickets.example.com");
+        assert_eq!(form["scope"], "tickets:read");
+        assert_eq!(seen.api_requests.len(), 1);
+        let (authorization, headers) = &seen.api_requests[0];
+        assert_eq!(authorization.as_deref(), Some("Bearer exchanged-for-tickets"));
+        assert!(!headers.contains(&caller_token), "{headers}");
     }
 }

@@ -914,6 +914,8 @@ fn context_of(
         rate_counted: admitted.as_ref().is_some_and(|a| a.rate_counted),
         #[cfg(feature = "egress")]
         downstreams: Default::default(),
+        #[cfg(feature = "egress")]
+        caller_token: admitted.and_then(|a| a.caller_token),
     }
 }
 
@@ -925,6 +927,9 @@ pub struct Admitted {
     pub rate_counted: bool,
     /// The client's W3C `traceparent` header.
     pub traceparent: Option<String>,
+    /// The verified bearer token, for token-exchange downstreams.
+    #[cfg(feature = "egress")]
+    pub(crate) caller_token: Option<super::egress::CallerToken>,
 }
 
 #[cfg(feature = "http")]
