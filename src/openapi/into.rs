@@ -39,6 +39,8 @@ struct Edit {
     start: usize,
     end: usize,
     text: String,
+    /// At the same place, continuations of existing mappings come before new top-level keys.
+    new_key: bool,
     seq: usize,
 }
 
@@ -179,7 +181,9 @@ impl<'t> Existing<'t> {
         for (seq, e) in edits.iter_mut().enumerate() {
             e.seq = seq;
         }
-        edits.sort_by(|a, b| b.start.cmp(&a.start).then(b.seq.cmp(&a.seq)));
+        // Applied from the end backwards, so earlier offsets stay valid; at one offset the edit
+        // that must come last in the text is applied first.
+        edits.sort_by(|a, b| (b.start, b.new_key, b.seq).cmp(&(a.start, a.new_key, a.seq)));
         for e in &edits {
             text.replace_range(e.start..e.end, &e.text);
         }
@@ -212,6 +216,7 @@ impl<'t> Existing<'t> {
                             start: e.key_span.end,
                             end: e.value.span.end,
                             text: format!(":\n{}", body.trim_end_matches('\n')),
+                            new_key: false,
                             seq: 0,
                         })
                     }
@@ -223,6 +228,7 @@ impl<'t> Existing<'t> {
                                 start: e.key_span.end,
                                 end: e.value.span.end,
                                 text: format!(":\n{}", body.trim_end_matches('\n')),
+                                new_key: false,
                                 seq: 0,
                             })
                         } else {
@@ -243,7 +249,9 @@ impl<'t> Existing<'t> {
                 let (last, parents) = path.split_last().expect("a path");
                 if parents.is_empty() {
                     let key = render::scalar_str(last, false);
-                    Ok(self.insertion(self.text.len(), format!("\n{key}:\n{}", content(2))))
+                    let mut edit = self.insertion(self.text.len(), format!("\n{key}:\n{}", content(2)));
+                    edit.new_key = true;
+                    Ok(edit)
                 } else {
                     let last = (*last).to_owned();
                     self.add(parents, &move |indent| {
@@ -263,6 +271,7 @@ impl<'t> Existing<'t> {
             start: at,
             end: at,
             text,
+            new_key: false,
             seq: 0,
         }
     }
