@@ -35,7 +35,15 @@ fn write_temp(dir: &tempfile::TempDir, name: &str, contents: &[u8]) -> PathBuf {
 #[test]
 fn imports_openapi_3_0_yaml_into_a_contract_that_passes() {
     let out = charter(&[
-        "import", "openapi", PETSTORE, "--downstream", "pets", "--tag", "pets", "--effect", "updatePet=draft",
+        "import",
+        "openapi",
+        PETSTORE,
+        "--downstream",
+        "pets",
+        "--tag",
+        "pets",
+        "--effect",
+        "updatePet=draft",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     snapshot("petstore-3.0", &text(&out.stdout));
@@ -87,12 +95,23 @@ fn output_is_deterministic() {
 
 #[test]
 fn descriptions_are_cleaned_and_their_findings_reported() {
-    let out = charter(&["import", "openapi", PETSTORE, "--downstream", "pets", "--operation", "listPetNotes"]);
+    let out = charter(&[
+        "import",
+        "openapi",
+        PETSTORE,
+        "--downstream",
+        "pets",
+        "--operation",
+        "listPetNotes",
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let stderr = text(&out.stderr);
     snapshot("findings", &stderr);
     let contract = text(&out.stdout);
-    assert!(!contract.contains('\u{200B}') && !contract.contains("evil.example"), "{contract}");
+    assert!(
+        !contract.contains('\u{200B}') && !contract.contains("evil.example"),
+        "{contract}"
+    );
     // The instruction is imported as written, and `charter check` refuses it until someone rewrites it.
     let dir = tempfile::tempdir().unwrap();
     let path = write_temp(&dir, "notes.yaml", &out.stdout);
@@ -104,7 +123,16 @@ fn descriptions_are_cleaned_and_their_findings_reported() {
 #[test]
 fn unsupported_operations_are_refused_with_every_reason() {
     let out = charter(&[
-        "import", "openapi", PETSTORE, "--downstream", "pets", "--tag", "uploads", "--tag", "refused", "--operation",
+        "import",
+        "openapi",
+        PETSTORE,
+        "--downstream",
+        "pets",
+        "--tag",
+        "uploads",
+        "--tag",
+        "refused",
+        "--operation",
         "getPet",
     ]);
     assert_eq!(out.status.code(), Some(2));
@@ -119,7 +147,15 @@ fn selections_must_be_named_and_small() {
     assert!(text(&none.stderr).contains("name the operations to import"));
 
     let typo = charter(&[
-        "import", "openapi", PETSTORE, "--downstream", "pets", "--operation", "listPet", "--tag", "pet",
+        "import",
+        "openapi",
+        PETSTORE,
+        "--downstream",
+        "pets",
+        "--operation",
+        "listPet",
+        "--tag",
+        "pet",
     ]);
     assert_eq!(typo.status.code(), Some(2));
     snapshot("unknown-selection", &text(&typo.stderr));
@@ -137,17 +173,38 @@ fn selections_must_be_named_and_small() {
     let many = charter(&["import", "openapi", spec, "--downstream", "many", "--tag", "all"]);
     assert_eq!(many.status.code(), Some(2));
     let stderr = text(&many.stderr);
-    assert!(stderr.contains("26 operations, more than 25") && stderr.contains("--all-selected"), "{stderr}");
-    let all = charter(&["import", "openapi", spec, "--downstream", "many", "--tag", "all", "--all-selected"]);
+    assert!(
+        stderr.contains("26 operations, more than 25") && stderr.contains("--all-selected"),
+        "{stderr}"
+    );
+    let all = charter(&[
+        "import",
+        "openapi",
+        spec,
+        "--downstream",
+        "many",
+        "--tag",
+        "all",
+        "--all-selected",
+    ]);
     assert_eq!(all.status.code(), Some(0), "{}", text(&all.stderr));
 }
 
 #[test]
 fn effects_are_never_understated() {
     for (args, expect) in [
-        (vec!["--operation", "getPet", "--effect", "getPet=draft"], "already `read`"),
-        (vec!["--operation", "deletePet", "--effect", "deletePet=read"], "only `draft` can be given"),
-        (vec!["--operation", "deletePet", "--effect", "createPet=draft"], "not among the selected"),
+        (
+            vec!["--operation", "getPet", "--effect", "getPet=draft"],
+            "already `read`",
+        ),
+        (
+            vec!["--operation", "deletePet", "--effect", "deletePet=read"],
+            "only `draft` can be given",
+        ),
+        (
+            vec!["--operation", "deletePet", "--effect", "createPet=draft"],
+            "not among the selected",
+        ),
     ] {
         let mut all = vec!["import", "openapi", PETSTORE, "--downstream", "pets"];
         all.extend(args);
@@ -177,8 +234,17 @@ fn into_adds_to_an_existing_contract_keeping_its_text() {
     let before = text(&init.stdout);
     let c = contract.to_str().unwrap();
     let out = charter(&[
-        "import", "openapi", PETSTORE, "--downstream", "pets", "--operation", "getPet", "--operation", "createPet",
-        "--into", c,
+        "import",
+        "openapi",
+        PETSTORE,
+        "--downstream",
+        "pets",
+        "--operation",
+        "getPet",
+        "--operation",
+        "createPet",
+        "--into",
+        c,
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(out.stdout.is_empty());
@@ -189,29 +255,69 @@ fn into_adds_to_an_existing_contract_keeping_its_text() {
         let at = rest.find(line).unwrap_or_else(|| panic!("lost line {line:?}\n{after}"));
         rest = &rest[at + line.len()..];
     }
-    let diff = similar::TextDiff::from_lines(&before, &after).unified_diff().context_radius(1).to_string();
+    let diff = similar::TextDiff::from_lines(&before, &after)
+        .unified_diff()
+        .context_radius(1)
+        .to_string();
     snapshot("into", &diff);
     let (code, report) = check(&contract);
     assert_eq!(code, 0, "{report}");
 
     // An existing tool is never replaced; nothing is written.
-    let again = charter(&["import", "openapi", PETSTORE, "--downstream", "pets", "--operation", "getPet", "--into", c]);
+    let again = charter(&[
+        "import",
+        "openapi",
+        PETSTORE,
+        "--downstream",
+        "pets",
+        "--operation",
+        "getPet",
+        "--into",
+        c,
+    ]);
     assert_eq!(again.status.code(), Some(2));
     assert!(text(&again.stderr).contains("already has a tool `get_pet`"));
     assert_eq!(std::fs::read_to_string(&contract).unwrap(), after);
 
     // Identical definitions are shared; a different one of the same name is refused.
-    let more = charter(&["import", "openapi", PETSTORE, "--downstream", "pets", "--operation", "listPets", "--into", c]);
+    let more = charter(&[
+        "import",
+        "openapi",
+        PETSTORE,
+        "--downstream",
+        "pets",
+        "--operation",
+        "listPets",
+        "--into",
+        c,
+    ]);
     assert_eq!(more.status.code(), Some(0), "{}", text(&more.stderr));
     let (code, report) = check(&contract);
     assert_eq!(code, 0, "{report}");
-    let edited = std::fs::read_to_string(&contract)
-        .unwrap()
-        .replace("enum: [available, pending, sold, null]", "enum: [available, sold, null]");
+    let edited = std::fs::read_to_string(&contract).unwrap().replace(
+        "enum: [available, pending, sold, null]",
+        "enum: [available, sold, null]",
+    );
     std::fs::write(&contract, &edited).unwrap();
-    let clash = charter(&["import", "openapi", PETSTORE, "--downstream", "pets", "--operation", "deletePet", "--operation", "updatePet", "--into", c]);
+    let clash = charter(&[
+        "import",
+        "openapi",
+        PETSTORE,
+        "--downstream",
+        "pets",
+        "--operation",
+        "deletePet",
+        "--operation",
+        "updatePet",
+        "--into",
+        c,
+    ]);
     assert_eq!(clash.status.code(), Some(2));
-    assert!(text(&clash.stderr).contains("already defines `$defs.Status`"), "{}", text(&clash.stderr));
+    assert!(
+        text(&clash.stderr).contains("already defines `$defs.Status`"),
+        "{}",
+        text(&clash.stderr)
+    );
     assert_eq!(std::fs::read_to_string(&contract).unwrap(), edited);
 }
 
@@ -220,7 +326,17 @@ fn out_writes_a_new_file_and_never_replaces_one() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("pets.yaml");
     let t = target.to_str().unwrap();
-    let args = ["import", "openapi", PETSTORE, "--downstream", "pets", "--operation", "getPet", "--out", t];
+    let args = [
+        "import",
+        "openapi",
+        PETSTORE,
+        "--downstream",
+        "pets",
+        "--operation",
+        "getPet",
+        "--out",
+        t,
+    ];
     let first = charter(&args);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
     let written = std::fs::read_to_string(&target).unwrap();
@@ -265,7 +381,15 @@ fn imports_twenty_operations_from_githubs_description() {
         "{} is missing: run scripts/setup-tools, which installs @octokit/openapi into .tools/",
         spec.display()
     );
-    let mut args = vec!["import", "openapi", GITHUB, "--downstream", "github", "--name", "release-notes"];
+    let mut args = vec![
+        "import",
+        "openapi",
+        GITHUB,
+        "--downstream",
+        "github",
+        "--name",
+        "release-notes",
+    ];
     for op in GITHUB_OPERATIONS {
         args.extend(["--operation", op]);
     }
@@ -282,15 +406,29 @@ fn imports_twenty_operations_from_githubs_description() {
     // model) and `repos/list-commits` takes any `path`: the import reports the first, and
     // `charter check` refuses all three until a reviewer decides. Everything else passes.
     let stderr = text(&out.stderr);
-    assert_eq!(stderr.matches("warning[instruction-in-description]").count(), 2, "{stderr}");
+    assert_eq!(
+        stderr.matches("warning[instruction-in-description]").count(),
+        2,
+        "{stderr}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = write_temp(&dir, "release-notes.yaml", contract.as_bytes());
     let (code, report) = check(&path);
     assert_eq!(code, 1, "{report}");
     let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("error[")).collect();
     assert_eq!(errors.len(), 3, "{report}");
-    assert_eq!(errors.iter().filter(|e| e.starts_with("error[instruction-in-description]")).count(), 2);
-    assert!(errors.iter().any(|e| e.starts_with("error[unbounded-discovery]: tool `repos_list_commits` takes any `path`")));
+    assert_eq!(
+        errors
+            .iter()
+            .filter(|e| e.starts_with("error[instruction-in-description]"))
+            .count(),
+        2
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("error[unbounded-discovery]: tool `repos_list_commits` takes any `path`"))
+    );
 
     // The reviewer's edits: the access notes rewritten, `path` constrained. Then it passes.
     let must = regex::Regex::new(r"(?i)\byou(\s+)must(\s+)have\b").unwrap();

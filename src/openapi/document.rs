@@ -172,10 +172,12 @@ pub struct ParseError {
 pub fn parse(text: &str, json_by_name: bool) -> Result<(Value, Format), ParseError> {
     let json = json_by_name || text.trim_start().starts_with('{');
     if json {
-        serde_json::from_str(text).map(|v| (v, Format::Json)).map_err(|e| ParseError {
-            message: format!("invalid JSON: {}", strip_position(&e.to_string())),
-            at: (e.line() > 0).then(|| (e.line(), e.column().max(1))),
-        })
+        serde_json::from_str(text)
+            .map(|v| (v, Format::Json))
+            .map_err(|e| ParseError {
+                message: format!("invalid JSON: {}", strip_position(&e.to_string())),
+                at: (e.line() > 0).then(|| (e.line(), e.column().max(1))),
+            })
     } else {
         serde_saphyr::from_str::<Value>(text)
             .map(|v| (v, Format::Yaml))
@@ -224,6 +226,9 @@ pub fn version(root: &Value) -> Result<Version, (String, &'static str)> {
             format!("OpenAPI {v} is not supported; charter reads 3.0.x and 3.1.x"),
             "/openapi",
         )),
-        None => Err(("this is not an OpenAPI description: it has no `openapi` version field".into(), "")),
+        None => Err((
+            "this is not an OpenAPI description: it has no `openapi` version field".into(),
+            "",
+        )),
     }
 }

@@ -49,7 +49,11 @@ impl<'t> Existing<'t> {
         let shown = path.display().to_string();
         let root = match yaml::parse(text) {
             Ok(Some(root)) if matches!(root.kind, NodeKind::Map(_)) => root,
-            Ok(_) => return Err(format!("error: {shown} is not a contract (a YAML mapping)\n  help: start one with `charter import openapi` without --into, or `charter init`")),
+            Ok(_) => {
+                return Err(format!(
+                    "error: {shown} is not a contract (a YAML mapping)\n  help: start one with `charter import openapi` without --into, or `charter init`"
+                ));
+            }
             Err(e) => {
                 let at = e.span.map(|s| format!(":{}:{}", s.line, s.column)).unwrap_or_default();
                 return Err(format!(
@@ -65,7 +69,9 @@ impl<'t> Existing<'t> {
         let mut node = &self.root;
         let mut found = None;
         for key in path {
-            let NodeKind::Map(entries) = &node.kind else { return None };
+            let NodeKind::Map(entries) = &node.kind else {
+                return None;
+            };
             let e = entries.iter().find(|e| e.key == *key)?;
             node = &e.value;
             found = Some(e);
@@ -183,7 +189,7 @@ impl<'t> Existing<'t> {
         }
         // Applied from the end backwards, so earlier offsets stay valid; at one offset the edit
         // that must come last in the text is applied first.
-        edits.sort_by(|a, b| (b.start, b.new_key, b.seq).cmp(&(a.start, a.new_key, a.seq)));
+        edits.sort_by_key(|e| std::cmp::Reverse((e.start, e.new_key, e.seq)));
         for e in &edits {
             text.replace_range(e.start..e.end, &e.text);
         }
@@ -255,7 +261,12 @@ impl<'t> Existing<'t> {
                 } else {
                     let last = (*last).to_owned();
                     self.add(parents, &move |indent| {
-                        format!("{}{}:\n{}", " ".repeat(indent), render::scalar_str(&last, false), content(indent + 2))
+                        format!(
+                            "{}{}:\n{}",
+                            " ".repeat(indent),
+                            render::scalar_str(&last, false),
+                            content(indent + 2)
+                        )
                     })
                 }
             }
@@ -307,7 +318,6 @@ impl<'t> Existing<'t> {
         }
     }
 }
-
 
 /// Text rendered at `from` spaces moved to `to` spaces.
 fn reindent(text: &str, from: usize, to: usize) -> String {

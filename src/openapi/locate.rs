@@ -74,7 +74,7 @@ impl SourceText {
     /// Fills in spans from places, then renders like rustc, each with a window of the text.
     pub fn render(&self, diagnostics: &mut [Diagnostic]) -> String {
         for d in diagnostics.iter_mut() {
-            if d.span.is_none() && !(d.place.pointer.is_empty() && !d.place.key) {
+            if d.span.is_none() && (d.place.key || !d.place.pointer.is_empty()) {
                 d.span = self.locate(&d.place.pointer, d.place.key);
                 if let (Some(span), Some(needle)) = (d.span, &d.place.needle) {
                     let window_end = floor_char(&self.text, (span.start + 8192).min(self.text.len()));
@@ -167,7 +167,10 @@ pub fn locate_json(text: &str, pointer: &str, key: bool) -> Option<(usize, usize
         let token = unescape(token);
         let found = match b.get(at)? {
             b'{' => find_member(b, at, &token),
-            b'[' => token.parse::<usize>().ok().and_then(|i| find_item(b, at, i).map(|v| (None, v))),
+            b'[' => token
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| find_item(b, at, i).map(|v| (None, v))),
             _ => None,
         };
         match found {
@@ -183,7 +186,11 @@ pub fn locate_json(text: &str, pointer: &str, key: bool) -> Option<(usize, usize
     }
     let end = skip_value(b, at)?;
     // The underline covers the value's first line only.
-    let end = b[at..end].iter().position(|c| *c == b'\n').map(|i| at + i).unwrap_or(end);
+    let end = b[at..end]
+        .iter()
+        .position(|c| *c == b'\n')
+        .map(|i| at + i)
+        .unwrap_or(end);
     Some((at, end.max(at + 1).min(b.len())))
 }
 

@@ -125,7 +125,10 @@ pub fn import(req: &Request) -> Result<Imported, Failure> {
             "error: `{downstream}` is not a valid downstream name\n  help: use lowercase letters, digits, `_` and `-`, starting with a letter, e.g. `github`"
         )));
     }
-    let server_name = req.name.map(str::to_owned).unwrap_or_else(|| downstream.replace('_', "-"));
+    let server_name = req
+        .name
+        .map(str::to_owned)
+        .unwrap_or_else(|| downstream.replace('_', "-"));
     if req.into.is_none() && !is_server_name(&server_name) {
         return Err(Failure::Usage(format!(
             "error: `{server_name}` is not a valid server name\n  help: pass --name with lowercase letters, digits and dashes, e.g. `release-notes`"
@@ -142,7 +145,11 @@ pub fn import(req: &Request) -> Result<Imported, Failure> {
     let version = document::version(&root).map_err(|(message, pointer)| {
         fail(
             &src,
-            vec![Diagnostic::error("unsupported-document", message, Place::value(pointer))],
+            vec![Diagnostic::error(
+                "unsupported-document",
+                message,
+                Place::value(pointer),
+            )],
         )
     })?;
     let doc = Document { root, version };
@@ -237,7 +244,9 @@ pub fn import(req: &Request) -> Result<Imported, Failure> {
                             format!("{} cannot be imported: {message}", op.describe()),
                             Place::value(pointer),
                         )
-                        .with_help("import the other operations without it, or write this tool by hand with `handler: rust`"),
+                        .with_help(
+                            "import the other operations without it, or write this tool by hand with `handler: rust`",
+                        ),
                     );
                 }
             }
@@ -246,9 +255,7 @@ pub fn import(req: &Request) -> Result<Imported, Failure> {
     if !refusals.is_empty() {
         let count = refusals.len();
         let mut text = fail(&src, refusals).text().to_owned();
-        text.push_str(&format!(
-            "error: {count} refusal(s); nothing was imported\n"
-        ));
+        text.push_str(&format!("error: {count} refusal(s); nothing was imported\n"));
         return Err(Failure::Diagnostics(text));
     }
 
@@ -292,7 +299,9 @@ pub fn import(req: &Request) -> Result<Imported, Failure> {
     if uses_read {
         scopes.insert(
             format!("{downstream}.read"),
-            Value::String(format!("Call the read operations of {downstream} this contract imports.")),
+            Value::String(format!(
+                "Call the read operations of {downstream} this contract imports."
+            )),
         );
     }
     if uses_write {
@@ -431,7 +440,10 @@ fn tool(
         ));
     }
     if let Err(e) = crate::model::path_variables(op.path) {
-        return Err(one(format!("the path template is not one charter can fill: {e}"), &op.item_pointer));
+        return Err(one(
+            format!("the path template is not one charter can fill: {e}"),
+            &op.item_pointer,
+        ));
     }
     let read = matches!(op.method, "get" | "head");
     let mut reasons = Vec::new();
@@ -442,7 +454,9 @@ fn tool(
         (op.item.get("parameters"), op.item_pointer.as_str()),
         (op.op.get("parameters"), op.pointer.as_str()),
     ] {
-        let Some(list) = list.and_then(Value::as_array) else { continue };
+        let Some(list) = list.and_then(Value::as_array) else {
+            continue;
+        };
         for (i, p) in list.iter().enumerate() {
             match doc.resolve(p, &format!("{base}/parameters/{i}")) {
                 Ok((p, pointer)) => {
@@ -470,16 +484,24 @@ fn tool(
             "header" => "header",
             "cookie" => "cookie",
             other => {
-                reasons.push((format!("parameter `{name}` is in `{other}`, which is not a location"), pointer.clone()));
+                reasons.push((
+                    format!("parameter `{name}` is in `{other}`, which is not a location"),
+                    pointer.clone(),
+                ));
                 continue;
             }
         };
-        if location == "header" && ["accept", "content-type", "authorization"].contains(&name.to_ascii_lowercase().as_str()) {
+        if location == "header"
+            && ["accept", "content-type", "authorization"].contains(&name.to_ascii_lowercase().as_str())
+        {
             // OpenAPI: such header parameters are ignored; the runtime sets them.
             continue;
         }
         if location == "header" && RUNTIME_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-            reasons.push((format!("header parameter `{name}` is one the runtime owns; a tool cannot set it"), pointer.clone()));
+            reasons.push((
+                format!("header parameter `{name}` is one the runtime owns; a tool cannot set it"),
+                pointer.clone(),
+            ));
             continue;
         }
         if p.get("content").is_some() {
@@ -523,11 +545,10 @@ fn tool(
             }
         };
         let kind = kind_of(&converted, &conv.defs);
-        let fits = match (location, kind) {
-            (_, Kind::Scalar) => true,
-            ("query" | "header", Kind::ScalarList) => true,
-            _ => false,
-        };
+        let fits = matches!(
+            (location, kind),
+            (_, Kind::Scalar) | ("query" | "header", Kind::ScalarList)
+        );
         if !fits {
             reasons.push((
                 format!(
@@ -538,10 +559,9 @@ fn tool(
             ));
             continue;
         }
-        let explode = (location == "query"
-            && kind == Kind::ScalarList
-            && p.get("explode") == Some(&Value::Bool(false)))
-        .then_some(false);
+        let explode =
+            (location == "query" && kind == Kind::ScalarList && p.get("explode") == Some(&Value::Bool(false)))
+                .then_some(false);
         let mut schema = converted;
         if let Some(d) = p.get("description").and_then(Value::as_str)
             && let Value::Object(m) = &mut schema
@@ -681,7 +701,11 @@ fn tool(
     } else {
         format!("{}.\n\n{long}", summary.trim_end())
     };
-    let at = if long.trim().is_empty() { "summary" } else { "description" };
+    let at = if long.trim().is_empty() {
+        "summary"
+    } else {
+        "description"
+    };
     let mut description = conv.text(&combined, &format!("{}/{at}", op.pointer), text::MAX_DESCRIPTION);
     if description.is_empty() {
         description = format!("Calls {method} {} on the {downstream} downstream.", op.path);
@@ -733,13 +757,15 @@ fn tool(
     })
 }
 
-/// A request body's fields: (wire name, converted schema, required), or why it cannot be bound.
-fn request_body(
-    doc: &Document,
-    conv: &mut Converter,
-    body: &Value,
-    pointer: &str,
-) -> Result<Vec<(String, Value, bool)>, (String, String)> {
+/// Why an operation cannot be imported, and the JSON pointer of the place.
+type Refusal = (String, String);
+/// A field of the JSON request body: its wire name, converted schema and whether it is required.
+type BodyField = (String, Value, bool);
+/// An operation's output schema, success statuses and the output property holding the body.
+type Output = (Value, Vec<u16>, Option<String>);
+
+/// A request body's fields, or why it cannot be bound.
+fn request_body(doc: &Document, conv: &mut Converter, body: &Value, pointer: &str) -> Result<Vec<BodyField>, Refusal> {
     let (body, pointer) = doc.resolve(body, pointer).map_err(|e| (e, pointer.to_owned()))?;
     let Some(content) = body.get("content").and_then(Value::as_object) else {
         return Ok(Vec::new());
@@ -759,7 +785,10 @@ fn request_body(
     };
     let at = format!("{pointer}/content/{}/schema", escape(media));
     let Some(schema) = entry.get("schema") else {
-        return Err(("the JSON request body has no schema".into(), format!("{pointer}/content")));
+        return Err((
+            "the JSON request body has no schema".into(),
+            format!("{pointer}/content"),
+        ));
     };
     let (schema, at) = doc.resolve(schema, &at).map_err(|e| (e, at.clone()))?;
     let Some(obj) = schema.as_object() else {
@@ -768,7 +797,9 @@ fn request_body(
     for combinator in ["allOf", "anyOf", "oneOf"] {
         if obj.contains_key(combinator) {
             return Err((
-                format!("the request body's schema combines schemas with `{combinator}`; charter binds the properties of one object"),
+                format!(
+                    "the request body's schema combines schemas with `{combinator}`; charter binds the properties of one object"
+                ),
                 format!("{at}/{combinator}"),
             ));
         }
@@ -778,7 +809,10 @@ fn request_body(
     let Some(props) = obj.get("properties").and_then(Value::as_object).filter(|_| object) else {
         return Err((
             match ty {
-                Some(t) if !object => format!("the request body is {}, not an object; charter binds a JSON object's properties", render::flow(t).unwrap_or_default()),
+                Some(t) if !object => format!(
+                    "the request body is {}, not an object; charter binds a JSON object's properties",
+                    render::flow(t).unwrap_or_default()
+                ),
                 _ => "the request body is an object without `properties`; charter binds named fields only".into(),
             },
             at,
@@ -806,11 +840,7 @@ fn is_json(media: &str) -> bool {
 }
 
 /// The output schema, success statuses and response field of an operation.
-fn response(
-    doc: &Document,
-    conv: &mut Converter,
-    op: &Operation,
-) -> Result<(Value, Vec<u16>, Option<String>), (String, String)> {
+fn response(doc: &Document, conv: &mut Converter, op: &Operation) -> Result<Output, Refusal> {
     let pointer = format!("{}/responses", op.pointer);
     let Some(responses) = op.op.get("responses").and_then(Value::as_object) else {
         return Err(("it documents no responses".into(), op.pointer.clone()));
@@ -841,19 +871,24 @@ fn response(
         ));
     };
     let at = format!("{pointer}/{}", escape(first));
-    let (resp, at) = doc
-        .resolve(&responses[first], &at)
-        .map_err(|e| (e, at.clone()))?;
+    let (resp, at) = doc.resolve(&responses[first], &at).map_err(|e| (e, at.clone()))?;
     let success: Vec<u16> = success.into_iter().collect();
     let content = resp.get("content").and_then(Value::as_object);
     let Some(content) = content.filter(|c| !c.is_empty()) else {
         // No body: the runtime's empty body is `{}`.
-        return Ok((json!({ "type": "object", "additionalProperties": false }), success, None));
+        return Ok((
+            json!({ "type": "object", "additionalProperties": false }),
+            success,
+            None,
+        ));
     };
     let Some((media, entry)) = content.iter().find(|(m, _)| is_json(m)) else {
         let kinds: Vec<&str> = content.keys().map(String::as_str).collect();
         return Err((
-            format!("its {first} response is {}; charter binds JSON responses only", kinds.join(", ")),
+            format!(
+                "its {first} response is {}; charter binds JSON responses only",
+                kinds.join(", ")
+            ),
             format!("{at}/content"),
         ));
     };
@@ -864,10 +899,15 @@ fn response(
     let converted = conv.convert(schema, &at).map_err(|e| (e, at.clone()))?;
     let field = match (&converted, kind_of(&converted, &conv.defs)) {
         (Value::Object(m), _) if m.len() == 1 && m.contains_key("$ref") => {
-            let name = m["$ref"].as_str().and_then(|r| r.strip_prefix("#/$defs/")).unwrap_or("value");
+            let name = m["$ref"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("#/$defs/"))
+                .unwrap_or("value");
             name.to_snake_case()
         }
-        (Value::Object(m), Kind::Object) if m.get("type") == Some(&json!("object")) || (!m.contains_key("type") && m.contains_key("properties")) => {
+        (Value::Object(m), Kind::Object)
+            if m.get("type") == Some(&json!("object")) || (!m.contains_key("type") && m.contains_key("properties")) =>
+        {
             return Ok((converted, success, None));
         }
         (_, Kind::ScalarList | Kind::List) => "items".into(),
@@ -907,7 +947,11 @@ impl Kind {
 fn kind_of(schema: &Value, defs: &BTreeMap<String, Value>) -> Kind {
     fn resolve<'a>(mut s: &'a Value, defs: &'a BTreeMap<String, Value>) -> &'a Value {
         for _ in 0..16 {
-            match s.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/")) {
+            match s
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/$defs/"))
+            {
                 Some(name) => match defs.get(name) {
                     Some(d) => s = d,
                     None => return s,
@@ -947,7 +991,11 @@ fn not_null(schema: Value) -> Value {
     let Value::Object(mut m) = schema else { return schema };
     if let Some(Value::Array(types)) = m.get("type") {
         let rest: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
-        let ty = if rest.len() == 1 { rest[0].clone() } else { Value::Array(rest) };
+        let ty = if rest.len() == 1 {
+            rest[0].clone()
+        } else {
+            Value::Array(rest)
+        };
         m.insert("type".into(), ty);
     }
     if let Some(Value::Array(values)) = m.get_mut("enum") {
@@ -1002,7 +1050,11 @@ fn reachable_defs(tools: &Value, defs: &BTreeMap<String, Value>) -> BTreeMap<Str
     fn refs(v: &Value, out: &mut Vec<String>) {
         match v {
             Value::Object(m) => {
-                if let Some(name) = m.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/")) {
+                if let Some(name) = m
+                    .get("$ref")
+                    .and_then(Value::as_str)
+                    .and_then(|r| r.strip_prefix("#/$defs/"))
+                {
                     out.push(name.to_owned());
                 }
                 m.values().for_each(|v| refs(v, out));
@@ -1041,7 +1093,9 @@ fn text_findings(conv: &Converter) -> Vec<Diagnostic> {
                     ),
                     Place::value(pointer.clone()),
                 )
-                .with_help("the imported text is what a reviewer sees; check that it still says what the operation does"),
+                .with_help(
+                    "the imported text is what a reviewer sees; check that it still says what the operation does",
+                ),
             );
         }
         if notes.hiding_markup {
@@ -1091,7 +1145,9 @@ fn downstream_entry(
             }
         }
     }
-    let parsed = url::Url::parse(&url).ok().filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+    let parsed = url::Url::parse(&url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
     let (base_url, egress) = match &parsed {
         Some(u) => {
             let host = u.host_str().unwrap_or_default();
@@ -1111,7 +1167,10 @@ fn downstream_entry(
                 )
                 .with_help("set `base_url` and `egress` to the API's real address"),
             );
-            (format!("https://{downstream}.example.com"), format!("{downstream}.example.com:443"))
+            (
+                format!("https://{downstream}.example.com"),
+                format!("{downstream}.example.com:443"),
+            )
         }
     };
 
@@ -1141,7 +1200,10 @@ fn downstream_entry(
             }
         }
     }
-    let schemes = doc.root.pointer("/components/securitySchemes").and_then(Value::as_object);
+    let schemes = doc
+        .root
+        .pointer("/components/securitySchemes")
+        .and_then(Value::as_object);
     if names.is_empty()
         && let Some(schemes) = schemes
     {
@@ -1151,10 +1213,18 @@ fn downstream_entry(
     let mut unsupported = Vec::new();
     for (name, scopes) in &names {
         let pointer = format!("/components/securitySchemes/{}", escape(name));
-        let Some(scheme) = doc.root.pointer(&pointer) else { continue };
-        let Ok((scheme, pointer)) = doc.resolve(scheme, &pointer) else { continue };
+        let Some(scheme) = doc.root.pointer(&pointer) else {
+            continue;
+        };
+        let Ok((scheme, pointer)) = doc.resolve(scheme, &pointer) else {
+            continue;
+        };
         let ty = scheme.get("type").and_then(Value::as_str).unwrap_or_default();
-        let http = scheme.get("scheme").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase();
+        let http = scheme
+            .get("scheme")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         if ty == "http" && http == "bearer" {
             credentials = Some(format!(
                 "    credentials:\n      service_token: {{ env: {env}_TOKEN }}   # from the `{name}` scheme (HTTP bearer)\n      scopes: []   # edit: the permissions this token carries in {}\n",

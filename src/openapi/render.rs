@@ -122,7 +122,8 @@ fn plain_ok(s: &str, in_flow: bool) -> bool {
         || s.ends_with(':')
         || "-?:,[]{}#&*!|>'\"%@`".contains(first)
         || (in_flow && s.contains([',', '[', ']', '{', '}']))
-        || s.chars().any(|c| c.is_control() || c == '\u{FEFF}' || c == '\u{85}' || c == '\u{2028}' || c == '\u{2029}')
+        || s.chars()
+            .any(|c| c.is_control() || c == '\u{FEFF}' || c == '\u{85}' || c == '\u{2028}' || c == '\u{2029}')
     {
         return false;
     }
@@ -145,7 +146,9 @@ fn foldable(s: &str) -> bool {
     !s.is_empty()
         && s.trim() == s
         && !s.contains("  ")
-        && !s.chars().any(|c| c.is_control() || c == '\u{FEFF}' || c == '\u{85}' || c == '\u{2028}' || c == '\u{2029}')
+        && !s
+            .chars()
+            .any(|c| c.is_control() || c == '\u{FEFF}' || c == '\u{85}' || c == '\u{2028}' || c == '\u{2029}')
 }
 
 /// Folded lines of at most `WIDTH` characters (a longer word stands alone), at `indent` spaces.

@@ -226,7 +226,11 @@ impl<'d> Converter<'d> {
                 },
                 "exclusiveMinimum" | "exclusiveMaximum" if value.is_boolean() => {
                     // 3.0: a flag on `minimum`/`maximum`; 2020-12: the bound itself.
-                    let bound = if key == "exclusiveMinimum" { "minimum" } else { "maximum" };
+                    let bound = if key == "exclusiveMinimum" {
+                        "minimum"
+                    } else {
+                        "maximum"
+                    };
                     if value == &Value::Bool(true)
                         && let Some(b) = obj.get(bound)
                     {
@@ -237,7 +241,10 @@ impl<'d> Converter<'d> {
                     let Some(map) = value.as_object() else { continue };
                     let mut converted = Map::new();
                     for (name, sub) in map {
-                        converted.insert(name.clone(), self.schema(sub, &format!("{at}/{}", escape(name)), depth + 1)?);
+                        converted.insert(
+                            name.clone(),
+                            self.schema(sub, &format!("{at}/{}", escape(name)), depth + 1)?,
+                        );
                     }
                     out.insert(key.clone(), Value::Object(converted));
                 }
