@@ -18,7 +18,7 @@ use crate::generate::{self, Generated};
 use crate::lint::{CHECKS, RULES};
 use crate::lock::{self, Lock};
 use crate::model::names::is_server_name;
-use crate::{contract, init, report};
+use crate::{contract, init, openapi, report};
 
 #[derive(Parser)]
 #[command(
@@ -79,6 +79,51 @@ enum Command {
     /// Print (or write with `--out`) the tool-surface lock of a contract: a SHA-256 of each tool,
     /// resource and prompt definition as clients see it.
     Lock(LockArgs),
+    /// Import operations from another description into a contract.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Named operations of an OpenAPI 3.0 or 3.1 description (JSON or YAML) as tools bound to them.
+    ///
+    /// Without --into, prints (or writes with --out) a complete starter contract; with --into,
+    /// adds the downstream, definitions and tools to an existing contract, keeping its comments.
+    /// GET and HEAD operations become `read` tools; every other method becomes `write` with
+    /// approval unless named with `--effect ID=draft`. Exit status: 0 imported, 2 refused (an
+    /// unknown or unsupported operation, a malformed description, or a wrong command line).
+    Openapi(ImportOpenapiArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ImportOpenapiArgs {
+    /// The OpenAPI description, a local JSON or YAML file.
+    spec: PathBuf,
+    /// The name of the downstream the tools call, e.g. `github`.
+    #[arg(long, value_name = "NAME")]
+    downstream: String,
+    /// An operation to import, by operationId; repeat for each.
+    #[arg(long = "operation", value_name = "ID")]
+    operations: Vec<String>,
+    /// Import every operation with this tag; repeat for each.
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// Make a selected state-changing operation a `draft` instead of a `write`.
+    #[arg(long = "effect", value_name = "ID=draft")]
+    effects: Vec<String>,
+    /// Allow a selection of more than 25 operations.
+    #[arg(long)]
+    all_selected: bool,
+    /// The server's name in a new contract (default: the downstream's name).
+    #[arg(long, value_name = "SERVER", conflicts_with = "into")]
+    name: Option<String>,
+    /// Write the new contract to this file (atomically; an existing file is never replaced).
+    #[arg(long, value_name = "FILE", conflicts_with = "into")]
+    out: Option<PathBuf>,
+    /// Add the import to this existing contract, in place (atomically).
+    #[arg(long, value_name = "CONTRACT")]
+    into: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -167,6 +212,7 @@ pub fn main() -> ExitCode {
         Command::Generate(args) => with_today(|today| generate_command(&args, today)),
         Command::Diff(args) => with_today(|today| diff_command(&args, today)),
         Command::Lock(args) => with_today(|today| lock_command(&args, today)),
+        Command::Import(ImportCommand::Openapi(args)) => with_today(|today| import_command(&args, today)),
     }
 }
 
@@ -408,6 +454,108 @@ fn lock_command(args: &LockArgs, today: jiff::civil::Date) -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// `charter import openapi`: the contract to stdout, `--out` or `--into`; findings to stderr.
+fn import_command(args: &ImportOpenapiArgs, today: jiff::civil::Date) -> ExitCode {
+    let into_text = match &args.into {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    if let Some(out) = &args.out
+        && out.exists()
+    {
+        eprintln!(
+            "error: {} exists; charter import never replaces a file\n  help: choose another --out, or add the import to it with --into {}",
+            out.display(),
+            out.display()
+        );
+        return ExitCode::from(2);
+    }
+    let request = openapi::Request {
+        spec: &args.spec,
+        downstream: &args.downstream,
+        operations: &args.operations,
+        tags: &args.tags,
+        effects: &args.effects,
+        all_selected: args.all_selected,
+        name: args.name.as_deref(),
+        into: args.into.as_deref().zip(into_text.as_deref()),
+        today,
+    };
+    let imported = match openapi::import(&request) {
+        Ok(imported) => imported,
+        Err(failure) => {
+            let text = failure.text();
+            eprint!("{text}");
+            if !text.ends_with('\n') {
+                eprintln!();
+            }
+            return ExitCode::from(2);
+        }
+    };
+    eprint!("{}", imported.report);
+    let count = imported.tools.len();
+    let summary = format!(
+        "imported {count} tool{} from {} ({} warning{})",
+        if count == 1 { "" } else { "s" },
+        args.spec.display(),
+        imported.warnings,
+        if imported.warnings == 1 { "" } else { "s" }
+    );
+    let written = match (&args.into, &args.out) {
+        (Some(path), _) => crate::atomic::write_atomically(path, &imported.contract).map(|()| {
+            let mut also = String::new();
+            if !imported.added.is_empty() {
+                also = format!("; also added {}", imported.added.join(", "));
+            }
+            eprintln!("{summary} into {}{also}", path.display());
+            path.display().to_string()
+        }),
+        (None, Some(path)) => write_new(path, &imported.contract).map(|()| {
+            eprintln!("{summary}: wrote {}", path.display());
+            path.display().to_string()
+        }),
+        (None, None) => {
+            let code = emit(&imported.contract);
+            if code != ExitCode::SUCCESS {
+                return code;
+            }
+            eprintln!("{summary}");
+            return ExitCode::SUCCESS;
+        }
+    };
+    match written {
+        Ok(path) => {
+            eprintln!("next: review each tool, then `charter check {path}`");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Writes a new file atomically, never replacing one that exists (even one created meanwhile).
+fn write_new(path: &std::path::Path, text: &str) -> Result<(), String> {
+    let temp = crate::atomic::stage(path, text)?;
+    let linked = std::fs::hard_link(&temp, path);
+    let _ = std::fs::remove_file(&temp);
+    match linked {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(format!(
+            "{} exists; charter import never replaces a file",
+            path.display()
+        )),
+        Err(e) => Err(format!("cannot write {}: {e}", path.display())),
     }
 }
 

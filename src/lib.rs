@@ -18,6 +18,7 @@ pub mod init;
 pub mod lint;
 pub mod lock;
 pub mod model;
+pub mod openapi;
 pub mod report;
 pub mod suggest;
 pub mod surface;

@@ -8,7 +8,7 @@
 //! describe something no reason makes safe.
 
 mod rules;
-mod text;
+pub mod text;
 
 use crate::diagnostic::{Diagnostic, Place, Severity, Source};
 use crate::model::{Model, Status, Suppression};
