@@ -8,6 +8,12 @@ For every example in generated-examples/ (built by `cargo build --workspace`):
   call it with invalid input and get an isError result naming the violation;
 - the MCP Inspector CLI: `--cli <server> stdio --method tools/list --strict` must exit 0.
 
+An example whose contract declares downstreams runs against stand-ins (scripts/standin.py
+serving specs/standins/NAME.json over loopback HTTP), selected by a development configuration
+(`environment = "development"`, `[downstreams.NAME] base_url`), with its service token set to a
+canary. Every request a stand-in received must carry the server's own credential and nothing
+the client sent.
+
 Usage: scripts/e2e.py [--bin-dir target/debug] [--inspector PATH] [example ...]
 Exits non-zero on the first failing check, printing what failed.
 """
@@ -115,12 +121,82 @@ async def user_approval(binary, workdir, answer):
     print(f"ok  change-plan stdio: user approval {'confirmed, ran once' if answer else 'declined, nothing ran'}")
 
 
-def start_http(binary, workdir):
+class StandIns:
+    """The stand-ins for an example's downstreams, and the configuration that selects them."""
+
+    def __init__(self, example, workdir):
+        surface = json.loads((ROOT / "generated-examples" / example / "src" / "generated" / "surface.json").read_text())
+        self.processes = []
+        self.logs = []
+        self.env = dict(os.environ)
+        self.tokens = []
+        lines = ['environment = "development"', ""]
+        for downstream in surface["downstreams"]:
+            name = downstream["name"]
+            routes = ROOT / "specs" / "standins" / f"{name}.json"
+            if not routes.exists():
+                fail(f"{example}: downstream {name} has no stand-in at {routes}")
+            log = Path(workdir) / f"standin-{name}.jsonl"
+            process = subprocess.Popen(
+                [sys.executable, str(ROOT / "scripts" / "standin.py"), "serve", str(routes), "--log", str(log)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            match = re.search(r"listening on (http://\S+)", process.stdout.readline())
+            if not match:
+                process.kill()
+                fail(f"{example}: the stand-in for {name} did not start")
+            self.processes.append(process)
+            self.logs.append(log)
+            lines += [f"[downstreams.{name}]", f'base_url = "{match.group(1)}"', ""]
+            credentials = downstream["credentials"]
+            if credentials["kind"] == "service_token":
+                secret = credentials["secret"]
+                token = "canary-service-token-" + os.urandom(8).hex()
+                self.tokens.append(token)
+                if "env" in secret:
+                    self.env[secret["env"]] = token
+                else:
+                    path = Path(workdir) / f"{name}-token"
+                    path.write_text(token)
+                    fail(f"{example}: downstream {name} reads its token from {secret['file']}; "
+                         "the stand-in runs need an environment variable")
+        self.config = Path(workdir) / "config.toml"
+        self.config.write_text("\n".join(lines))
+
+    def args(self):
+        return ["--config", str(self.config)] if self.processes else []
+
+    def check(self, example):
+        """Every request carried the server's own token, and nothing else that authenticates."""
+        seen = 0
+        for log in self.logs:
+            if not log.exists():
+                continue
+            for line in log.read_text().splitlines():
+                entry = json.loads(line)
+                seen += 1
+                authorization = entry["headers"].get("authorization", "")
+                if authorization not in [f"Bearer {t}" for t in self.tokens]:
+                    fail(f"{example}: the stand-in received {entry['method']} {entry['path']} "
+                         f"without the server's own token: {authorization!r}")
+                if "cookie" in entry["headers"] or "proxy-authorization" in entry["headers"]:
+                    fail(f"{example}: the stand-in received credentials it was not given: {entry['headers']}")
+        return seen
+
+    def close(self):
+        for process in self.processes:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def start_http(binary, workdir, extra_args=(), env=None):
     # The clients here test protocol compatibility; tokens, scopes and the other controls are
     # the adversarial suite's (scripts/adversarial). --dev-no-auth is refused off loopback.
     process = subprocess.Popen(
-        [binary, "http", "--listen", "127.0.0.1:0", "--dev-no-auth"],
+        [binary, *extra_args, "http", "--listen", "127.0.0.1:0", "--dev-no-auth"],
         cwd=workdir,
+        env=env,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -131,6 +207,54 @@ def start_http(binary, workdir):
             return process, match.group(1)
     process.kill()
     fail(f"{binary} http did not report its address")
+
+
+async def create_release(binary, workdir, standins, answer):
+    """github-releases' repos_create_release (POST, `write`, `approval: user`): the user sees
+    the exact operation; on yes the stand-in receives one POST with the body built from the
+    validated input, on no it receives nothing."""
+    asked = []
+
+    async def on_elicit(context, params):
+        asked.append(params.message)
+        if answer:
+            return types.ElicitResult(action="accept", content={"confirm": True})
+        return types.ElicitResult(action="decline")
+
+    def posts():
+        return [json.loads(line) for log in standins.logs if log.exists()
+                for line in log.read_text().splitlines() if json.loads(line)["method"] == "POST"]
+
+    before = len(posts())
+    target = StdioServerParameters(command=binary, args=[*standins.args(), "stdio"], cwd=workdir, env=standins.env)
+    arguments = {"owner": "octocat", "repo": "hello-world", "tag_name": "v1.0.1", "name": "v1.0.1",
+                 "body": "Fixes the address form.", "draft": True}
+    async with Client(target, mode="legacy", elicitation_callback=on_elicit) as client:
+        result = await client.call_tool("repos_create_release", arguments)
+    text = result.content[0].text if result.content else ""
+    sent = posts()[before:]
+    if len(asked) != 1 or "repos_create_release" not in asked[0] or "v1.0.1" not in asked[0]:
+        fail(f"github-releases: the confirmation did not show the exact operation: {asked}")
+    if answer:
+        if result.is_error or len(sent) != 1:
+            fail(f"github-releases: a confirmed release create did not run once ({len(sent)} POSTs): {text}")
+        body = json.loads(sent[0]["body"])
+        if sent[0]["path"] != "/repos/octocat/hello-world/releases" or body.get("tag_name") != "v1.0.1":
+            fail(f"github-releases: the POST was not built from the input: {sent[0]}")
+        if not isinstance(result.structured_content, dict):
+            fail(f"github-releases: the created release came back without structured content: {text}")
+    elif not result.is_error or sent:
+        fail(f"github-releases: a declined release create was not refused, or reached GitHub: {text}")
+    print(f"ok  github-releases stdio: repos_create_release {'confirmed, one POST' if answer else 'declined, nothing sent'}")
+
+
+async def github_releases(binary, workdir, standins):
+    await create_release(binary, workdir, standins, True)
+    await create_release(binary, workdir, standins, False)
+
+
+# Flows beyond one valid and one invalid call, per example.
+BOUND_FLOWS = {"github-releases": github_releases}
 
 
 def inspector(inspector_bin, binary, label, workdir):
@@ -159,18 +283,26 @@ def main():
             fail(f"{binary} is missing: run `cargo build --workspace` first")
         # Servers write their audit log (and approval store) in their working directory.
         workdir = tempfile.mkdtemp(prefix=f"charter-e2e-{example}-")
-        for mode in MODES:
-            stdio = StdioServerParameters(command=binary, args=["stdio"], cwd=workdir)
-            asyncio.run(exercise(example, stdio, mode, f"{example} stdio {mode}"))
-            process, url = start_http(binary, workdir)
-            try:
-                asyncio.run(exercise(example, url, mode, f"{example} http {mode}"))
-            finally:
-                process.terminate()
-                process.wait(timeout=10)
-        if example == "change-plan":
-            asyncio.run(user_approval(binary, workdir, True))
-            asyncio.run(user_approval(binary, workdir, False))
+        standins = StandIns(example, workdir)
+        try:
+            for mode in MODES:
+                stdio = StdioServerParameters(command=binary, args=[*standins.args(), "stdio"], cwd=workdir, env=standins.env)
+                asyncio.run(exercise(example, stdio, mode, f"{example} stdio {mode}"))
+                process, url = start_http(binary, workdir, standins.args(), standins.env)
+                try:
+                    asyncio.run(exercise(example, url, mode, f"{example} http {mode}"))
+                finally:
+                    process.terminate()
+                    process.wait(timeout=10)
+            if example == "change-plan":
+                asyncio.run(user_approval(binary, workdir, True))
+                asyncio.run(user_approval(binary, workdir, False))
+            if example in BOUND_FLOWS:
+                asyncio.run(BOUND_FLOWS[example](binary, workdir, standins))
+        finally:
+            standins.close()
+        if standins.processes:
+            print(f"ok  {example}: {standins.check(example)} requests reached the stand-ins, each with the server's own token only")
         verify = subprocess.run(
             [binary, "audit", "verify", str(Path(workdir) / "audit.jsonl")], capture_output=True, text=True
         )

@@ -449,3 +449,59 @@ fn pin_path(contract: &str) -> String {
         &contract[at..]
     )
 }
+
+/// The operations `specs/github-releases.yaml` imports, in its command line's order.
+const GITHUB_RELEASES_OPERATIONS: &[&str] = &[
+    "repos/list-releases",
+    "repos/get-release",
+    "repos/get-release-by-tag",
+    "repos/get-latest-release",
+    "repos/list-tags",
+    "repos/compare-commits",
+    "pulls/list",
+    "pulls/get",
+    "pulls/list-commits",
+    "pulls/list-files",
+    "pulls/list-reviews",
+    "issues/list-labels-for-repo",
+    "issues/get",
+    "issues/list-milestones",
+    "repos/list-contributors",
+    "repos/list-languages",
+    "repos/generate-release-notes",
+    "repos/list-branches",
+    "repos/get-branch",
+    "repos/create-release",
+];
+
+/// `specs/github-releases.yaml` is exactly its hand-written part
+/// (tests/fixtures/github-releases.base.yaml) with this import added `--into` it: re-running the
+/// import must reproduce the committed contract byte for byte.
+#[test]
+fn the_committed_github_releases_contract_is_what_its_import_writes() {
+    let spec = root().join(GITHUB);
+    assert!(
+        spec.is_file(),
+        "{} is missing: run scripts/setup-tools, which installs @octokit/openapi into .tools/",
+        spec.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read(root().join("tests/fixtures/github-releases.base.yaml")).unwrap();
+    let into = write_temp(&dir, "github-releases.yaml", &base);
+    let mut args = vec!["import", "openapi", GITHUB, "--downstream", "github"];
+    args.extend(["--effect", "repos/generate-release-notes=draft"]);
+    for op in GITHUB_RELEASES_OPERATIONS {
+        args.extend(["--operation", op]);
+    }
+    args.extend(["--into", into.to_str().unwrap()]);
+    let out = charter(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let imported = std::fs::read_to_string(&into).unwrap();
+    let committed = std::fs::read_to_string(root().join("specs/github-releases.yaml")).unwrap();
+    assert!(
+        imported == committed,
+        "specs/github-releases.yaml differs from what its import writes now; re-run:\n  cp tests/fixtures/github-releases.base.yaml specs/github-releases.yaml && charter {} \
+         (with --into specs/github-releases.yaml)",
+        args[..args.len() - 2].join(" ")
+    );
+}

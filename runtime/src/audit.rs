@@ -144,6 +144,25 @@ pub struct Record {
     /// The hash of the tool, resource or prompt definition the call ran against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub definition_hash: Option<String>,
+    /// For a bound tool's outcome: the request it made to its downstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downstream: Option<DownstreamCall>,
+}
+
+/// What the audit record says about a bound tool's request to its downstream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownstreamCall {
+    pub downstream: String,
+    pub method: String,
+    /// The path template, e.g. `/repos/{owner}/{repo}`.
+    pub path: String,
+    /// The last answer's status; absent when none came (refused, timed out, unreachable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The filled path and query, only for tools whose data class is logged in full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub attempts: u32,
 }
 
 impl Record {
@@ -169,6 +188,7 @@ impl Record {
             latency_ms: None,
             contract_version: None,
             definition_hash: None,
+            downstream: None,
         }
     }
 }

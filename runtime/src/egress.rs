@@ -576,6 +576,18 @@ impl DownstreamRequest {
         self
     }
 
+    /// Sets the `Cookie` header: only bound tools do, with values the binding
+    /// encoded (handlers cannot set it through [`DownstreamRequest::header`]).
+    pub(crate) fn cookie(mut self, cookie: &str) -> DownstreamRequest {
+        match HeaderValue::from_str(cookie) {
+            Ok(value) => {
+                self.headers.insert(COOKIE, value);
+            }
+            Err(_) => self.fail("a cookie value cannot be carried in a header".to_string()),
+        }
+        self
+    }
+
     /// Appends query parameters (percent-encoded).
     pub fn query(mut self, pairs: &[(&str, &str)]) -> DownstreamRequest {
         if let Ok(url) = &mut self.url {

@@ -555,6 +555,18 @@ impl<'a> Trail<'a> {
 
     /// How the call ended.
     pub fn finish(&self, outcome: &'static str, error: Option<&str>, approval: Option<&Value>, result: Option<&Value>) {
+        self.finish_with_downstream(outcome, error, approval, result, None);
+    }
+
+    /// [`Trail::finish`] for a bound tool, with the request it made.
+    pub fn finish_with_downstream(
+        &self,
+        outcome: &'static str,
+        error: Option<&str>,
+        approval: Option<&Value>,
+        result: Option<&Value>,
+        downstream: Option<super::audit::DownstreamCall>,
+    ) {
         let elapsed = self.started.elapsed();
         let mut record = self.base(Event::Outcome);
         record.decision = Some(Decision::Allow);
@@ -563,6 +575,7 @@ impl<'a> Trail<'a> {
         record.approval = approval.cloned();
         record.latency_ms = Some(elapsed.as_millis() as u64);
         record.result = result.cloned();
+        record.downstream = downstream;
         self.controls.audit.record(record);
         self.controls.metrics.call(self.kind, self.name, outcome, elapsed);
     }

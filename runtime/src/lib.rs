@@ -18,6 +18,8 @@ pub mod approval;
 pub mod audit;
 #[cfg(feature = "oauth")]
 pub mod auth;
+#[cfg(feature = "egress")]
+pub mod binding;
 pub mod cli;
 pub mod client;
 pub mod config;

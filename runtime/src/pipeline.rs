@@ -242,8 +242,20 @@ impl<'a> Pipeline<'a> {
 
     /// The outcome record, after the caller's output checks.
     pub fn finish(&self, outcome: &'static str, error: Option<&str>, evidence: Option<&Value>, result: Option<&Value>) {
+        self.finish_with_downstream(outcome, error, evidence, result, None);
+    }
+
+    /// [`Pipeline::finish`] with the request a bound tool made.
+    pub fn finish_with_downstream(
+        &self,
+        outcome: &'static str,
+        error: Option<&str>,
+        evidence: Option<&Value>,
+        result: Option<&Value>,
+        downstream: Option<super::audit::DownstreamCall>,
+    ) {
         if let Some(trail) = &self.trail {
-            trail.finish(outcome, error, evidence, result);
+            trail.finish_with_downstream(outcome, error, evidence, result, downstream);
         }
     }
 

@@ -103,6 +103,14 @@ impl<D: Dispatch> McpServer<D> {
         let mut listed_tools = Vec::new();
         for spec in &surface.tools {
             let name = spec.name().to_string();
+            #[cfg(feature = "egress")]
+            super::binding::check(spec)?;
+            #[cfg(not(feature = "egress"))]
+            if spec.binding.is_some() {
+                return Err(format!(
+                    "tool `{name}` is bound to an HTTP operation, but this runtime is built without the `egress` feature"
+                ));
+            }
             let input = Validator::new(&format!("tool `{name}` input"), &spec.definition["inputSchema"])?;
             let output = match spec.definition.get("outputSchema") {
                 Some(schema) => Some(Validator::new(&format!("tool `{name}` output"), schema)?),
@@ -222,6 +230,15 @@ impl<D: Dispatch> McpServer<D> {
         context
     }
 
+    /// Whether the tool's data class is logged as given (so a bound call's filled URL may be too).
+    #[cfg(feature = "egress")]
+    fn logs_in_full(&self, spec: &ToolSpec) -> bool {
+        spec.data_class
+            .as_ref()
+            .and_then(|class| self.inner.surface.data_classes.get(class))
+            .is_some_and(|r| *r == super::surface::Redaction::Full)
+    }
+
     pub fn surface(&self) -> &Surface {
         &self.inner.surface
     }
@@ -256,14 +273,36 @@ impl<D: Dispatch> McpServer<D> {
             Ok((admission, ())) => admission,
             Err(refusal) => return Ok(error_result(tool_refusal(name, refusal))),
         };
-        let handler = self
-            .inner
-            .dispatch
-            .call_tool(name, arguments, self.handler_context("tool", name, &context));
+        let context = self.handler_context("tool", name, &context);
+        #[cfg(feature = "egress")]
+        let record = super::binding::CallRecord::default();
+        let handler = match &tool.spec.binding {
+            // A bound tool has no handler: the runtime makes its call.
+            #[cfg(feature = "egress")]
+            Some(binding) => Box::pin(super::binding::call(
+                &tool.spec,
+                binding,
+                arguments,
+                context,
+                record.clone(),
+                self.logs_in_full(&tool.spec),
+            )),
+            _ => self.inner.dispatch.call_tool(name, arguments, context),
+        };
         let ran = pipeline.run(admission, handler).await;
         let (result, outcome, detail) = self.tool_result(tool, name, ran.outcome.into_result());
         let shown = pipeline.audited_result(result.structured_content.as_ref());
-        pipeline.finish(outcome, detail.as_deref(), ran.evidence.as_ref(), shown.as_ref());
+        #[cfg(feature = "egress")]
+        let downstream = record.lock().unwrap_or_else(|e| e.into_inner()).take();
+        #[cfg(not(feature = "egress"))]
+        let downstream = None;
+        pipeline.finish_with_downstream(
+            outcome,
+            detail.as_deref(),
+            ran.evidence.as_ref(),
+            shown.as_ref(),
+            downstream,
+        );
         Ok(result)
     }
 
@@ -1361,5 +1400,311 @@ mod downstream_binding {
             err.message
         );
         assert!(err.message.contains("`downstreams`"), "{}", err.message);
+    }
+}
+
+/// Bound tools through the server's real entry point against a real HTTP
+/// server on loopback: what reaches the wire, and what comes back.
+#[cfg(all(test, feature = "egress"))]
+mod bound_tools {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::dispatch::BoxFuture;
+    use crate::egress::Egress;
+
+    const TOKEN_ENV: &str = "CHARTER_BOUND_TEST_TOKEN";
+    const SERVICE_TOKEN: &str = "canary-service-token-5f1d";
+
+    /// What the API saw: each request's line and headers, raw.
+    #[derive(Default)]
+    struct Seen {
+        requests: Mutex<Vec<String>>,
+        flaky: AtomicUsize,
+    }
+
+    fn api(seen: Arc<Seen>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let seen = Arc::clone(&seen);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut head = String::new();
+                    let mut length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                        head.push_str(&line);
+                    }
+                    let mut body = vec![0u8; length];
+                    let _ = reader.read_exact(&mut body);
+                    head.push_str(&String::from_utf8_lossy(&body));
+                    seen.requests.lock().unwrap().push(head.clone());
+                    let path = head.split(' ').nth(1).unwrap_or_default().to_string();
+                    let (status, extra, body): (&str, &str, String) = match path.split('?').next().unwrap() {
+                        p if p.starts_with("/echo/") => ("200 OK", "", json!({ "name": p }).to_string()),
+                        "/list" => ("200 OK", "", "[1,2,3]".into()),
+                        "/problem" => (
+                            "422 Unprocessable Entity",
+                            "content-type: application/problem+json\r\nx-internal: secret-header\r\n",
+                            json!({ "title": "Validation failed", "detail": "tag_name already exists" }).to_string(),
+                        ),
+                        "/boom" => (
+                            "500 Internal Server Error",
+                            "",
+                            "stack trace\r\n\u{1b}[31m at line 3".into(),
+                        ),
+                        "/flaky" => {
+                            if seen.flaky.fetch_add(1, Ordering::SeqCst) == 0 {
+                                ("503 Service Unavailable", "retry-after: 0\r\n", String::new())
+                            } else {
+                                ("200 OK", "", json!({ "name": "second try" }).to_string())
+                            }
+                        }
+                        "/slow" => {
+                            std::thread::sleep(Duration::from_secs(3));
+                            ("200 OK", "", json!({ "name": "late" }).to_string())
+                        }
+                        "/big" => ("200 OK", "", json!({ "name": "x".repeat(100_000) }).to_string()),
+                        "/redirect" => ("302 Found", "location: http://evil.example/steal\r\n", String::new()),
+                        "/bad-shape" => ("200 OK", "", json!({ "name": 5 }).to_string()),
+                        _ => ("404 Not Found", "", "{}".into()),
+                    };
+                    let mut stream = stream;
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                });
+            }
+        });
+        format!("http://{address}/")
+    }
+
+    /// Bound tools never reach the dispatcher.
+    struct NoHandlers;
+
+    impl Dispatch for NoHandlers {
+        fn call_tool<'a>(
+            &'a self,
+            tool: &'a str,
+            _: Value,
+            _: Context,
+        ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+            Box::pin(async move { panic!("bound tool `{tool}` reached the dispatcher") })
+        }
+        fn read_resource<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: Map<String, Value>,
+            _: Context,
+        ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
+            Box::pin(async { Err(ToolError::internal("no resources here")) })
+        }
+        fn get_prompt<'a>(
+            &'a self,
+            _: &'a str,
+            _: BTreeMap<String, String>,
+            _: Context,
+        ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
+            Box::pin(async { Err(ToolError::internal("no prompts here")) })
+        }
+    }
+
+    fn tool(name: &str, method: &str, path: &str, field: Option<&str>) -> Value {
+        let output = match field {
+            Some(f) => json!({ "type": "object", "properties": { f: { "type": "array" } } }),
+            None => json!({ "type": "object", "properties": { "name": { "type": "string" } } }),
+        };
+        let parameters = if path.contains("{id}") {
+            json!([
+                { "property": "id", "in": "path", "name": "id", "explode": true },
+                { "property": "trace", "in": "header", "name": "X-Trace", "explode": true }
+            ])
+        } else {
+            json!([])
+        };
+        json!({
+            "definition": {
+                "name": name,
+                "description": "A bound operation.",
+                "inputSchema": {
+                    "type": "object",
+                    "properties": {"id": {"type": "string", "maxLength": 200}, "trace": {"type": "string", "maxLength": 100}},
+                    "additionalProperties": false
+                },
+                "outputSchema": output,
+            },
+            "hash": "0".repeat(64),
+            "effect": if method == "GET" { "read" } else { "draft" },
+            "scopes": [],
+            "data_class": null,
+            "approval": {"mode": "none"},
+            "audit": {"arguments": true, "results": false},
+            "limits": {
+                "timeout_ms": 1500, "max_request_bytes": 4096, "max_response_bytes": 65536,
+                "rate": {"count": 1000, "period_ms": 1000}, "concurrency": 8
+            },
+            "content": [],
+            "progress": false,
+            "client_logging": false,
+            "asks_client": [],
+            "downstreams": ["api"],
+            "binding": {
+                "downstream": "api", "method": method, "path": path, "parameters": parameters,
+                "success": [200], "response": { "field": field }
+            }
+        })
+    }
+
+    fn server(seen: Arc<Seen>) -> McpServer<NoHandlers> {
+        // SAFETY: set once, before any thread of this test reads it; no other test reads it.
+        unsafe { std::env::set_var(TOKEN_ENV, SERVICE_TOKEN) };
+        let surface = json!({
+            "server": {
+                "name": "bound-test", "title": null, "version": "1.0.0",
+                "description": "Tests bound tools.", "env_prefix": "BOUND_TEST",
+                "disable": {"env": null, "file": null}
+            },
+            "http": {"origins": [], "max_request_bytes": 65536},
+            "oauth": null,
+            "scopes": [],
+            "data_classes": {},
+            "downstreams": [{
+                "name": "api", "base_url": api(seen), "egress": [], "timeout_ms": 5000,
+                "credentials": {"kind": "service_token", "secret": {"env": TOKEN_ENV}},
+                "private_network": false,
+            }],
+            "tools": [
+                tool("echo", "GET", "/echo/{id}", None),
+                tool("list", "GET", "/list", Some("items")),
+                tool("list_unwrapped", "GET", "/list", None),
+                tool("problem", "POST", "/problem", None),
+                tool("boom", "GET", "/boom", None),
+                tool("flaky_get", "GET", "/flaky", None),
+                tool("flaky_post", "POST", "/flaky", None),
+                tool("slow", "GET", "/slow", None),
+                tool("big", "GET", "/big", None),
+                tool("redirect", "GET", "/redirect", None),
+                tool("bad_shape", "GET", "/bad-shape", None),
+            ],
+            "resources": [],
+            "prompts": [],
+        });
+        let surface = Surface::parse(&surface.to_string()).unwrap();
+        let egress = Egress::from_config(&surface.downstreams, &Config::default()).unwrap();
+        McpServer::new(surface, NoHandlers)
+            .unwrap()
+            .with_egress(&egress)
+            .unwrap()
+    }
+
+    async fn call(server: &McpServer<NoHandlers>, tool: &str, arguments: Value) -> (bool, String, Option<Value>) {
+        let result = server
+            .call(tool, arguments.as_object().cloned(), Context::new("tester", "1"))
+            .await
+            .unwrap();
+        let text = serde_json::to_string(&result.content).unwrap();
+        assert!(
+            !text.contains(SERVICE_TOKEN),
+            "`{tool}` showed the service token: {text}"
+        );
+        (result.is_error == Some(true), text, result.structured_content)
+    }
+
+    #[tokio::test]
+    async fn bound_calls_hold_their_guarantees_on_the_wire() {
+        let seen = Arc::new(Seen::default());
+        let server = server(Arc::clone(&seen));
+
+        let (error, text, output) = call(&server, "echo", json!({ "id": "../../admin?x=#f", "trace": "t-1" })).await;
+        assert!(!error, "{text}");
+        assert_eq!(output.unwrap()["name"], "/echo/..%2F..%2Fadmin%3Fx%3D%23f");
+        let (error, _, output) = call(&server, "echo", json!({ "id": "%2e%2e%2f" })).await;
+        assert!(!error);
+        assert_eq!(output.unwrap()["name"], "/echo/%252e%252e%252f");
+        let (error, _, output) = call(&server, "echo", json!({ "id": "https://evil.example/x" })).await;
+        assert!(!error);
+        assert_eq!(output.unwrap()["name"], "/echo/https%3A%2F%2Fevil.example%2Fx");
+        let sent_before = seen.requests.lock().unwrap().len();
+        for id in ["..", "."] {
+            let (error, text, _) = call(&server, "echo", json!({ "id": id })).await;
+            assert!(error && text.contains("`id`"), "{text}");
+        }
+        let (error, text, _) = call(&server, "echo", json!({ "id": "a", "trace": "x\r\nX-Injected: 1" })).await;
+        assert!(
+            error && text.contains("control character") && !text.contains("X-Injected"),
+            "{text}"
+        );
+        assert_eq!(
+            seen.requests.lock().unwrap().len(),
+            sent_before,
+            "refused calls send nothing"
+        );
+
+        let (error, _, output) = call(&server, "list", json!({})).await;
+        assert!(!error);
+        assert_eq!(output.unwrap()["items"], json!([1, 2, 3]));
+        let (error, text, _) = call(&server, "list_unwrapped", json!({})).await;
+        assert!(
+            error && text.contains("failed"),
+            "a list is not an object output: {text}"
+        );
+
+        let (error, text, _) = call(&server, "problem", json!({})).await;
+        assert!(
+            error && text.contains("422") && text.contains("tag_name already exists"),
+            "{text}"
+        );
+        assert!(
+            text.contains("POST /problem") && !text.contains("secret-header"),
+            "{text}"
+        );
+        let (error, text, _) = call(&server, "boom", json!({})).await;
+        assert!(error && text.contains("500") && !text.contains('\u{1b}'), "{text}");
+
+        let (error, text, output) = call(&server, "flaky_get", json!({})).await;
+        assert!(!error, "a GET is retried after 503: {text}");
+        assert_eq!(output.unwrap()["name"], "second try");
+        seen.flaky.store(0, Ordering::SeqCst);
+        let (error, text, _) = call(&server, "flaky_post", json!({})).await;
+        assert!(error && text.contains("503"), "a POST is never retried: {text}");
+
+        let (error, text, _) = call(&server, "slow", json!({})).await;
+        assert!(error && text.contains("GET /slow within"), "{text}");
+        let (error, text, _) = call(&server, "big", json!({})).await;
+        assert!(error, "over max_response: {text}");
+        let (error, _, _) = call(&server, "redirect", json!({})).await;
+        assert!(error, "a redirect to an undeclared host is refused");
+        let (error, text, _) = call(&server, "bad_shape", json!({})).await;
+        assert!(error && text.contains("breaks its contract"), "{text}");
+
+        let requests = seen.requests.lock().unwrap();
+        assert!(!requests.iter().any(|r| r.contains("X-Injected")));
+        for request in requests.iter() {
+            assert!(
+                request.contains(&format!("authorization: Bearer {SERVICE_TOKEN}")),
+                "every request carries the server's own credential: {request}"
+            );
+        }
+        assert!(
+            requests.iter().any(|r| r.contains("x-trace: t-1")),
+            "the header parameter is sent"
+        );
     }
 }

@@ -60,6 +60,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("src/approval.rs", include_str!("../../runtime/src/approval.rs")),
     ("src/audit.rs", include_str!("../../runtime/src/audit.rs")),
     ("src/auth.rs", include_str!("../../runtime/src/auth.rs")),
+    ("src/binding.rs", include_str!("../../runtime/src/binding.rs")),
     ("src/cli.rs", include_str!("../../runtime/src/cli.rs")),
     ("src/client.rs", include_str!("../../runtime/src/client.rs")),
     ("src/config.rs", include_str!("../../runtime/src/config.rs")),

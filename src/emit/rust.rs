@@ -274,14 +274,20 @@ pub fn handler_rs(model: &Model) -> TokenStream {
     });
     let imports = Imports::of(model);
     let runtime_uses = imports.runtime(
-        &["Context", "ToolError"],
-        &["ContentBlock", "PromptMessage", "ResourceBody"],
+        &[],
+        &["ContentBlock", "Context", "PromptMessage", "ResourceBody", "ToolError"],
     );
+    let future_use = imports
+        .used
+        .contains(&"Future")
+        .then(|| quote! { use std::future::Future; });
+    let runtime_uses = (!handler_methods(model).is_empty()).then_some(runtime_uses);
     quote! {
         //! The handler trait: one method per tool and resource of the contract. The team
         //! implements it in `src/handlers/`; a tool added to the contract is a method the
-        //! compiler asks for, a tool removed is a method it refuses.
-        use std::future::Future;
+        //! compiler asks for, a tool removed is a method it refuses. Tools bound to an HTTP
+        //! operation have no method: the runtime makes their calls.
+        #future_use
 
         #runtime_uses
 
@@ -306,7 +312,12 @@ impl Imports {
             .resources
             .iter()
             .any(|r| matches!(r.target, ResourceTarget::Template { .. }));
-        if model.tools.iter().any(|t| t.output.is_none()) {
+        // Bound tools have no handler method: only handled tools need the codec and types.
+        let handled: Vec<&Tool> = model.tools.iter().filter(|t| !t.is_bound()).collect();
+        if !handler_methods(model).is_empty() {
+            used.extend(["Context", "ToolError", "Future"]);
+        }
+        if handled.iter().any(|t| t.output.is_none()) {
             used.push("ContentBlock");
         }
         if model.prompts.iter().any(|p| p.handler.is_some()) {
@@ -315,10 +326,10 @@ impl Imports {
         if !model.resources.is_empty() {
             used.push("ResourceBody");
         }
-        if !model.tools.is_empty() || templates {
+        if !handled.is_empty() || templates {
             used.push("decode");
         }
-        if model.tools.iter().any(|t| t.output.is_some()) {
+        if handled.iter().any(|t| t.output.is_some()) {
             used.push("encode");
         }
         if templates {
@@ -432,6 +443,9 @@ pub fn dispatch_rs(model: &Model) -> TokenStream {
         prompt_arms,
         quote! { Err(ToolError::internal(format!("no handler for prompt `{prompt}`"))) },
     );
+    let unused_handler = handler_methods(model).is_empty().then(|| {
+        quote! { #[expect(dead_code, reason = "every tool is bound to an HTTP operation: no handler method is called")] }
+    });
     let imports = Imports::of(model);
     let runtime_uses = imports.runtime(
         &[
@@ -457,6 +471,7 @@ pub fn dispatch_rs(model: &Model) -> TokenStream {
 
         /// Routes each call to the team's handler.
         pub struct Dispatcher<H> {
+            #unused_handler
             handler: H,
         }
 
@@ -549,8 +564,8 @@ pub fn handlers_scaffold(model: &Model) -> TokenStream {
     });
     let imports = Imports::of(model);
     let runtime_uses = imports.runtime(
-        &["Config", "Context", "ToolError"],
-        &["ContentBlock", "PromptMessage", "ResourceBody"],
+        &["Config"],
+        &["ContentBlock", "Context", "PromptMessage", "ResourceBody", "ToolError"],
     );
     let types_use = imports
         .used

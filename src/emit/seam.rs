@@ -219,12 +219,19 @@ fn downstream(downstream: &model::Downstream) -> Result<seam::DownstreamSpec, St
             client_secret: secret(client_secret),
             scopes: downstream.credential_scopes.clone(),
         },
-        // `charter check` refuses both (`unsupported-credentials`, `token-passthrough`).
-        Credentials::TokenExchange { .. } => {
-            return Err(format!(
-                "downstream `{name}` uses token_exchange credentials, which the runtime cannot honour yet"
-            ));
-        }
+        Credentials::TokenExchange {
+            token_url,
+            audience,
+            client_id,
+            client_secret,
+        } => seam::CredentialSpec::TokenExchange {
+            token_url: token_url.clone(),
+            client_id: client_id.clone(),
+            client_secret: secret(client_secret),
+            audience: audience.clone(),
+            scopes: downstream.credential_scopes.clone(),
+        },
+        // `charter check` refuses it (`token-passthrough`).
         Credentials::CallerToken => {
             return Err(format!(
                 "downstream `{name}` passes the caller's token through, which is never allowed"

@@ -53,10 +53,6 @@ pub static RULES: &[Rule] = &[
         summary: "a downstream is called with the caller's own token",
         explain: "Forwarding the token a client presented to this server lets this server act with every right the user has anywhere that token is accepted, breaks audience binding and hides the server from downstream audit (the confused-deputy problem in the MCP security guidance). The server must use its own credentials, or exchange the caller's token for one issued for the downstream's audience.\n\nFix: use `service_token` or `client_credentials`. This rule cannot be suppressed.",
         fixed),
-    rule!("unsupported-by-runtime", Error, unsupported_by_runtime,
-        summary: "the contract asks for something the generated server cannot do yet",
-        explain: "A contract is a promise: every field must be enforced by the server generated from it. A field the runtime cannot honour would pass review and then fail at start-up, or worse, be silently ignored.\n\nToday this covers `token_exchange` downstream credentials (RFC 8693): the runtime has no token-exchange client yet.\n\nFix: use the server's own credential for the downstream (`client_credentials` with the narrowest scopes, or a `service_token`) until token exchange is supported. This rule cannot be suppressed.",
-        fixed),
     rule!("understated-effect", Error, understated_effect,
         summary: "a tool declared `read` is bound to an HTTP method that changes state",
         explain: "Only `GET` and `HEAD` read. A tool bound to `POST`, `PUT`, `PATCH` or `DELETE` and declared `read` would be advertised to clients as read-only, skip the intent record and approval, and be retried on failure: the review would approve a change as a lookup.\n\nFix: declare the effect the operation has (`write`, with `approval`, or `draft` when it only creates something a person acts on). This rule cannot be suppressed.",
@@ -266,25 +262,6 @@ fn understated_effect(cx: &Context, f: &mut Findings) {
                 "declare `effect: write` with an `approval`, or `effect: draft` if {} only creates something a person reviews",
                 b.method
             ));
-        }
-    }
-}
-
-fn unsupported_by_runtime(cx: &Context, f: &mut Findings) {
-    for d in &cx.model.downstreams {
-        if matches!(d.credentials, Credentials::TokenExchange { .. }) {
-            f.add(
-                "unsupported-by-runtime",
-                format!(
-                    "downstream `{}` uses `token_exchange`, which the generated server cannot perform yet",
-                    d.name.original
-                ),
-                Place::key(format!("{}/credentials/token_exchange", d.pointer)),
-            )
-            .help = Some(
-                "use `client_credentials` (the server's own identity, narrowest scopes) or a `service_token` for now"
-                    .into(),
-            );
         }
     }
 }

@@ -28,8 +28,20 @@ impl Name {
     /// The Rust forms of a contract name. Keywords get a trailing underscore
     /// (`type` -> `type_`), which unlike `r#type` works for modules and types too.
     pub fn new(original: &str) -> Name {
-        let snake = escape(original.to_snake_case());
-        let pascal = escape(original.to_upper_camel_case());
+        // Property names from API descriptions can be `+1`, `-1` or `2fa`: spell the sign, and
+        // give a leading digit a letter, so every name is an identifier.
+        let spelled = match original.as_bytes().first() {
+            Some(b'+') => format!("plus {}", &original[1..]),
+            Some(b'-') => format!("minus {}", &original[1..]),
+            _ => original.to_owned(),
+        };
+        let identifier = |s: String, prefix: &str| match s.chars().next() {
+            None => prefix.to_owned(),
+            Some(c) if c.is_ascii_digit() => format!("{prefix}{s}"),
+            Some(_) => s,
+        };
+        let snake = escape(identifier(spelled.to_snake_case(), "n"));
+        let pascal = escape(identifier(spelled.to_upper_camel_case(), "N"));
         Name {
             original: original.to_owned(),
             snake,
@@ -90,6 +102,23 @@ pub fn is_env_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_property_name_becomes_an_identifier() {
+        for (original, snake, pascal) in [
+            ("+1", "plus_1", "Plus1"),
+            ("-1", "minus_1", "Minus1"),
+            ("2fa", "n2fa", "N2fa"),
+            ("", "n", "N"),
+        ] {
+            let name = Name::new(original);
+            assert_eq!(
+                (name.snake.as_str(), name.pascal.as_str()),
+                (snake, pascal),
+                "{original:?}"
+            );
+        }
+    }
 
     #[test]
     fn rust_forms_escape_keywords_and_punctuation() {

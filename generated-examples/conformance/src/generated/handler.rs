@@ -2,7 +2,8 @@
 
 //! The handler trait: one method per tool and resource of the contract. The team
 //! implements it in `src/handlers/`; a tool added to the contract is a method the
-//! compiler asks for, a tool removed is a method it refuses.
+//! compiler asks for, a tool removed is a method it refuses. Tools bound to an HTTP
+//! operation have no method: the runtime makes their calls.
 
 use std::future::Future;
 use charter_runtime::codegen::{
