@@ -246,7 +246,46 @@ async def create_release(binary, workdir, standins, answer):
     print(f"ok  github-releases stdio: repos_create_release {'confirmed, one POST' if answer else 'declined, nothing sent'}")
 
 
+# Every read tool of github-releases against the responses GitHub's description documents. Three
+# of those documented examples break GitHub's own schemas, so the server's output validation
+# refuses them, as it would refuse such an answer from the real API.
+GITHUB_READS = {
+    "repos_list_releases": {}, "repos_get_release": {"release_id": 1}, "repos_get_release_by_tag": {"tag": "v1.0.0"},
+    "repos_get_latest_release": {}, "repos_list_tags": {}, "repos_compare_commits": {"base": "v1", "head": "v2"},
+    "pulls_list": {}, "pulls_get": {"pull_number": 1347}, "pulls_list_commits": {"pull_number": 1},
+    "pulls_list_files": {"pull_number": 1}, "pulls_list_reviews": {"pull_number": 1},
+    "issues_list_labels_for_repo": {}, "issues_get": {"issue_number": 1}, "issues_list_milestones": {},
+    "repos_list_contributors": {}, "repos_list_languages": {}, "repos_list_branches": {},
+    "repos_get_branch": {"branch": "main"},
+}
+EXAMPLES_BREAKING_THEIR_SCHEMA = {
+    "pulls_list": "a requested team without the required `type`",
+    "pulls_get": "a requested team without the required `type`",
+    "issues_get": "the documented issue lacks the required fields",
+    "repos_list_branches": "branch protection without the required `checks`",
+}
+
+
+async def github_reads(binary, workdir, standins):
+    target = StdioServerParameters(command=binary, args=[*standins.args(), "stdio"], cwd=workdir, env=standins.env)
+    async with Client(target, mode="2026-07-28") as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        for name, extra in GITHUB_READS.items():
+            result = await client.call_tool(name, {"owner": "octocat", "repo": "hello-world", **extra})
+            text = result.content[0].text if result.content else ""
+            if name in EXAMPLES_BREAKING_THEIR_SCHEMA:
+                if not result.is_error or "breaks its contract" not in text:
+                    fail(f"github-releases: {name}'s documented example ({EXAMPLES_BREAKING_THEIR_SCHEMA[name]}) was not refused: {text[:200]}")
+                continue
+            if result.is_error:
+                fail(f"github-releases: {name} failed: {text}")
+            jsonschema.validate(result.structured_content, tools[name].output_schema)
+    print(f"ok  github-releases stdio: {len(GITHUB_READS) - len(EXAMPLES_BREAKING_THEIR_SCHEMA)} bound reads validated, "
+          f"{len(EXAMPLES_BREAKING_THEIR_SCHEMA)} documented examples that break GitHub's schema refused")
+
+
 async def github_releases(binary, workdir, standins):
+    await github_reads(binary, workdir, standins)
     await create_release(binary, workdir, standins, True)
     await create_release(binary, workdir, standins, False)
 

@@ -19,6 +19,11 @@
 //! - **Retries only reads.** `GET` and `HEAD` are retried on connection
 //!   errors, 429 and 503, at most [`MAX_RETRIES`] times within the tool's
 //!   timeout, with jittered exponential backoff that honours `Retry-After`.
+//! - **Only what the contract lists leaves.** A success body is projected onto
+//!   the output schema before it is validated: properties a closed object
+//!   schema does not declare are dropped (an API adds fields over time; the
+//!   contract decides which reach the model), then the output schema is
+//!   checked as for any tool.
 //! - **Errors say what happened, not what the downstream sent.** A status
 //!   outside `success` becomes an error result with the status, the method,
 //!   the path template and a bounded excerpt (a problem+json `title` and
@@ -183,7 +188,15 @@ pub async fn call(
                     continue;
                 }
             }
-            return answer(binding, &what, sent?);
+            return answer(binding, &what, sent?).map(|output| match output {
+                ToolOutput::Structured(mut value) => {
+                    if let Some(schema) = tool.definition.get("outputSchema") {
+                        project(&mut value, schema, schema);
+                    }
+                    ToolOutput::Structured(value)
+                }
+                other => other,
+            });
         }
     }
     .await;
@@ -257,6 +270,55 @@ fn answer(binding: &BindingSpec, what: &str, response: DownstreamResponse) -> Re
         }
     };
     Ok(ToolOutput::Structured(output))
+}
+
+/// Drops the properties closed object schemas do not declare, following
+/// `properties`, `items`, type arrays and local `$ref`s into `$defs`; keywords
+/// that combine schemas (`anyOf`, `oneOf`, `allOf`) are left to validation.
+pub fn project(value: &mut Value, schema: &Value, root: &Value) {
+    project_at(value, schema, root, 0);
+}
+
+fn project_at(value: &mut Value, schema: &Value, root: &Value, depth: usize) {
+    // Recursive schemas over deep documents: validation reports what is left.
+    if depth > 64 {
+        return;
+    }
+    let schema = match schema.get("$ref").and_then(Value::as_str) {
+        Some(reference) => match reference
+            .strip_prefix("#/$defs/")
+            .and_then(|name| root.get("$defs")?.get(name))
+        {
+            Some(target) => target,
+            None => return,
+        },
+        None => schema,
+    };
+    match value {
+        Value::Object(object) => {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            if schema.get("additionalProperties") == Some(&Value::Bool(false))
+                && let Some(properties) = properties
+            {
+                object.retain(|key, _| properties.contains_key(key));
+            }
+            if let Some(properties) = properties {
+                for (key, item) in object.iter_mut() {
+                    if let Some(sub) = properties.get(key) {
+                        project_at(item, sub, root, depth + 1);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(sub) = schema.get("items") {
+                for item in items {
+                    project_at(item, sub, root, depth + 1);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// What a caller may see of an error answer: a problem+json `title` and
@@ -541,6 +603,39 @@ mod tests {
         assert_eq!(
             request.url_for_audit(),
             "/repos/o/r/compare/1...true?labels=bug%2Ca%20b&state=open&state=closed"
+        );
+    }
+
+    #[test]
+    fn projection_keeps_what_closed_schemas_declare() {
+        let schema = json!({
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "items": { "type": "array", "items": { "$ref": "#/$defs/Pull" } },
+                "open": { "type": "object", "properties": { "a": { "type": "integer" } } }
+            },
+            "$defs": {
+                "Pull": {
+                    "type": ["object", "null"],
+                    "additionalProperties": false,
+                    "properties": { "number": { "type": "integer" }, "user": { "$ref": "#/$defs/User" } }
+                },
+                "User": { "type": "object", "additionalProperties": false, "properties": { "login": { "type": "string" } } }
+            }
+        });
+        let mut value = json!({
+            "items": [
+                { "number": 1, "secret_field": "x", "user": { "login": "ada", "email": "ada@example.com" } },
+                null
+            ],
+            "open": { "a": 1, "b": 2 },
+            "extra": true
+        });
+        project(&mut value, &schema, &schema);
+        assert_eq!(
+            value,
+            json!({ "items": [{ "number": 1, "user": { "login": "ada" } }, null], "open": { "a": 1, "b": 2 } })
         );
     }
 
