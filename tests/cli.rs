@@ -180,3 +180,21 @@ fn a_malformed_charter_today_is_an_error_that_says_how_to_fix_it() {
         .expect("charter runs");
     assert_eq!(schema.status.code(), Some(0));
 }
+
+#[test]
+fn wrong_egress_addresses_are_located_and_explained() {
+    let out = charter(&["check", "tests/fixtures/egress-cidrs-wrong.yaml"]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{report}");
+    assert!(
+        report.contains("`10.0.0.1/8` is not a CIDR: its address has bits set past the /8 prefix")
+            && report.contains("tests/fixtures/egress-cidrs-wrong.yaml:76:26"),
+        "{report}"
+    );
+    assert!(
+        report.contains("`ordres.example.com` has CIDRs, but it is neither")
+            && report.contains("egress-cidrs-wrong.yaml:77:5")
+            && report.contains("did you mean `orders.example.com`?"),
+        "{report}"
+    );
+}

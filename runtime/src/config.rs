@@ -45,6 +45,9 @@ pub struct Http {
     pub allowed_origins: Vec<String>,
     /// Path the MCP endpoint is served at.
     pub path: String,
+    /// Serve `/metrics` on this address instead of the MCP port, so the
+    /// network can admit only the monitoring system to it.
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for Http {
@@ -54,6 +57,7 @@ impl Default for Http {
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             allowed_origins: Vec::new(),
             path: "/mcp".into(),
+            metrics_listen: None,
         }
     }
 }
@@ -230,7 +234,7 @@ impl Config {
         Ok(config)
     }
 
-    /// Applies `{PREFIX}_ENVIRONMENT`, `{PREFIX}_LISTEN`, `_ALLOWED_HOSTS`, `_ALLOWED_ORIGINS` (comma
+    /// Applies `{PREFIX}_ENVIRONMENT`, `{PREFIX}_LISTEN`, `_METRICS_LISTEN`, `_ALLOWED_HOSTS`, `_ALLOWED_ORIGINS` (comma
     /// separated), `_LOG`, `_OAUTH_ISSUER`, `_OAUTH_AUDIENCE`, `_OAUTH_JWKS_URI`,
     /// `_AUDIT_PATH`, `_APPROVALS_PATH`, `_KILL_SWITCH_FILE`,
     /// `_DOWNSTREAM_{NAME}_BASE_URL` and `_HANDLERS_{KEY}`.
@@ -252,6 +256,9 @@ impl Config {
         })?;
         if let Some(v) = var(&format!("{prefix}_LISTEN")) {
             self.http.listen = v;
+        }
+        if let Some(v) = var(&format!("{prefix}_METRICS_LISTEN")) {
+            self.http.metrics_listen = Some(v);
         }
         if let Some(v) = var(&format!("{prefix}_ALLOWED_HOSTS")) {
             self.http.allowed_hosts = list(v);

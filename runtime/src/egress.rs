@@ -1242,6 +1242,25 @@ fn form_encode(text: &str) -> String {
     out
 }
 
+/// The downstream credentials that cannot be read now, each named by where it
+/// should be (never what it holds): `/readyz` fails while any is missing, so a
+/// pod without its Secret never takes traffic it would fail.
+pub fn missing_credentials(specs: &[DownstreamSpec]) -> Vec<String> {
+    specs
+        .iter()
+        .filter_map(|spec| {
+            let secret = match &spec.credentials {
+                CredentialSpec::ServiceToken { secret } => secret,
+                CredentialSpec::ClientCredentials { client_secret, .. }
+                | CredentialSpec::TokenExchange { client_secret, .. } => client_secret,
+                CredentialSpec::None => return None,
+            };
+            let problem = Secret(secret.clone()).read().err()?;
+            Some(format!("downstream `{}`: {problem}", spec.name))
+        })
+        .collect()
+}
+
 /// Where a secret is read from, at each use.
 struct Secret(SecretRef);
 

@@ -99,8 +99,30 @@ pub async fn http<D: Dispatch>(
     let mut router = axum::Router::new()
         .merge(mcp)
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready::<D>))
-        .route("/metrics", get(metrics::<D>));
+        .route("/readyz", get(ready::<D>));
+    // With `http.metrics_listen`, /metrics moves to its own port, so a network
+    // policy can open it to the monitoring namespace alone.
+    match &config.http.metrics_listen {
+        Some(metrics_listen) => {
+            let metrics_listener = tokio::net::TcpListener::bind(metrics_listen)
+                .await
+                .map_err(|e| format!("cannot listen for metrics on {metrics_listen} (http.metrics_listen): {e}"))?;
+            let metrics_router = axum::Router::new()
+                .route("/metrics", get(metrics::<D>))
+                .with_state(state.clone());
+            let stop = shutdown.child_token();
+            tracing::info!(address = %metrics_listen, "serving /metrics");
+            tokio::spawn(async move {
+                let served = axum::serve(metrics_listener, metrics_router)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            });
+        }
+        None => router = router.route("/metrics", get(metrics::<D>)),
+    }
     for path in state.gate.metadata_paths() {
         router = router.route(&path, get(resource_metadata::<D>));
     }
@@ -397,11 +419,13 @@ async fn ready<D: Dispatch>(
     use axum::response::IntoResponse as _;
     let mut problems = Vec::new();
     if !state.gate.ready() {
-        problems.push("the identity provider's keys are not loaded yet");
+        problems.push("the identity provider's keys are not loaded yet".to_string());
     }
     if state.server.controls().is_some_and(|c| !c.audit.healthy()) {
-        problems.push("the audit log cannot be written");
+        problems.push("the audit log cannot be written".to_string());
     }
+    #[cfg(feature = "egress")]
+    problems.extend(super::egress::missing_credentials(&state.server.surface().downstreams));
     if problems.is_empty() {
         (StatusCode::OK, "ready\n").into_response()
     } else {

@@ -710,6 +710,16 @@ pub struct Deploy {
     /// Memory limit per replica, e.g. `256Mi`.
     #[serde(default)]
     pub memory: Option<String>,
+    /// The addresses each host the server reaches resolves to, as CIDRs (`10.20.0.0/16`,
+    /// `203.0.113.7/32`), by host name: every downstream egress host and the identity provider.
+    /// The generated NetworkPolicy opens egress to these addresses only; a host without CIDRs is
+    /// reachable only through the FQDN policy variant (`deploy/network-policy-fqdn.yaml`).
+    #[serde(default)]
+    pub egress_cidrs: IndexMap<String, Vec<String>>,
+    /// The namespace Prometheus scrapes from; only it may reach the metrics port (default
+    /// `monitoring`).
+    #[serde(default)]
+    pub monitoring_namespace: Option<String>,
 }
 
 /// What the hand-written handlers need.

@@ -6,6 +6,7 @@
 //! output depends on the model alone: no timestamps, no versions, no paths of
 //! the machine that ran it.
 
+mod deploy;
 pub mod runtime;
 pub mod rust;
 mod seam;
@@ -88,7 +89,21 @@ pub fn emit(model: &Model, options: &Options) -> Result<FileTree, String> {
     generated("REVIEW.md", texts.render("REVIEW.md.j2")?);
     generated("config.example.toml", texts.render("config.example.toml.j2")?);
     generated("deploy/Dockerfile", texts.render("Dockerfile.j2")?);
-    generated("deploy/kubernetes.yaml", texts.render("kubernetes.yaml.j2")?);
+    generated(".dockerignore", texts.render("dockerignore.j2")?);
+    // A stdio-only server runs as its client's child process: it has no cluster deployment.
+    if model.access.transports.contains(&crate::model::Transport::Http) {
+        for (path, template) in [
+            ("deploy/kubernetes.yaml", "kubernetes.yaml.j2"),
+            ("deploy/network-policy.yaml", "network-policy.yaml.j2"),
+            ("deploy/network-policy-fqdn.yaml", "network-policy-fqdn.yaml.j2"),
+            ("deploy/alerts.yaml", "alerts.yaml.j2"),
+            ("deploy/alerts.test.yaml", "alerts.test.yaml.j2"),
+            ("deploy/audit-shipping.yaml", "audit-shipping.yaml.j2"),
+            ("deploy/audit-shipping.patch.yaml", "audit-shipping.patch.yaml.j2"),
+        ] {
+            generated(path, texts.render(template)?);
+        }
+    }
     generated("charter.lock.json", lock_json(model));
 
     tree.insert(

@@ -19,8 +19,36 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("Dockerfile.j2", include_str!("../../templates/generate/Dockerfile.j2")),
     (
+        "dockerignore.j2",
+        include_str!("../../templates/generate/dockerignore.j2"),
+    ),
+    (
         "kubernetes.yaml.j2",
         include_str!("../../templates/generate/kubernetes.yaml.j2"),
+    ),
+    (
+        "network-policy.yaml.j2",
+        include_str!("../../templates/generate/network-policy.yaml.j2"),
+    ),
+    (
+        "network-policy-fqdn.yaml.j2",
+        include_str!("../../templates/generate/network-policy-fqdn.yaml.j2"),
+    ),
+    (
+        "alerts.yaml.j2",
+        include_str!("../../templates/generate/alerts.yaml.j2"),
+    ),
+    (
+        "alerts.test.yaml.j2",
+        include_str!("../../templates/generate/alerts.test.yaml.j2"),
+    ),
+    (
+        "audit-shipping.yaml.j2",
+        include_str!("../../templates/generate/audit-shipping.yaml.j2"),
+    ),
+    (
+        "audit-shipping.patch.yaml.j2",
+        include_str!("../../templates/generate/audit-shipping.patch.yaml.j2"),
     ),
 ];
 
@@ -118,6 +146,7 @@ impl Texts {
             audit => &model.audit,
             retention => crate::model::units::format_duration(model.audit.retention),
             deploy => &model.deploy,
+            plan => super::deploy::DeployPlan::new(model),
             reviewers => model.tools.iter().any(|t| matches!(t.approval, Approval::Reviewer { .. })),
             writes => model.tools.iter().filter(|t| t.approval != Approval::None).map(|t| &t.name.original).collect::<Vec<_>>(),
         };
@@ -218,8 +247,13 @@ fn enforcement(model: &Model) -> Vec<Control> {
         ),
         row(
             "Rate limits per caller and capability, concurrency caps",
-            if http {
-                "yes (429 with `Retry-After` on HTTP); limits are per replica".into()
+            if http && model.deploy.replicas_max > 1 {
+                format!(
+                    "yes (429 with `Retry-After` on HTTP), shared by the {} to {} replicas through Redis (`rate_limits.redis_url_env`); without Redis each replica limits on its own, so a limit admits up to {}x its rate",
+                    model.deploy.replicas_min, model.deploy.replicas_max, model.deploy.replicas_max
+                )
+            } else if http {
+                "yes (429 with `Retry-After` on HTTP); one replica".into()
             } else {
                 yes()
             },
@@ -229,7 +263,7 @@ fn enforcement(model: &Model) -> Vec<Control> {
             yes(),
         ),
         row(
-            "Kill switch for the whole server and per tool (environment at start-up, a file re-read every second)",
+            "Kill switch for the whole server and per tool (the environment variable at start-up; the file, a mounted ConfigMap in the cluster, re-read every second)",
             yes(),
         ),
     ];
@@ -257,8 +291,13 @@ fn enforcement(model: &Model) -> Vec<Control> {
             (true, _) => "not needed: no tool requires approval".into(),
             (false, false) => format!("yes, the calling user confirms: {}", writes.join(", ")),
             (false, true) => format!(
-                "yes, for {}; reviewer approvals are stored in one SQLite file (`approvals.path`), so replicas must share it on storage that supports SQLite locking, or run one replica",
-                writes.join(", ")
+                "yes, for {}; pending approvals are stored {}",
+                writes.join(", "),
+                if http && model.deploy.replicas_max > 1 {
+                    "in PostgreSQL (`approvals.postgres_url_env`), shared by every replica: an approval decided on one runs once on any; over stdio, in SQLite (`approvals.path`)"
+                } else {
+                    "in SQLite (`approvals.path`) on the server's own volume (one replica)"
+                }
             ),
         },
     ));

@@ -37,6 +37,9 @@ pub static RULES: &[Rule] = &[
         summary: "the server has no disable path",
         explain: "A bad server must be turned off in minutes, not after teams agree who owns it. The disable path is a kill switch operators flip without a deploy.\n\nFix: set `server.retirement.disable` to an environment variable (`env: NAME`) and/or a file (`file: /path`); the generated server refuses calls while it is set.",
         relaxed),
+    rule!("egress-cidrs-missing", Warning, egress_cidrs_missing,
+        summary: "a host the server reaches has no addresses for the network policy",
+        explain: "The generated NetworkPolicy opens egress only to the addresses listed under `deploy.egress_cidrs`, never to any address. A downstream or identity-provider host without CIDRs is blocked in a cluster that enforces NetworkPolicy, so its calls fail (and a missing identity provider fails every token check).\n\nFix: list the host's addresses under `deploy.egress_cidrs` (ask the host's owners for stable ranges), or deploy `deploy/network-policy-fqdn.yaml` on a CNI with FQDN policies (Cilium) instead of `deploy/network-policy.yaml`."),
     rule!("retirement-conditions-missing", Warning, retirement_conditions_missing,
         summary: "the contract does not say when the server should be retired",
         explain: "A reviewer approves a server for a purpose. Writing down when it should be disabled, replaced or narrowed (`server.retirement.when`) turns that purpose into something the next review can check.",
@@ -182,6 +185,37 @@ fn no_disable_path(cx: &Context, f: &mut Findings) {
             Place::key("/server"),
         )
         .help = Some("add `retirement: { disable: { env: SERVER_DISABLED } }` under `server`".into());
+    }
+}
+
+fn egress_cidrs_missing(cx: &Context, f: &mut Findings) {
+    let m = cx.model;
+    if !m.access.transports.contains(&Transport::Http) {
+        return; // stdio servers are not deployed by the generated manifests
+    }
+    let missing: Vec<String> = m
+        .network_hosts()
+        .into_iter()
+        .filter(|h| !m.deploy.egress_cidrs.contains_key(&h.host))
+        .map(|h| format!("`{}` ({})", h.host, h.purpose))
+        .collect();
+    if !missing.is_empty() {
+        f.add(
+            "egress-cidrs-missing",
+            format!(
+                "the network policy blocks {}: no addresses are listed for {}",
+                if missing.len() == 1 {
+                    "a host the server reaches"
+                } else {
+                    "hosts the server reaches"
+                },
+                missing.join(", ")
+            ),
+            Place::key("/deploy"),
+        )
+        .help = Some(
+            "list each host's addresses under `deploy.egress_cidrs`, e.g. `id.example.com: [203.0.113.0/24]`".into(),
+        );
     }
 }
 

@@ -1,6 +1,6 @@
 //! Raw contract -> model, with every semantic error collected.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -142,7 +142,7 @@ impl Lowering<'_> {
         let audit = self.audit(c.audit.as_ref());
         let deploy = self.deploy(c.deploy.as_ref(), &server.name);
         let handler_dependencies = self.handler_dependencies(c.handlers.as_ref());
-        Model {
+        let model = Model {
             server,
             data_classes,
             access,
@@ -155,6 +155,37 @@ impl Lowering<'_> {
             deploy,
             handler_dependencies,
             suppressions: suppressions(&c.suppress, ""),
+        };
+        self.egress_cidr_hosts(&model);
+        model
+    }
+
+    /// CIDRs are for hosts the server reaches: one for any other host would open the network
+    /// policy to addresses no downstream needs.
+    fn egress_cidr_hosts(&mut self, model: &Model) {
+        let hosts = model.network_hosts();
+        for host in model.deploy.egress_cidrs.keys() {
+            if !hosts.iter().any(|h| &h.host == host) {
+                let known: Vec<&str> = hosts.iter().map(|h| h.host.as_str()).collect();
+                let hint = match crate::suggest::did_you_mean(host, known.iter().copied()) {
+                    Some(close) => format!("did you mean `{close}`?"),
+                    None if known.is_empty() => {
+                        "this server reaches no host over the network: remove `egress_cidrs`".into()
+                    }
+                    None => format!(
+                        "the hosts it reaches are {}",
+                        known.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", ")
+                    ),
+                };
+                self.error(
+                    "invalid-value",
+                    format!(
+                        "`{host}` has CIDRs, but it is neither a downstream's egress host nor the identity provider's"
+                    ),
+                    Place::key(&format!("/deploy/egress_cidrs/{}", escape(host))),
+                )
+                .help = Some(hint);
+            }
         }
     }
 
@@ -1214,12 +1245,27 @@ impl Lowering<'_> {
                 Place::value("/deploy/replicas"),
             );
         }
+        let mut egress_cidrs = BTreeMap::new();
+        for (host, cidrs) in &d.egress_cidrs {
+            let pointer = format!("/deploy/egress_cidrs/{}", escape(host));
+            for (i, cidr) in cidrs.iter().enumerate() {
+                if let Err(why) = check_cidr(cidr) {
+                    self.invalid(
+                        format!("`{cidr}` is not a CIDR: {why}; write an address and prefix length, e.g. `203.0.113.0/24` or `2001:db8::/32`"),
+                        Place::value(&format!("{pointer}/{i}")),
+                    );
+                }
+            }
+            egress_cidrs.insert(host.clone(), cidrs.clone());
+        }
         Deploy {
             namespace: d.namespace.unwrap_or_else(|| server.original.clone()),
             replicas_min: min,
             replicas_max: max,
             cpu: d.cpu.unwrap_or_else(|| "250m".into()),
             memory: d.memory.unwrap_or_else(|| "256Mi".into()),
+            egress_cidrs,
+            monitoring_namespace: d.monitoring_namespace.unwrap_or_else(|| "monitoring".into()),
         }
     }
 
@@ -1583,5 +1629,62 @@ pub fn is_loopback(url: &url::Url) -> bool {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
+    }
+}
+
+/// Checks `text` is `ADDRESS/PREFIX` with the prefix within the address family's bits and no host
+/// bits set (`10.0.0.1/8` is refused: it reads as one host but opens a whole network).
+fn check_cidr(text: &str) -> Result<(), String> {
+    let (address, prefix) = text.split_once('/').ok_or("it has no `/PREFIX`")?;
+    let address: std::net::IpAddr = address
+        .parse()
+        .map_err(|_| format!("`{address}` is not an IP address"))?;
+    let bits = if address.is_ipv4() { 32 } else { 128 };
+    let prefix: u32 = prefix
+        .parse()
+        .ok()
+        .filter(|p| *p <= bits)
+        .ok_or_else(|| format!("the prefix length must be 0 to {bits}"))?;
+    let value = match address {
+        std::net::IpAddr::V4(a) => u128::from(u32::from(a)) << 96,
+        std::net::IpAddr::V6(a) => u128::from(a),
+    };
+    let host_bits = value.checked_shl(prefix).unwrap_or(0);
+    if host_bits != 0 {
+        return Err(format!("its address has bits set past the /{prefix} prefix"));
+    }
+    if prefix == 0 {
+        return Err("a /0 prefix opens every address".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod cidr_tests {
+    use super::check_cidr;
+
+    #[test]
+    fn networks_pass_and_hosts_with_prefixes_do_not() {
+        for ok in [
+            "203.0.113.10/32",
+            "10.20.0.0/16",
+            "140.82.112.0/20",
+            "2606:50c0::/32",
+            "2001:db8::1/128",
+        ] {
+            assert_eq!(check_cidr(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("10.0.0.1/8", "bits set past the /8"),
+            ("0.0.0.0/0", "opens every address"),
+            ("::/0", "opens every address"),
+            ("10.0.0.0", "no `/PREFIX`"),
+            ("10.0.0.0/33", "0 to 32"),
+            ("example.com/32", "not an IP address"),
+            ("2001:db8::1/64", "bits set past the /64"),
+        ] {
+            let err = check_cidr(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 }

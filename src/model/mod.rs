@@ -11,6 +11,7 @@ pub mod names;
 pub mod schema;
 pub mod units;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -414,6 +415,9 @@ pub struct Deploy {
     pub replicas_max: u32,
     pub cpu: String,
     pub memory: String,
+    /// Addresses of the hosts the server reaches, by host (see [`Deploy::network_hosts`]).
+    pub egress_cidrs: BTreeMap<String, Vec<String>>,
+    pub monitoring_namespace: String,
 }
 
 /// A crate the handlers use.
@@ -445,5 +449,46 @@ impl Model {
 
     pub fn downstream(&self, name: &str) -> Option<&Downstream> {
         self.downstreams.iter().find(|d| d.name.original == name)
+    }
+}
+
+/// A host the deployed server must reach over the network, and why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct NetworkHost {
+    pub host: String,
+    pub port: u16,
+    /// `downstream NAME` or `identity provider`.
+    pub purpose: String,
+}
+
+impl Model {
+    /// Every host the server reaches: each downstream's egress hosts and the
+    /// identity provider (issuer and JWKS), in a stable order.
+    pub fn network_hosts(&self) -> Vec<NetworkHost> {
+        let mut hosts = Vec::new();
+        for d in &self.downstreams {
+            for e in &d.egress {
+                hosts.push(NetworkHost {
+                    host: e.host.clone(),
+                    port: e.port,
+                    purpose: format!("downstream {}", d.name.original),
+                });
+            }
+        }
+        if let Some(oauth) = &self.access.oauth {
+            let urls = std::iter::once(oauth.issuer.as_str()).chain(oauth.jwks_uri.as_deref());
+            for url in urls.filter_map(|u| url::Url::parse(u).ok()) {
+                if let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) {
+                    hosts.push(NetworkHost {
+                        host: host.to_string(),
+                        port,
+                        purpose: "identity provider".into(),
+                    });
+                }
+            }
+        }
+        hosts.sort();
+        hosts.dedup_by(|a, b| a.host == b.host && a.port == b.port);
+        hosts
     }
 }
