@@ -192,7 +192,25 @@ fn controls(surface: &Surface, config: &Config) -> Result<Controls, String> {
         .clone()
         .or_else(|| surface.server.disable.file.clone())
         .map(PathBuf::from);
-    let controls = Controls::new(surface, KillSwitch::new(env_value, file), audit);
+    #[allow(unused_mut)] // changed only with feature `redis`
+    let mut controls = Controls::new(surface, KillSwitch::new(env_value, file), audit);
+    #[cfg(feature = "redis")]
+    if let Some(shared) = super::shared_limits::SharedLimits::from_config(
+        &config.rate_limits,
+        &surface.server.name,
+        controls.metrics.clone(),
+    )? {
+        tracing::info!("rate limits are shared by the replicas through Redis");
+        controls.limiter.share(shared);
+    }
+    #[cfg(not(feature = "redis"))]
+    if config.rate_limits.redis_url_env.is_some() || config.rate_limits.redis_url_file.is_some() {
+        return Err(
+            "the configuration shares rate limits through Redis ([rate_limits]), and this build has no Redis \
+             support: regenerate the server from a contract with more than one replica, or remove [rate_limits]"
+                .into(),
+        );
+    }
     if controls.needs_reviewers() {
         #[cfg(feature = "approvals")]
         {

@@ -23,6 +23,7 @@ pub struct Config {
     pub oauth: OAuth,
     pub audit: Audit,
     pub approvals: Approvals,
+    pub rate_limits: RateLimits,
     pub kill_switch: KillSwitch,
     /// Base URLs of downstream systems for this environment, by contract name.
     /// In production each must name a `host:port` the contract declares for
@@ -138,16 +139,139 @@ impl Default for Audit {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Approvals {
-    /// The SQLite database of operations waiting for a reviewer.
+    /// The SQLite database of operations waiting for a reviewer (one replica, or stdio).
     pub path: String,
+    /// The environment variable holding a PostgreSQL URL (`postgres://USER:PASSWORD@HOST/DB`):
+    /// pending approvals are then kept there, shared by every replica. The URL holds a password,
+    /// so the configuration names where it is, never the URL itself.
+    pub postgres_url_env: Option<String>,
+    /// A file holding the PostgreSQL URL (a mounted secret), instead of `postgres_url_env`.
+    pub postgres_url_file: Option<String>,
+    /// The most connections each replica keeps to PostgreSQL.
+    pub postgres_pool_size: usize,
 }
 
 impl Default for Approvals {
     fn default() -> Self {
         Approvals {
             path: "approvals.sqlite3".into(),
+            postgres_url_env: None,
+            postgres_url_file: None,
+            postgres_pool_size: 8,
         }
     }
+}
+
+impl Approvals {
+    /// The PostgreSQL URL, when one is configured.
+    pub fn postgres_url(&self) -> Result<Option<String>, String> {
+        secret_setting(
+            "approvals",
+            "postgres_url",
+            self.postgres_url_env.as_deref(),
+            self.postgres_url_file.as_deref(),
+        )
+    }
+}
+
+/// Rate limits shared by replicas through Redis (`[rate_limits]`). Without a
+/// Redis URL each replica limits on its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimits {
+    /// The environment variable holding a Redis URL (`redis://[:PASSWORD@]HOST:PORT/[DB]`).
+    pub redis_url_env: Option<String>,
+    /// A file holding the Redis URL (a mounted secret), instead of `redis_url_env`.
+    pub redis_url_file: Option<String>,
+    /// The start of every key (default: the server's name), so servers can share one Redis.
+    pub key_prefix: Option<String>,
+    /// How long a call waits for Redis before the fallback applies.
+    pub timeout_ms: u64,
+    /// Reads while Redis cannot answer: `local` (each replica's own limit, the default) or `refuse`.
+    pub on_redis_error_reads: Fallback,
+    /// Drafts and writes while Redis cannot answer: `refuse` (the default) or `local`.
+    pub on_redis_error_writes: Fallback,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            redis_url_env: None,
+            redis_url_file: None,
+            key_prefix: None,
+            timeout_ms: 250,
+            on_redis_error_reads: Fallback::Local,
+            on_redis_error_writes: Fallback::Refuse,
+        }
+    }
+}
+
+impl RateLimits {
+    /// The Redis URL, when one is configured.
+    pub fn redis_url(&self) -> Result<Option<String>, String> {
+        secret_setting(
+            "rate_limits",
+            "redis_url",
+            self.redis_url_env.as_deref(),
+            self.redis_url_file.as_deref(),
+        )
+    }
+
+    /// Where the URL comes from, for error messages.
+    pub fn redis_url_source(&self) -> String {
+        match (&self.redis_url_env, &self.redis_url_file) {
+            (Some(env), _) => format!("the environment variable {env} (rate_limits.redis_url_env)"),
+            (None, Some(file)) => format!("{file} (rate_limits.redis_url_file)"),
+            (None, None) => "rate_limits".into(),
+        }
+    }
+}
+
+/// What a call does when the shared rate limit cannot be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// Count it against this replica's own limiter.
+    Local,
+    /// Refuse it.
+    Refuse,
+}
+
+impl<'de> Deserialize<'de> for Fallback {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.as_str() {
+            "local" => Ok(Fallback::Local),
+            "refuse" => Ok(Fallback::Refuse),
+            other => Err(serde::de::Error::custom(format!(
+                "`{other}` is not a fallback: write `local` (this replica's own limit) or `refuse`"
+            ))),
+        }
+    }
+}
+
+/// A secret named by the configuration: the environment variable `{key}_env`
+/// or the file `{key}_file` of `[section]` holds it. Errors say which setting
+/// points where, never the value.
+fn secret_setting(section: &str, key: &str, env: Option<&str>, file: Option<&str>) -> Result<Option<String>, String> {
+    let value = match (env, file) {
+        (Some(_), Some(_)) => {
+            return Err(format!("[{section}] sets both {key}_env and {key}_file: keep one"));
+        }
+        (Some(name), None) => std::env::var(name)
+            .map_err(|_| format!("[{section}] {key}_env names the environment variable {name}, which is not set"))?,
+        (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "[{section}] {key}_file names {path}, which cannot be read: {}",
+                e.kind()
+            )
+        })?,
+        (None, None) => return Ok(None),
+    };
+    let value = value.trim().to_string();
+    if value.is_empty() {
+        return Err(format!("[{section}] {key}: the URL it points to is empty"));
+    }
+    Ok(Some(value))
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -236,7 +360,8 @@ impl Config {
 
     /// Applies `{PREFIX}_ENVIRONMENT`, `{PREFIX}_LISTEN`, `_METRICS_LISTEN`, `_ALLOWED_HOSTS`, `_ALLOWED_ORIGINS` (comma
     /// separated), `_LOG`, `_OAUTH_ISSUER`, `_OAUTH_AUDIENCE`, `_OAUTH_JWKS_URI`,
-    /// `_AUDIT_PATH`, `_APPROVALS_PATH`, `_KILL_SWITCH_FILE`,
+    /// `_AUDIT_PATH`, `_APPROVALS_PATH`, `_APPROVALS_POSTGRES_URL_ENV`/`_FILE`,
+    /// `_RATE_LIMITS_REDIS_URL_ENV`/`_FILE`, `_KILL_SWITCH_FILE`,
     /// `_DOWNSTREAM_{NAME}_BASE_URL` and `_HANDLERS_{KEY}`.
     pub fn apply_env(&mut self, prefix: &str, var: impl Fn(&str) -> Option<String>) -> Result<(), String> {
         let list = |value: String| -> Vec<String> {
@@ -283,6 +408,18 @@ impl Config {
         }
         if let Some(v) = var(&format!("{prefix}_APPROVALS_PATH")) {
             self.approvals.path = v;
+        }
+        if let Some(v) = var(&format!("{prefix}_APPROVALS_POSTGRES_URL_ENV")) {
+            self.approvals.postgres_url_env = Some(v);
+        }
+        if let Some(v) = var(&format!("{prefix}_APPROVALS_POSTGRES_URL_FILE")) {
+            self.approvals.postgres_url_file = Some(v);
+        }
+        if let Some(v) = var(&format!("{prefix}_RATE_LIMITS_REDIS_URL_ENV")) {
+            self.rate_limits.redis_url_env = Some(v);
+        }
+        if let Some(v) = var(&format!("{prefix}_RATE_LIMITS_REDIS_URL_FILE")) {
+            self.rate_limits.redis_url_file = Some(v);
         }
         if let Some(v) = var(&format!("{prefix}_KILL_SWITCH_FILE")) {
             self.kill_switch.file = Some(v);

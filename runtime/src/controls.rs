@@ -77,6 +77,9 @@ pub enum Denial {
     Busy,
     /// The kill switch is on for the server or this tool.
     Disabled { whole_server: bool },
+    /// The limit shared by the replicas cannot be checked, and this call may
+    /// not fall back to the replica's own (drafts and writes, by default).
+    RateLimitUnavailable,
 }
 
 impl Denial {
@@ -87,6 +90,7 @@ impl Denial {
             Denial::RateLimited(_) => "rate_limited",
             Denial::Busy => "busy",
             Denial::Disabled { .. } => "disabled",
+            Denial::RateLimitUnavailable => "rate_limit_unavailable",
         }
     }
 
@@ -111,6 +115,10 @@ impl Denial {
             Denial::Disabled { whole_server: false } => {
                 format!("{kind} `{name}` is switched off by its operators (kill switch)")
             }
+            Denial::RateLimitUnavailable => format!(
+                "{kind} `{name}` was not run: its rate limit is shared by the server's replicas and cannot be \
+                 checked right now, and calls that change state are not run unchecked; retry shortly"
+            ),
         }
     }
 }
@@ -231,10 +239,17 @@ impl KillSwitch {
 struct Gate {
     rate: DefaultKeyedRateLimiter<String>,
     running: Arc<Semaphore>,
+    /// Whether the call only reads (resources and prompts do): what it may do
+    /// when the shared limit cannot be checked.
+    reads_only: bool,
+    #[cfg_attr(not(feature = "redis"), expect(dead_code))]
+    count: u32,
+    #[cfg_attr(not(feature = "redis"), expect(dead_code))]
+    period: Duration,
 }
 
 impl Gate {
-    fn new(limits: &Limits) -> Gate {
+    fn new(limits: &Limits, reads_only: bool) -> Gate {
         let count = NonZeroU32::new(limits.rate.count.max(1)).unwrap_or(NonZeroU32::MIN);
         let period = Duration::from_millis(limits.rate.period_ms.max(1));
         // `count` calls per `period`, all of them usable at once (the burst).
@@ -244,6 +259,9 @@ impl Gate {
         Gate {
             rate: DefaultKeyedRateLimiter::keyed(quota),
             running: Arc::new(Semaphore::new(limits.concurrency.max(1) as usize)),
+            reads_only,
+            count: count.get(),
+            period,
         }
     }
 }
@@ -253,6 +271,9 @@ pub struct Limiter {
     tools: BTreeMap<String, Gate>,
     resources: BTreeMap<String, Gate>,
     prompts: BTreeMap<String, Gate>,
+    /// Limits shared by the replicas through Redis, when configured.
+    #[cfg(feature = "redis")]
+    shared: Option<Arc<super::shared_limits::SharedLimits>>,
 }
 
 impl Limiter {
@@ -260,23 +281,34 @@ impl Limiter {
         let tools = surface
             .tools
             .iter()
-            .map(|t| (t.name().to_string(), Gate::new(&t.limits)))
+            .map(|t| {
+                let reads_only = t.effect == super::surface::Effect::Read;
+                (t.name().to_string(), Gate::new(&t.limits, reads_only))
+            })
             .collect();
         let resources = surface
             .resources
             .iter()
-            .map(|r| (r.name().to_string(), Gate::new(&r.limits)))
+            .map(|r| (r.name().to_string(), Gate::new(&r.limits, true)))
             .collect();
         let prompts = surface
             .prompts
             .iter()
-            .map(|p| (p.name().to_string(), Gate::new(&p.limits)))
+            .map(|p| (p.name().to_string(), Gate::new(&p.limits, true)))
             .collect();
         Limiter {
             tools,
             resources,
             prompts,
+            #[cfg(feature = "redis")]
+            shared: None,
         }
+    }
+
+    /// Shares the limits with the other replicas through Redis.
+    #[cfg(feature = "redis")]
+    pub fn share(&mut self, shared: Arc<super::shared_limits::SharedLimits>) {
+        self.shared = Some(shared);
     }
 
     fn gate(&self, kind: &str, name: &str) -> Option<&Gate> {
@@ -288,11 +320,30 @@ impl Limiter {
         }
     }
 
-    /// Counts one call by `subject` against the rate limit of `kind`/`name`.
-    pub fn check_rate(&self, kind: &'static str, name: &str, subject: &str) -> Result<(), Denial> {
+    /// Counts one call by `subject` against the rate limit of `kind`/`name`:
+    /// the limit shared by the replicas when Redis is configured, else (or,
+    /// when Redis cannot answer, as the call's fallback allows) this
+    /// replica's own.
+    pub async fn check_rate(&self, kind: &'static str, name: &str, subject: &str) -> Result<(), Denial> {
         let Some(gate) = self.gate(kind, name) else {
             return Ok(());
         };
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            use super::config::Fallback;
+            use super::shared_limits::Verdict;
+            match shared.check(kind, name, subject, gate.count, gate.period).await {
+                Verdict::Admitted => return Ok(()),
+                Verdict::Limited(wait) => return Err(Denial::RateLimited(wait)),
+                Verdict::Unavailable => {
+                    let fallback = if gate.reads_only { shared.reads } else { shared.writes };
+                    if fallback == Fallback::Refuse {
+                        return Err(Denial::RateLimitUnavailable);
+                    }
+                }
+            }
+        }
+        let _ = gate.reads_only;
         gate.rate
             .check_key(&subject.to_string())
             .map_err(|not_until| Denial::RateLimited(not_until.wait_time_from(DefaultClock::default().now())))
@@ -364,5 +415,60 @@ mod tests {
         assert_eq!(retry_after_secs(Duration::ZERO), 1);
         assert_eq!(retry_after_secs(Duration::from_millis(2000)), 2);
         assert_eq!(retry_after_secs(Duration::from_millis(2001)), 3);
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn without_redis_reads_fall_back_and_writes_are_refused() {
+        use super::super::config::RateLimits;
+        use super::super::surface::Rate;
+        let dir = tempfile::tempdir().unwrap();
+        // A port nothing listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = dir.path().join("url");
+        std::fs::write(&url, format!("redis://127.0.0.1:{port}/")).unwrap();
+        let config = RateLimits {
+            redis_url_file: Some(url.display().to_string()),
+            ..RateLimits::default()
+        };
+        let shared =
+            super::super::shared_limits::SharedLimits::from_config(&config, "t", super::super::metrics::Metrics::new())
+                .unwrap()
+                .unwrap();
+        let limits = Limits {
+            timeout_ms: 1000,
+            max_request_bytes: 1024,
+            max_response_bytes: 1024,
+            rate: Rate {
+                count: 2,
+                period_ms: 60_000,
+            },
+            concurrency: 4,
+        };
+        let mut limiter = Limiter {
+            tools: BTreeMap::from([
+                ("look".to_string(), Gate::new(&limits, true)),
+                ("change".to_string(), Gate::new(&limits, false)),
+            ]),
+            resources: BTreeMap::new(),
+            prompts: BTreeMap::new(),
+            shared: None,
+        };
+        limiter.share(shared);
+        assert_eq!(
+            limiter.check_rate("tool", "change", "alice").await,
+            Err(Denial::RateLimitUnavailable)
+        );
+        // Reads are limited by this replica alone: two admitted, the third limited.
+        assert_eq!(limiter.check_rate("tool", "look", "alice").await, Ok(()));
+        assert_eq!(limiter.check_rate("tool", "look", "alice").await, Ok(()));
+        assert!(matches!(
+            limiter.check_rate("tool", "look", "alice").await,
+            Err(Denial::RateLimited(_))
+        ));
     }
 }

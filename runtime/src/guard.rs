@@ -106,7 +106,13 @@ impl Controls {
 
     /// Scopes, kill switch and (unless the HTTP layer already counted this
     /// request) the rate limit, in that order.
-    pub fn admit(&self, kind: &'static str, name: &str, scopes: &[String], context: &Context) -> Result<(), Denial> {
+    pub async fn admit(
+        &self,
+        kind: &'static str,
+        name: &str,
+        scopes: &[String],
+        context: &Context,
+    ) -> Result<(), Denial> {
         let missing = context.identity.missing_scopes(scopes);
         if !missing.is_empty() {
             return Err(Denial::InsufficientScope(
@@ -118,7 +124,7 @@ impl Controls {
             return Err(Denial::Disabled { whole_server });
         }
         if !context.rate_counted {
-            self.limiter.check_rate(kind, name, &context.identity.subject)?;
+            self.limiter.check_rate(kind, name, &context.identity.subject).await?;
         }
         Ok(())
     }

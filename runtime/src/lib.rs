@@ -35,6 +35,8 @@ pub mod prompt;
 pub mod selftest;
 pub mod serve;
 pub mod server;
+#[cfg(feature = "redis")]
+pub mod shared_limits;
 pub mod surface;
 pub mod template;
 pub mod validate;

@@ -44,6 +44,8 @@ struct Inner {
     output_violations: Family<NameLabels, Counter>,
     audit_failures: Gauge,
     kill_switch: Gauge,
+    rate_limit_backend_errors: Counter,
+    rate_limit_shared: Gauge,
 }
 
 impl Default for Metrics {
@@ -95,8 +97,22 @@ impl Metrics {
             "1 while the whole server is switched off",
             kill_switch.clone(),
         );
+        let rate_limit_backend_errors = Counter::default();
+        registry.register(
+            "rate_limit_backend_errors",
+            "Calls whose shared rate limit Redis could not check (alert: writes are refused meanwhile)",
+            rate_limit_backend_errors.clone(),
+        );
+        let rate_limit_shared = Gauge::default();
+        registry.register(
+            "rate_limit_shared",
+            "1 while rate limits are shared by the replicas through Redis and Redis answers",
+            rate_limit_shared.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
+                rate_limit_backend_errors,
+                rate_limit_shared,
                 registry,
                 calls,
                 denials,
@@ -145,6 +161,14 @@ impl Metrics {
 
     pub fn set_audit_failures(&self, failures: u64) {
         self.inner.audit_failures.set(failures as i64);
+    }
+
+    pub fn rate_limit_backend_error(&self) {
+        self.inner.rate_limit_backend_errors.inc();
+    }
+
+    pub fn set_rate_limit_shared(&self, shared: bool) {
+        self.inner.rate_limit_shared.set(i64::from(shared));
     }
 
     pub fn set_kill_switch(&self, engaged: bool) {

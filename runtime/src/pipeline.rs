@@ -177,7 +177,7 @@ impl<'a> Pipeline<'a> {
     ) -> Result<(Admission, V), Refusal<E>> {
         let call = &self.call;
         if let Some(controls) = self.controls
-            && let Err(denial) = controls.admit(call.kind, call.name, call.scopes, self.context)
+            && let Err(denial) = controls.admit(call.kind, call.name, call.scopes, self.context).await
         {
             return Err(self.refuse(denial));
         }

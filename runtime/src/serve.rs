@@ -239,7 +239,7 @@ async fn admit<D: Dispatch>(
             let message = format!("JSON nested deeper than {MAX_JSON_DEPTH} levels");
             return (StatusCode::BAD_REQUEST, json_error("too_deep", &message)).into_response();
         }
-        match state.server.precheck(&identity, &bytes) {
+        match state.server.precheck(&identity, &bytes).await {
             Ok(counted) => rate_counted = counted,
             Err((denial, message)) => {
                 return match denial {

@@ -535,7 +535,7 @@ impl<D: Dispatch> McpServer<D> {
     /// counted here (the protocol layer then does not count it again).
     /// Bodies that are not a single well-formed call pass unchanged: the
     /// protocol layer refuses them, and applies the same gates itself.
-    pub fn precheck(&self, identity: &Identity, body: &[u8]) -> Result<bool, (Denial, String)> {
+    pub async fn precheck(&self, identity: &Identity, body: &[u8]) -> Result<bool, (Denial, String)> {
         let Some(controls) = &self.inner.controls else {
             return Ok(false);
         };
@@ -578,7 +578,7 @@ impl<D: Dispatch> McpServer<D> {
         } else if kind == "prompt" {
             return Ok(false);
         } else {
-            match controls.limiter.check_rate(kind, name, &identity.subject) {
+            match controls.limiter.check_rate(kind, name, &identity.subject).await {
                 Ok(()) => return Ok(true),
                 Err(denial) => denial,
             }

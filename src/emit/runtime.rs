@@ -75,6 +75,10 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("src/selftest.rs", include_str!("../../runtime/src/selftest.rs")),
     ("src/serve.rs", include_str!("../../runtime/src/serve.rs")),
     ("src/server.rs", include_str!("../../runtime/src/server.rs")),
+    (
+        "src/shared_limits.rs",
+        include_str!("../../runtime/src/shared_limits.rs"),
+    ),
     ("src/surface.rs", include_str!("../../runtime/src/surface.rs")),
     ("src/template.rs", include_str!("../../runtime/src/template.rs")),
     ("src/validate.rs", include_str!("../../runtime/src/validate.rs")),

@@ -194,6 +194,10 @@ fn runtime_features(model: &Model) -> Vec<&'static str> {
     if !model.downstreams.is_empty() {
         features.push("egress");
     }
+    // More than one replica: limits are shared through Redis, so they hold across replicas.
+    if http && model.deploy.replicas_max > 1 {
+        features.push("redis");
+    }
     features
 }
 
