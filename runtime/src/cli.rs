@@ -97,7 +97,7 @@ pub fn run<D: Dispatch>(surface_json: &str, handlers: impl FnOnce(&Config) -> Re
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
     let outcome = runtime.block_on(async {
-        let controls = controls(&surface, &config)?;
+        let controls = controls(&surface, &config).await?;
         let audit = controls.audit.clone();
         let outcome = match cli.command {
             Command::Stdio => {
@@ -169,7 +169,7 @@ fn server<D: Dispatch>(
 
 /// Opens the audit log, the kill switch and (when a tool needs a reviewer)
 /// the approval store: a server that cannot keep its records does not start.
-fn controls(surface: &Surface, config: &Config) -> Result<Controls, String> {
+async fn controls(surface: &Surface, config: &Config) -> Result<Controls, String> {
     let audit = AuditLog::open(Path::new(&config.audit.path))?;
     let mut started = super::audit::Record::new(super::audit::Event::Started);
     started.contract_version = Some(surface.server.version.clone());
@@ -214,7 +214,7 @@ fn controls(surface: &Surface, config: &Config) -> Result<Controls, String> {
     if controls.needs_reviewers() {
         #[cfg(feature = "approvals")]
         {
-            let store = super::approval::ApprovalStore::open(Path::new(&config.approvals.path))?;
+            let store = super::approval::Approvals::open(&config.approvals).await?;
             return Ok(controls.with_approvals(store));
         }
         #[cfg(not(feature = "approvals"))]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::time::Instant;
-#[cfg(any(feature = "approvals", feature = "elicitation"))]
+#[cfg(feature = "elicitation")]
 use std::time::SystemTime;
 
 use rmcp::ErrorData as McpError;
@@ -18,7 +18,7 @@ use super::metrics::Metrics;
 use super::surface::{ApprovalSpec, Effect, Surface, ToolSpec};
 
 #[cfg(feature = "approvals")]
-use super::approval::{ApprovalStore, Operation};
+use super::approval::{Approvals, Operation};
 
 /// The tool approvers use to see operations waiting for them.
 pub const PENDING_TOOL: &str = "charter_pending_approvals";
@@ -32,7 +32,7 @@ pub struct Controls {
     pub metrics: Metrics,
     pub audit: AuditLog,
     #[cfg(feature = "approvals")]
-    pub approvals: Option<ApprovalStore>,
+    pub approvals: Option<Approvals>,
     redaction: BTreeMap<String, Redaction>,
     contract_version: String,
     /// The scopes that approve something: holders see the approval tools.
@@ -94,7 +94,7 @@ impl Controls {
     }
 
     #[cfg(feature = "approvals")]
-    pub fn with_approvals(mut self, store: ApprovalStore) -> Controls {
+    pub fn with_approvals(mut self, store: Approvals) -> Controls {
         self.approvals = Some(store);
         self
     }
@@ -210,8 +210,7 @@ impl Controls {
             requester: context.identity.subject.clone(),
             definition_hash: tool.hash.clone(),
         };
-        let now = SystemTime::now();
-        match store.consume(&operation, now) {
+        match store.consume(&operation).await {
             Ok(Some(evidence)) => {
                 let mut evidence = serde_json::to_value(&evidence).unwrap_or(Value::Null);
                 evidence["mode"] = json!("reviewer");
@@ -227,7 +226,7 @@ impl Controls {
             }
         }
         let expires = std::time::Duration::from_millis(expires_ms);
-        let pending = match store.request(&operation, expires, now) {
+        let pending = match store.request(&operation, expires).await {
             Ok(pending) => pending,
             Err(e) => {
                 tracing::error!(tool = tool.name(), error = %e, "approval store failed");
@@ -343,11 +342,10 @@ impl Controls {
         let Some(store) = &self.approvals else {
             return error_text("no approval store is open".into());
         };
-        let now = SystemTime::now();
         // Approvers see only what their own scopes approve.
         let approvable: Vec<&str> = self.approvable_tools(context);
         if name == PENDING_TOOL {
-            return match store.list_pending(now) {
+            return match store.list_pending().await {
                 Ok(pending) => {
                     let pending: Vec<_> = pending
                         .into_iter()
@@ -368,13 +366,16 @@ impl Controls {
         if decision != "approve" && decision != "reject" {
             return error_text("`decision` must be `approve` or `reject`".into());
         }
-        match store.status(id) {
+        match store.status(id).await {
             Ok(Some(record)) if approvable.contains(&record.tool.as_str()) => {}
             Ok(_) => return error_text(format!("no pending operation `{id}` that you may decide")),
             Err(e) => return error_text(format!("cannot read operation `{id}`: {e}")),
         }
         let approver = &context.identity.subject;
-        match store.decide(id, approver, decision == "approve", hash, text("reason"), now) {
+        match store
+            .decide(id, approver, decision == "approve", hash, text("reason"))
+            .await
+        {
             Ok(decided) => {
                 let mut record = trail.base(Event::ApprovalDecided);
                 record.decision = Some(if decided.approved {
@@ -393,6 +394,7 @@ impl Controls {
                 }))
             }
             Err(e) => {
+                self.metrics.approval_refused(e.reason());
                 trail.denied(e.reason(), &e.to_string());
                 error_text(e.to_string())
             }

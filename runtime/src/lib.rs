@@ -15,6 +15,8 @@
 
 #[cfg(feature = "approvals")]
 pub mod approval;
+#[cfg(feature = "postgres")]
+pub mod approval_pg;
 pub mod audit;
 #[cfg(feature = "oauth")]
 pub mod auth;

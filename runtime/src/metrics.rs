@@ -46,6 +46,9 @@ struct Inner {
     kill_switch: Gauge,
     rate_limit_backend_errors: Counter,
     rate_limit_shared: Gauge,
+    approval_refusals: Family<ReasonLabels, Counter>,
+    approvals_pending: Gauge,
+    approvals_oldest_age: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -109,8 +112,29 @@ impl Metrics {
             "1 while rate limits are shared by the replicas through Redis and Redis answers",
             rate_limit_shared.clone(),
         );
+        let approval_refusals = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "approval_refusals",
+            "Approval decisions refused, by reason (self_approval and operation_mismatch: alert)",
+            approval_refusals.clone(),
+        );
+        let approvals_pending = Gauge::default();
+        registry.register(
+            "approvals_pending",
+            "Operations waiting for a reviewer's decision",
+            approvals_pending.clone(),
+        );
+        let approvals_oldest_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "approvals_oldest_pending_age_seconds",
+            "How long the oldest pending operation has waited for a reviewer",
+            approvals_oldest_age.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
+                approval_refusals,
+                approvals_pending,
+                approvals_oldest_age,
                 rate_limit_backend_errors,
                 rate_limit_shared,
                 registry,
@@ -161,6 +185,18 @@ impl Metrics {
 
     pub fn set_audit_failures(&self, failures: u64) {
         self.inner.audit_failures.set(failures as i64);
+    }
+
+    pub fn approval_refused(&self, reason: &'static str) {
+        self.inner
+            .approval_refusals
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    pub fn set_pending_approvals(&self, count: i64, oldest: Duration) {
+        self.inner.approvals_pending.set(count);
+        self.inner.approvals_oldest_age.set(oldest.as_secs_f64());
     }
 
     pub fn rate_limit_backend_error(&self) {

@@ -448,6 +448,13 @@ async fn metrics<D: Dispatch>(
     };
     controls.metrics.set_audit_failures(controls.audit.failures());
     controls.metrics.set_kill_switch(controls.kill.check(None).is_some());
+    #[cfg(feature = "approvals")]
+    if let Some(store) = &controls.approvals {
+        match store.pending_summary().await {
+            Ok((count, oldest)) => controls.metrics.set_pending_approvals(count, oldest),
+            Err(e) => tracing::warn!(error = %e, "cannot count pending approvals for /metrics"),
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

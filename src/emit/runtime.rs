@@ -58,6 +58,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("Cargo.toml", include_str!("../../runtime/Cargo.toml")),
     ("src/lib.rs", include_str!("../../runtime/src/lib.rs")),
     ("src/approval.rs", include_str!("../../runtime/src/approval.rs")),
+    ("src/approval_pg.rs", include_str!("../../runtime/src/approval_pg.rs")),
     ("src/audit.rs", include_str!("../../runtime/src/audit.rs")),
     ("src/auth.rs", include_str!("../../runtime/src/auth.rs")),
     ("src/binding.rs", include_str!("../../runtime/src/binding.rs")),

@@ -194,8 +194,12 @@ fn runtime_features(model: &Model) -> Vec<&'static str> {
     if !model.downstreams.is_empty() {
         features.push("egress");
     }
-    // More than one replica: limits are shared through Redis, so they hold across replicas.
+    // More than one replica: limits are shared through Redis and pending approvals through
+    // PostgreSQL, so they hold across replicas.
     if http && model.deploy.replicas_max > 1 {
+        if features.contains(&"approvals") {
+            features.push("postgres");
+        }
         features.push("redis");
     }
     features
