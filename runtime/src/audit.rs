@@ -81,6 +81,9 @@ pub enum Event {
     KillSwitch,
     /// The server shut down.
     Stopped,
+    /// A periodic mark of the chain's head, also logged to stderr: shipped
+    /// outside the pod, those heads show a tail cut off the file.
+    ChainHead,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,6 +256,8 @@ struct Shared {
     /// Records [`AuditLog::record`] dropped because the queue was full.
     dropped: AtomicU64,
     queued: AtomicUsize,
+    /// The last record on disk (synced): its seq and hash.
+    head: std::sync::Mutex<(u64, String)>,
 }
 
 /// The handle on an open audit log. Cheap to clone; every clone writes to the
@@ -325,6 +330,7 @@ impl AuditLog {
             failures: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             queued: AtomicUsize::new(0),
+            head: std::sync::Mutex::new((tip.seq, tip.hash.clone())),
         });
         let (sender, receiver) = mpsc::channel();
         let writer = Writer {
@@ -413,6 +419,19 @@ impl AuditLog {
         if self.send(Message::Append(Box::new(pending))).is_err() {
             self.shared.failures.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The last record on disk: its `seq` and `hash`.
+    pub fn head(&self) -> (u64, String) {
+        self.shared.head.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Writes a `chain_head` record, waits until it is on disk, and returns
+    /// the head it made (its own seq and hash), which the caller logs outside
+    /// the file.
+    pub async fn mark_head(&self) -> Result<(u64, String), AuditError> {
+        self.durable(Record::new(Event::ChainHead)).await?;
+        Ok(self.head())
     }
 
     /// False from a failed write or sync until a later one succeeds.
@@ -598,6 +617,8 @@ impl Writer {
         match self.file.sync_data() {
             Ok(()) => {
                 self.synced = self.written.clone();
+                *self.shared.head.lock().unwrap_or_else(|e| e.into_inner()) =
+                    (self.synced.seq, self.synced.hash.clone());
                 self.unsynced.clear();
                 self.unsynced_since = None;
                 if !healthy {
@@ -1043,6 +1064,17 @@ impl std::error::Error for Broken {}
 /// Checks a whole log, streaming it: every line is a record whose hash
 /// matches its bytes, `seq` counts up from 1 without gaps and each `prev` is
 /// the hash of the line before. Returns the first broken link.
+/// The hash of the record numbered `seq` in the log at `path`, if it holds one.
+pub fn hash_at(path: &Path, seq: u64) -> Option<String> {
+    let file = File::open(path).ok()?;
+    BufReader::new(file)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|line| Entry::parse(&line).ok())
+        .find(|entry| entry.seq == seq)
+        .map(|entry| entry.hash)
+}
+
 pub fn verify(path: &Path) -> Result<VerifySummary, Broken> {
     let broken = |line: u64, problem: Problem, message: String| Broken {
         line,
@@ -1202,5 +1234,32 @@ mod tests {
     #[test]
     fn hex_is_lowercase() {
         assert_eq!(hex(&[0, 0x0f, 0xa0, 0xff]), "000fa0ff");
+    }
+}
+
+#[cfg(test)]
+mod head_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_logged_head_shows_a_tail_cut_off_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).unwrap();
+        log.durable(Record::new(Event::Started)).await.unwrap();
+        let (seq, hash) = log.mark_head().await.unwrap();
+        assert_eq!(seq, 2);
+        assert_eq!(log.head(), (seq, hash.clone()));
+        log.durable(Record::new(Event::Stopped)).await.unwrap();
+        log.close().await;
+        assert_eq!(hash_at(&path, seq).as_deref(), Some(hash.as_str()));
+        let line = std::fs::read_to_string(&path).unwrap().lines().nth(1).unwrap().to_string();
+        assert!(line.contains("\"event\":\"chain_head\""), "{line}");
+        // Cut the last two records: the chain that is left still verifies, the head is gone.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let first = text.lines().next().unwrap();
+        std::fs::write(&path, format!("{first}\n")).unwrap();
+        assert!(verify(&path).is_ok());
+        assert_eq!(hash_at(&path, seq), None);
     }
 }

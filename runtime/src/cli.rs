@@ -52,6 +52,31 @@ enum AuditCommand {
     Verify {
         /// The JSON-lines audit log.
         file: PathBuf,
+        /// A chain head the server logged (`seq` and `hash` of an "audit chain head" line, as
+        /// SEQ:HASH) that the file must still contain; repeatable. A missing one means records
+        /// were cut off the end.
+        #[arg(long = "expect-head", value_name = "SEQ:HASH")]
+        expect_head: Vec<String>,
+    },
+    /// The weekly review: verifies each log, merges them by time and reports denied and failed
+    /// calls, approvals and their time to decision, capabilities never called and callers
+    /// repeatedly denied. Exits 1 if a chain is broken (the report is printed either way).
+    Report {
+        /// Audit logs, e.g. one per pod.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The period, back from now (e.g. `7d`, `24h`).
+        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        since: std::time::Duration,
+        /// Report as of this time (RFC 3339) instead of now, for reproducible reports.
+        #[arg(long, value_parser = humantime::parse_rfc3339_weak)]
+        now: Option<std::time::SystemTime>,
+        /// `markdown` for reviewers, `json` for tools.
+        #[arg(long, default_value = "markdown", value_parser = ["markdown", "json"])]
+        format: String,
+        /// Decisions faster than this are flagged as too fast to have read the operation.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        fast_decision: std::time::Duration,
     },
 }
 
@@ -85,7 +110,28 @@ pub fn run<D: Dispatch>(surface_json: &str, handlers: impl FnOnce(&Config) -> Re
             print_surface(&surface);
             return ExitCode::SUCCESS;
         }
-        Command::Audit(AuditCommand::Verify { file }) => return verify_audit(file),
+        Command::Audit(AuditCommand::Verify { file, expect_head }) => return verify_audit(file, expect_head),
+        Command::Audit(AuditCommand::Report {
+            files,
+            since,
+            now,
+            format,
+            fast_decision,
+        }) => {
+            let options = super::report::Options {
+                files: files.clone(),
+                since: *since,
+                now: now.unwrap_or_else(std::time::SystemTime::now),
+                fast_decision: *fast_decision,
+            };
+            let report = super::report::build(&surface, &options);
+            if format == "json" {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            } else {
+                print!("{}", report.markdown(*fast_decision));
+            }
+            return if report.intact() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        }
         _ => {}
     }
     let dispatch = match handlers(&config) {
@@ -117,7 +163,7 @@ pub fn run<D: Dispatch>(surface_json: &str, handlers: impl FnOnce(&Config) -> Re
                     }
                 }
                 let server = server(surface, dispatch, &config, local_user(), controls)?;
-                watch(&server);
+                watch(&server, config.audit.head_interval);
                 super::serve::stdio(server, &config).await
             }
             #[cfg(feature = "http")]
@@ -125,7 +171,7 @@ pub fn run<D: Dispatch>(surface_json: &str, handlers: impl FnOnce(&Config) -> Re
                 let listen = listen.unwrap_or_else(|| config.http.listen.clone());
                 let gate = http_gate(&surface, &config, dev_no_auth).await?;
                 let server = server(surface, dispatch, &config, "anonymous".into(), controls)?;
-                watch(&server);
+                watch(&server, config.audit.head_interval);
                 super::serve::http(server, &config, &listen, gate).await
             }
             Command::Surface | Command::Audit(_) => Ok(()),
@@ -227,8 +273,31 @@ async fn controls(surface: &Surface, config: &Config) -> Result<Controls, String
 
 /// Background upkeep: the kill-switch file is re-read every second (and each
 /// change audited), and idle callers' rate-limit state is dropped every minute.
-fn watch<D: Dispatch>(server: &McpServer<D>) {
+fn watch<D: Dispatch>(server: &McpServer<D>, head_interval: std::time::Duration) {
     let server = server.clone();
+    if !head_interval.is_zero()
+        && let Some(controls) = server.controls()
+    {
+        let audit = controls.audit.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(head_interval);
+            tick.tick().await; // the first tick is immediate: the `started` record just went
+            loop {
+                tick.tick().await;
+                match audit.mark_head().await {
+                    // Collected by the cluster's log pipeline, outside the pod: a file whose chain
+                    // lacks a head logged here has lost its tail (`audit verify --expect-head`).
+                    Ok((seq, hash)) => tracing::info!(
+                        audit_log = %audit.path().display(),
+                        seq,
+                        hash = %hash,
+                        "audit chain head"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "cannot write the audit chain head"),
+                }
+            }
+        });
+    }
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         let mut seconds = 0u64;
@@ -302,9 +371,34 @@ async fn http_gate(surface: &Surface, config: &Config, dev_no_auth: bool) -> Res
     }
 }
 
-fn verify_audit(file: &Path) -> ExitCode {
+fn verify_audit(file: &Path, expect_heads: &[String]) -> ExitCode {
     match super::audit::verify(file) {
         Ok(summary) => {
+            for head in expect_heads {
+                let Some((seq, hash)) = head.split_once(':').and_then(|(s, h)| Some((s.parse::<u64>().ok()?, h))) else {
+                    eprintln!("--expect-head {head}: write it as SEQ:HASH, from an \"audit chain head\" log line");
+                    return ExitCode::from(2);
+                };
+                match super::audit::hash_at(file, seq) {
+                    Some(found) if found == hash => {}
+                    Some(_) => {
+                        eprintln!(
+                            "{}: record {seq} is not the head the server logged ({hash}): the chain was rewritten",
+                            file.display()
+                        );
+                        return ExitCode::FAILURE;
+                    }
+                    None => {
+                        eprintln!(
+                            "{}: the head the server logged at seq {seq} is missing: records were cut off the end \
+                             (the file ends at seq {})",
+                            file.display(),
+                            summary.last_seq.unwrap_or(0)
+                        );
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
             println!("{}: chain intact: {summary}", file.display());
             ExitCode::SUCCESS
         }

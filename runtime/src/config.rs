@@ -126,13 +126,30 @@ impl Default for OAuth {
 pub struct Audit {
     /// The JSON-lines audit log; it is appended to and hash-chained across restarts.
     pub path: String,
+    /// How often a `chain_head` record is written and its seq and hash logged
+    /// to stderr (e.g. `5m`), so a tail cut off the file shows against the
+    /// heads the log pipeline kept. `0s` turns it off.
+    #[serde(with = "humantime_serde_compat")]
+    pub head_interval: std::time::Duration,
 }
 
 impl Default for Audit {
     fn default() -> Self {
         Audit {
             path: "audit.jsonl".into(),
+            head_interval: std::time::Duration::from_secs(300),
         }
+    }
+}
+
+/// Durations written as `5m`, `30s`, `1h`.
+mod humantime_serde_compat {
+    use serde::Deserialize as _;
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<std::time::Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration ({e}): write e.g. `5m` or `30s`")))
     }
 }
 
@@ -360,7 +377,7 @@ impl Config {
 
     /// Applies `{PREFIX}_ENVIRONMENT`, `{PREFIX}_LISTEN`, `_METRICS_LISTEN`, `_ALLOWED_HOSTS`, `_ALLOWED_ORIGINS` (comma
     /// separated), `_LOG`, `_OAUTH_ISSUER`, `_OAUTH_AUDIENCE`, `_OAUTH_JWKS_URI`,
-    /// `_AUDIT_PATH`, `_APPROVALS_PATH`, `_APPROVALS_POSTGRES_URL_ENV`/`_FILE`,
+    /// `_AUDIT_PATH`, `_AUDIT_HEAD_INTERVAL`, `_APPROVALS_PATH`, `_APPROVALS_POSTGRES_URL_ENV`/`_FILE`,
     /// `_RATE_LIMITS_REDIS_URL_ENV`/`_FILE`, `_KILL_SWITCH_FILE`,
     /// `_DOWNSTREAM_{NAME}_BASE_URL` and `_HANDLERS_{KEY}`.
     pub fn apply_env(&mut self, prefix: &str, var: impl Fn(&str) -> Option<String>) -> Result<(), String> {
@@ -405,6 +422,10 @@ impl Config {
         }
         if let Some(v) = var(&format!("{prefix}_AUDIT_PATH")) {
             self.audit.path = v;
+        }
+        if let Some(v) = var(&format!("{prefix}_AUDIT_HEAD_INTERVAL")) {
+            self.audit.head_interval = humantime::parse_duration(&v)
+                .map_err(|e| format!("{prefix}_AUDIT_HEAD_INTERVAL: `{v}` is not a duration ({e}): write e.g. `5m`"))?;
         }
         if let Some(v) = var(&format!("{prefix}_APPROVALS_PATH")) {
             self.approvals.path = v;

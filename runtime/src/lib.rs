@@ -34,6 +34,7 @@ pub mod guard;
 pub mod metrics;
 mod pipeline;
 pub mod prompt;
+pub mod report;
 pub mod selftest;
 pub mod serve;
 pub mod server;

@@ -42,7 +42,7 @@ struct Inner {
     denials: Family<ReasonLabels, Counter>,
     latency: Family<NameLabels, Histogram>,
     output_violations: Family<NameLabels, Counter>,
-    audit_failures: Gauge,
+    audit_failures: Counter,
     kill_switch: Gauge,
     rate_limit_backend_errors: Counter,
     rate_limit_shared: Gauge,
@@ -88,7 +88,7 @@ impl Metrics {
             "Handler results refused because they break the output schema or declared content (a bug: alert)",
             output_violations.clone(),
         );
-        let audit_failures = Gauge::default();
+        let audit_failures = Counter::default();
         registry.register(
             "audit_write_failures",
             "Audit records that could not be written (alert: draft and write calls fail closed)",
@@ -183,8 +183,13 @@ impl Metrics {
             .inc();
     }
 
+    /// Brings the failure counter up to the audit log's running total (it
+    /// only grows), so each failed record counts once however often this runs.
     pub fn set_audit_failures(&self, failures: u64) {
-        self.inner.audit_failures.set(failures as i64);
+        let counted = self.inner.audit_failures.get();
+        if failures > counted {
+            self.inner.audit_failures.inc_by(failures - counted);
+        }
     }
 
     pub fn approval_refused(&self, reason: &'static str) {
