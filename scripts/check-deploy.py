@@ -242,6 +242,17 @@ def check_example(example):
             problem(f"--config {config_path}: the mounted ConfigMap has no key {key}")
         else:
             config = tomllib.loads(cm["data"][key])
+            # The server itself must accept the configuration the cluster gives it.
+            server_binary = ROOT / "target" / "debug" / example.name
+            if server_binary.exists():
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = Path(tmp) / "config.toml"
+                    path.write_text(cm["data"][key])
+                    code, out = run([str(server_binary), "--config", str(path), "surface"])
+                    if code != 0:
+                        problem(f"the server refuses the ConfigMap's config.toml:\n{out}")
+            elif os.environ.get("CHECK_DEPLOY_REQUIRE_BINARIES") == "1":
+                problem(f"{server_binary} is missing: build the examples first (cargo build --workspace --bins)")
             switch = config.get("kill_switch", {}).get("file")
             mount = next((m for m in server["volumeMounts"] if switch and switch.startswith(m["mountPath"] + "/")), None)
             if not mount:
@@ -281,6 +292,12 @@ def check_example(example):
             if ports - {8080} and not rule.get("from"):
                 problem(f"ingress to ports {sorted(ports)} is open to every pod; only the MCP port may be")
 
+    server_binary = ROOT / "target" / "debug" / example.name
+    if server_binary.exists():
+        code, out = run([str(server_binary), "--config", str(example / "config.example.toml"), "surface"])
+        if code != 0:
+            problem(f"the server refuses its own config.example.toml:\n{out}")
+
     dockerignore = (example / ".dockerignore").read_text().split()
     for pattern in ("target/", "**/*.jsonl", "**/*.sqlite3"):
         if pattern not in dockerignore:
@@ -299,6 +316,7 @@ def self_test(example):
         "replicas beside HPA": ("deploy/kubernetes.yaml", lambda t: t.replace("  serviceName:", "  replicas: 2\n  serviceName:", 1), "replicas beside an autoscaler"),
         "broken alert test": ("deploy/alerts.test.yaml", lambda t: t.replace("severity: critical", "severity: page", 1), "promtool test rules"),
         "no tmp": ("deploy/kubernetes.yaml", lambda t: t.replace("mountPath: /tmp", "mountPath: /scratch"), "writable /tmp"),
+        "a setting the server does not know": ("deploy/kubernetes.yaml", lambda t: t.replace("    [audit]\n", "    [audit]\n    rotate = true\n", 1), "refuses the ConfigMap"),
     }
     failures = []
     for what, (path, change, expect) in breaks.items():
