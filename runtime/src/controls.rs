@@ -409,6 +409,46 @@ mod tests {
         assert_eq!(switch.check(Some("a")), None);
     }
 
+    /// A mounted ConfigMap as the kubelet writes it: keys are symlinks through
+    /// `..data`, which is swapped atomically to a new directory on each update,
+    /// and a key removed from the ConfigMap loses its symlink.
+    #[cfg(unix)]
+    #[test]
+    fn a_configmap_mounted_as_a_directory_is_followed() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let mount = dir.path();
+        let version = |name: &str, value: Option<&str>| {
+            let data = mount.join(name);
+            std::fs::create_dir(&data).unwrap();
+            if let Some(value) = value {
+                std::fs::write(data.join("disabled"), value).unwrap();
+            }
+            let next = mount.join("..data_tmp");
+            symlink(name, &next).unwrap();
+            std::fs::rename(&next, mount.join("..data")).unwrap();
+        };
+        let key = mount.join("disabled");
+        version("..v1", None);
+        let switch = KillSwitch::new(None, Some(key.clone()));
+        assert_eq!(switch.check(None), None);
+        // kubectl patch ... '{"data":{"disabled":"all"}}'
+        version("..v2", Some("all"));
+        symlink("..data/disabled", &key).unwrap();
+        switch.reload();
+        assert_eq!(switch.check(None), Some(true));
+        // '{"data":{"disabled":"tool_a"}}'
+        version("..v3", Some("tool_a"));
+        switch.reload();
+        assert_eq!(switch.check(None), None);
+        assert_eq!(switch.check(Some("tool_a")), Some(false));
+        // The key removed: the kubelet removes its symlink.
+        version("..v4", None);
+        std::fs::remove_file(&key).unwrap();
+        switch.reload();
+        assert_eq!(switch.check(Some("tool_a")), None);
+    }
+
     #[test]
     fn retry_after_rounds_up() {
         assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);

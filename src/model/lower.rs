@@ -182,7 +182,7 @@ impl Lowering<'_> {
                     format!(
                         "`{host}` has CIDRs, but it is neither a downstream's egress host nor the identity provider's"
                     ),
-                    Place::key(&format!("/deploy/egress_cidrs/{}", escape(host))),
+                    Place::key(format!("/deploy/egress_cidrs/{}", escape(host))),
                 )
                 .help = Some(hint);
             }
@@ -1252,7 +1252,7 @@ impl Lowering<'_> {
                 if let Err(why) = check_cidr(cidr) {
                     self.invalid(
                         format!("`{cidr}` is not a CIDR: {why}; write an address and prefix length, e.g. `203.0.113.0/24` or `2001:db8::/32`"),
-                        Place::value(&format!("{pointer}/{i}")),
+                        Place::value(format!("{pointer}/{i}")),
                     );
                 }
             }
