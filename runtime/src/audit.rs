@@ -1253,7 +1253,12 @@ mod head_tests {
         log.durable(Record::new(Event::Stopped)).await.unwrap();
         log.close().await;
         assert_eq!(hash_at(&path, seq).as_deref(), Some(hash.as_str()));
-        let line = std::fs::read_to_string(&path).unwrap().lines().nth(1).unwrap().to_string();
+        let line = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .nth(1)
+            .unwrap()
+            .to_string();
         assert!(line.contains("\"event\":\"chain_head\""), "{line}");
         // Cut the last two records: the chain that is left still verifies, the head is gone.
         let text = std::fs::read_to_string(&path).unwrap();

@@ -130,7 +130,11 @@ pub fn run<D: Dispatch>(surface_json: &str, handlers: impl FnOnce(&Config) -> Re
             } else {
                 print!("{}", report.markdown(*fast_decision));
             }
-            return if report.intact() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+            return if report.intact() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
         }
         _ => {}
     }
@@ -375,7 +379,10 @@ fn verify_audit(file: &Path, expect_heads: &[String]) -> ExitCode {
     match super::audit::verify(file) {
         Ok(summary) => {
             for head in expect_heads {
-                let Some((seq, hash)) = head.split_once(':').and_then(|(s, h)| Some((s.parse::<u64>().ok()?, h))) else {
+                let Some((seq, hash)) = head
+                    .split_once(':')
+                    .and_then(|(s, h)| Some((s.parse::<u64>().ok()?, h)))
+                else {
                     eprintln!("--expect-head {head}: write it as SEQ:HASH, from an \"audit chain head\" log line");
                     return ExitCode::from(2);
                 };

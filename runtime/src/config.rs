@@ -148,8 +148,9 @@ mod humantime_serde_compat {
 
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<std::time::Duration, D::Error> {
         let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text)
-            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration ({e}): write e.g. `5m` or `30s`")))
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!("`{text}` is not a duration ({e}): write e.g. `5m` or `30s`"))
+        })
     }
 }
 

@@ -128,7 +128,11 @@ pub fn build(surface: &Surface, options: &Options) -> Report {
             intact,
             detail,
         });
-        lines.extend(read(file).into_iter().filter(|l| l.time >= from && l.time <= options.now));
+        lines.extend(
+            read(file)
+                .into_iter()
+                .filter(|l| l.time >= from && l.time <= options.now),
+        );
     }
     // One timeline across the pods' files.
     lines.sort_by(|a, b| a.time.cmp(&b.time).then(a.entry.seq.cmp(&b.entry.seq)));
@@ -169,7 +173,10 @@ pub fn build(surface: &Surface, options: &Options) -> Report {
                 let approval = &record.approval;
                 if let (Some(id), Some(approved)) = (
                     field(approval, "id"),
-                    approval.as_ref().and_then(|a| a.get("approved")).and_then(Value::as_bool),
+                    approval
+                        .as_ref()
+                        .and_then(|a| a.get("approved"))
+                        .and_then(Value::as_bool),
                 ) {
                     let approver = field(approval, "approver").unwrap_or(caller);
                     decided.insert(id, (approved, approver, line.time));
@@ -195,7 +202,11 @@ pub fn build(surface: &Surface, options: &Options) -> Report {
     };
     let mut per_caller: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     for ((_, _, reason, caller), count) in &denied {
-        *per_caller.entry(caller.clone()).or_default().entry(reason.clone()).or_default() += count;
+        *per_caller
+            .entry(caller.clone())
+            .or_default()
+            .entry(reason.clone())
+            .or_default() += count;
     }
     let mut repeatedly_denied: Vec<DeniedCaller> = per_caller
         .into_iter()
@@ -212,7 +223,9 @@ pub fn build(surface: &Surface, options: &Options) -> Report {
     let mut by_approver: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for (id, tool, requester, at) in requested {
         let decision = decided.get(&id);
-        let seconds = decision.and_then(|(_, _, when)| when.duration_since(at).ok()).map(|d| d.as_secs_f64());
+        let seconds = decision
+            .and_then(|(_, _, when)| when.duration_since(at).ok())
+            .map(|d| d.as_secs_f64());
         if let Some((approved, approver, _)) = decision {
             let entry = by_approver.entry(approver.clone()).or_default();
             entry.0 += 1;
@@ -299,7 +312,10 @@ impl Report {
         let mut out = String::new();
         let cell = |text: &str| text.replace('|', "\\|");
         out.push_str(&format!("# Audit review: {}\n\n", self.server));
-        out.push_str(&format!("{} to {}: {} records.\n\n", self.from, self.until, self.records));
+        out.push_str(&format!(
+            "{} to {}: {} records.\n\n",
+            self.from, self.until, self.records
+        ));
         out.push_str("## Chains\n\n| File | Chain |\n|---|---|\n");
         for f in &self.files {
             let state = if f.intact { "intact" } else { "**BROKEN**" };
@@ -317,7 +333,9 @@ impl Report {
                 out.push_str("None.\n");
                 return;
             }
-            out.push_str(&format!("| Capability | {what} | Caller | Count |\n|---|---|---|---|\n"));
+            out.push_str(&format!(
+                "| Capability | {what} | Caller | Count |\n|---|---|---|---|\n"
+            ));
             for r in rows {
                 out.push_str(&format!(
                     "| {} `{}` | {} | {} | {} |\n",
@@ -364,7 +382,11 @@ impl Report {
         if !self.approvers_who_approve_everything.is_empty() {
             out.push_str("\nApprovers who approved everything they decided:\n\n");
             for a in &self.approvers_who_approve_everything {
-                out.push_str(&format!("- {} ({} decisions, no rejection)\n", cell(&a.approver), a.decisions));
+                out.push_str(&format!(
+                    "- {} ({} decisions, no rejection)\n",
+                    cell(&a.approver),
+                    a.decisions
+                ));
             }
         }
         out.push_str("\n## Never called\n\n");
@@ -386,7 +408,12 @@ impl Report {
             out.push_str("| Caller | Denials | Reasons |\n|---|---|---|\n");
             for c in &self.repeatedly_denied {
                 let reasons: Vec<String> = c.reasons.iter().map(|(r, n)| format!("{r} ({n})")).collect();
-                out.push_str(&format!("| {} | {} | {} |\n", cell(&c.caller), c.denials, reasons.join(", ")));
+                out.push_str(&format!(
+                    "| {} | {} | {} |\n",
+                    cell(&c.caller),
+                    c.denials,
+                    reasons.join(", ")
+                ));
             }
         }
         out
@@ -478,7 +505,10 @@ mod tests {
     #[tokio::test]
     async fn two_pods_merge_into_one_review() {
         let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("audit-pod-0.jsonl"), dir.path().join("audit-pod-1.jsonl"));
+        let (a, b) = (
+            dir.path().join("audit-pod-0.jsonl"),
+            dir.path().join("audit-pod-1.jsonl"),
+        );
         write(
             &a,
             vec![
@@ -503,7 +533,11 @@ mod tests {
         assert!(report.intact());
         assert_eq!(report.records, 8);
         assert_eq!(
-            (report.denied[0].name.as_str(), report.denied[0].reason.as_str(), report.denied[0].count),
+            (
+                report.denied[0].name.as_str(),
+                report.denied[0].reason.as_str(),
+                report.denied[0].count
+            ),
             ("change_things", "insufficient_scope", 2)
         );
         assert_eq!(report.failed.len(), 1);
@@ -525,7 +559,10 @@ mod tests {
         assert_eq!(report.repeatedly_denied[0].caller, "mallory");
         assert_eq!(report.repeatedly_denied[0].denials, 3);
         let text = report.markdown(Duration::from_secs(10));
-        assert!(text.contains("| tool `change_things` | insufficient_scope | mallory | 2 |"), "{text}");
+        assert!(
+            text.contains("| tool `change_things` | insufficient_scope | mallory | 2 |"),
+            "{text}"
+        );
         assert!(text.contains("too fast to have read it"), "{text}");
         assert!(text.contains("- tool `unused`"), "{text}");
     }
