@@ -309,6 +309,20 @@ fn enforcement(model: &Model) -> Vec<Control> {
             ),
         },
     ));
+    if http {
+        let plan = super::deploy::DeployPlan::new(model);
+        rows.push(row(
+            "Network (deploy/network-policy.yaml): ingress to the MCP port only, metrics from the monitoring namespace; egress to cluster DNS and the contract's `deploy.egress_cidrs` only",
+            if plan.unaddressed.is_empty() {
+                "yes".into()
+            } else {
+                format!(
+                    "yes; blocked until their addresses are listed (or the FQDN policy is used): {}",
+                    plan.unaddressed.join(", ")
+                )
+            },
+        ));
+    }
     rows.push(row(
         "Egress: each tool reaches only the downstreams it lists, and only their declared hosts; private, loopback and metadata addresses and redirects off the list refused",
         if on("egress") {
