@@ -18,8 +18,10 @@
 //! the line's own bytes, so checking a log needs no JSON re-encoding and a
 //! few lines of any language do it.
 //!
-//! One thread owns the file and writes each batch of queued records with one
-//! `write` call. Records from [`AuditLog::intent`] and [`AuditLog::durable`]
+//! A record is encoded on the caller's thread, once, into its canonical
+//! bytes with two gaps: `prev` and `seq`, which only the writer knows. One
+//! thread owns the file: it fills the gaps, hashes, and writes each batch of
+//! queued records with one `write` call from a buffer it reuses. Records from [`AuditLog::intent`] and [`AuditLog::durable`]
 //! are acknowledged only after `fdatasync`; [`AuditLog::record`] never waits,
 //! and its records are synced with the next durable one or within a second.
 //! A failed write or sync is rolled back (the file is cut back to the last
@@ -47,6 +49,9 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 /// Records from [`AuditLog::record`] reach the disk within this long.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
+/// ... or once this many bytes of them wait for a sync: the writer keeps
+/// unsynced records to write again if the sync fails, and this bounds that memory.
+const SYNC_BYTES: usize = 512 << 10;
 /// While records keep arriving, the writer collects them for this long
 /// between batches instead of being woken by each one: a wake-up per record
 /// was the largest cost of the audit log on the request path. Callers that
@@ -86,11 +91,37 @@ pub enum Event {
     ChainHead,
 }
 
+impl Event {
+    /// The event's name in a record, as serde spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Started => "started",
+            Event::Intent => "intent",
+            Event::Outcome => "outcome",
+            Event::Denied => "denied",
+            Event::ApprovalRequested => "approval_requested",
+            Event::ApprovalDecided => "approval_decided",
+            Event::KillSwitch => "kill_switch",
+            Event::Stopped => "stopped",
+            Event::ChainHead => "chain_head",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     Allow,
     Deny,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+        }
+    }
 }
 
 /// One audit record as the caller fills it in; fields that do not apply stay
@@ -196,6 +227,88 @@ impl Record {
     }
 }
 
+/// A record's fields, borrowed: what the request path fills in without
+/// copying a string ([`Record`] owns the same fields, for records read back
+/// and for callers off the hot path).
+#[derive(Debug, Clone, Copy)]
+pub struct Fields<'a> {
+    pub event: Event,
+    pub request_id: Option<&'a str>,
+    pub trace_id: Option<&'a str>,
+    pub transport: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub client: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub effect: Option<&'a str>,
+    pub arguments: Option<&'a Value>,
+    pub decision: Option<Decision>,
+    pub reason: Option<&'a str>,
+    pub approval: Option<&'a Value>,
+    pub outcome: Option<&'a str>,
+    pub result: Option<&'a Value>,
+    pub error: Option<&'a str>,
+    pub latency_ms: Option<u64>,
+    pub contract_version: Option<&'a str>,
+    pub definition_hash: Option<&'a str>,
+    pub downstream: Option<&'a DownstreamCall>,
+}
+
+impl<'a> Fields<'a> {
+    /// Fields with only the event set: `Fields { name: ..., ..Fields::new(Event::Outcome) }`.
+    pub fn new(event: Event) -> Fields<'a> {
+        Fields {
+            event,
+            request_id: None,
+            trace_id: None,
+            transport: None,
+            subject: None,
+            client: None,
+            kind: None,
+            name: None,
+            effect: None,
+            arguments: None,
+            decision: None,
+            reason: None,
+            approval: None,
+            outcome: None,
+            result: None,
+            error: None,
+            latency_ms: None,
+            contract_version: None,
+            definition_hash: None,
+            downstream: None,
+        }
+    }
+}
+
+impl Record {
+    pub fn fields(&self) -> Fields<'_> {
+        Fields {
+            event: self.event,
+            request_id: self.request_id.as_deref(),
+            trace_id: self.trace_id.as_deref(),
+            transport: self.transport.as_deref(),
+            subject: self.subject.as_deref(),
+            client: self.client.as_deref(),
+            kind: self.kind.as_deref(),
+            name: self.name.as_deref(),
+            effect: self.effect.as_deref(),
+            arguments: self.arguments.as_ref(),
+            decision: self.decision,
+            reason: self.reason.as_deref(),
+            approval: self.approval.as_ref(),
+            outcome: self.outcome.as_deref(),
+            result: self.result.as_ref(),
+            error: self.error.as_deref(),
+            latency_ms: self.latency_ms,
+            contract_version: self.contract_version.as_deref(),
+            definition_hash: self.definition_hash.as_deref(),
+            downstream: self.downstream.as_ref(),
+        }
+    }
+}
+
 /// One line of the log read back: the record and the fields the writer added.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Entry {
@@ -236,14 +349,13 @@ impl std::error::Error for AuditError {}
 type Ack = oneshot::Sender<Result<(), AuditError>>;
 
 struct Pending {
-    record: Record,
-    time: SystemTime,
+    record: Encoded,
     /// Present for durable records: answered once the record is synced (or failed).
     ack: Option<Ack>,
 }
 
 enum Message {
-    Append(Box<Pending>),
+    Append(Pending),
     /// Sync everything sent before, then answer.
     Flush(oneshot::Sender<()>),
     /// Sync, close the file (releasing its lock), answer and stop.
@@ -341,7 +453,9 @@ impl AuditLog {
             written: tip.clone(),
             synced: tip,
             unsynced: Vec::new(),
+            unsynced_bytes: 0,
             unsynced_since: None,
+            buffer: Vec::new(),
             retry: Vec::new(),
             retry_at: None,
             repair: false,
@@ -373,20 +487,24 @@ impl AuditLog {
     /// Writes the intent record of a draft or write call and returns once it
     /// is on disk (fsynced). On `Err` the call must not run.
     pub async fn intent(&self, record: Record) -> Result<(), AuditError> {
-        self.durable(record).await
+        self.durable_fields(record.fields()).await
     }
 
     /// Writes any record and returns once it is on disk (fsynced). Dropping
     /// the future does not withdraw the record. Records waited for together
     /// share one sync.
     pub async fn durable(&self, record: Record) -> Result<(), AuditError> {
+        self.durable_fields(record.fields()).await
+    }
+
+    /// [`AuditLog::durable`] for borrowed fields.
+    pub async fn durable_fields(&self, fields: Fields<'_>) -> Result<(), AuditError> {
         let (ack, answer) = oneshot::channel();
         let pending = Pending {
-            record,
-            time: SystemTime::now(),
+            record: Encoded::new(&fields, SystemTime::now()),
             ack: Some(ack),
         };
-        if self.send(Message::Append(Box::new(pending))).is_err() {
+        if self.send(Message::Append(pending)).is_err() {
             self.shared.failures.fetch_add(1, Ordering::Relaxed);
             return Err(AuditError::Closed);
         }
@@ -399,6 +517,11 @@ impl AuditLog {
     /// disk has stalled) the record is dropped and counted in
     /// [`AuditLog::failures`]; waiting callers are never dropped.
     pub fn record(&self, record: Record) {
+        self.record_fields(record.fields());
+    }
+
+    /// [`AuditLog::record`] for borrowed fields: the request path's form.
+    pub fn record_fields(&self, fields: Fields<'_>) {
         if self.shared.queued.load(Ordering::Relaxed) >= MAX_QUEUED {
             self.shared.failures.fetch_add(1, Ordering::Relaxed);
             let dropped = self.shared.dropped.fetch_add(1, Ordering::Relaxed);
@@ -412,11 +535,10 @@ impl AuditLog {
             return;
         }
         let pending = Pending {
-            record,
-            time: SystemTime::now(),
+            record: Encoded::new(&fields, SystemTime::now()),
             ack: None,
         };
-        if self.send(Message::Append(Box::new(pending))).is_err() {
+        if self.send(Message::Append(pending)).is_err() {
             self.shared.failures.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -493,7 +615,11 @@ struct Writer {
     synced: Tip,
     /// Records written but not yet synced that nobody waits for (to write again if the sync fails).
     unsynced: Vec<Pending>,
+    /// Their encoded size: at [`SYNC_BYTES`] they are synced.
+    unsynced_bytes: usize,
     unsynced_since: Option<Instant>,
+    /// The lines of a batch, reused from batch to batch.
+    buffer: Vec<u8>,
     /// Records nobody waits for whose write failed, oldest first.
     retry: Vec<Pending>,
     retry_at: Option<Instant>,
@@ -542,7 +668,7 @@ impl Writer {
             while let Some(message) = next.take() {
                 received += 1;
                 match message {
-                    Message::Append(pending) => batch.push(*pending),
+                    Message::Append(pending) => batch.push(pending),
                     Message::Flush(ack) => flushes.push(ack),
                     Message::Close(ack) => {
                         close = Some(ack);
@@ -606,11 +732,12 @@ impl Writer {
             if pending.ack.is_some() {
                 waiting.push(pending);
             } else {
+                self.unsynced_bytes += pending.record.bytes.len();
                 self.unsynced.push(pending);
             }
         }
         let healthy = self.shared.healthy.load(Ordering::Relaxed);
-        let sync = !waiting.is_empty() || force || sync_due || retry_due;
+        let sync = !waiting.is_empty() || force || sync_due || retry_due || self.unsynced_bytes >= SYNC_BYTES;
         if !sync || (self.unsynced_since.is_none() && healthy) {
             return;
         }
@@ -620,6 +747,7 @@ impl Writer {
                 *self.shared.head.lock().unwrap_or_else(|e| e.into_inner()) =
                     (self.synced.seq, self.synced.hash.clone());
                 self.unsynced.clear();
+                self.unsynced_bytes = 0;
                 self.unsynced_since = None;
                 if !healthy {
                     tracing::info!(path = %self.path.display(), "the audit log is writable again");
@@ -638,6 +766,7 @@ impl Writer {
                 self.unsynced_since = None;
                 self.repair = self.file.set_len(self.written.len).is_err();
                 let mut lost = std::mem::take(&mut self.unsynced);
+                self.unsynced_bytes = 0;
                 lost.extend(waiting);
                 self.fail(&e, lost);
             }
@@ -654,15 +783,19 @@ impl Writer {
             return Ok(());
         }
         let mut tip = self.written.clone();
-        let mut buffer = Vec::new();
+        let buffer = &mut self.buffer;
+        buffer.clear();
         for pending in records {
             tip.seq += 1;
-            let (line, hash) = encode(&pending.record, tip.seq, pending.time, &tip.hash);
-            buffer.extend_from_slice(line.as_bytes());
-            tip.hash = hash;
+            tip.hash = pending.record.line(tip.seq, &tip.hash, buffer);
         }
         tip.len += buffer.len() as u64;
-        if let Err(e) = self.file.write_all(&buffer) {
+        let written = self.file.write_all(buffer);
+        // A burst's buffer is not kept for the quiet that follows it.
+        if buffer.capacity() > 4 * SYNC_BYTES {
+            *buffer = Vec::new();
+        }
+        if let Err(e) = written {
             // Cut back whatever part of the batch reached the file, now if possible.
             self.repair = self.file.set_len(self.written.len).is_err();
             return Err(e);
@@ -707,60 +840,163 @@ impl Drop for Writer {
     }
 }
 
+/// A record in its canonical form, made once on the caller's thread: every
+/// field in byte order of its key, except `prev` and `seq`, which the writer
+/// fills in at `prev_at` and `seq_at` when it gives the record its place.
+struct Encoded {
+    bytes: Vec<u8>,
+    prev_at: usize,
+    seq_at: usize,
+}
+
+impl Encoded {
+    fn new(fields: &Fields<'_>, time: SystemTime) -> Encoded {
+        let mut object = Object::new(Vec::with_capacity(384));
+        // Keys in byte order. `event` always comes before `prev`, so the
+        // writer's two fields never open the object.
+        object.value("approval", fields.approval);
+        object.value("arguments", fields.arguments);
+        object.string("client", fields.client);
+        object.string("contract_version", fields.contract_version);
+        object.string("decision", fields.decision.map(Decision::as_str));
+        object.string("definition_hash", fields.definition_hash);
+        if let Some(downstream) = fields.downstream {
+            object.value("downstream", serde_json::to_value(downstream).ok().as_ref());
+        }
+        object.string("effect", fields.effect);
+        object.string("error", fields.error);
+        object.string("event", Some(fields.event.as_str()));
+        object.string("kind", fields.kind);
+        if let Some(latency) = fields.latency_ms {
+            object.key("latency_ms");
+            let _ = write!(object.out, "{latency}");
+        }
+        object.string("name", fields.name);
+        object.string("outcome", fields.outcome);
+        let prev_at = object.out.len();
+        object.string("reason", fields.reason);
+        object.string("request_id", fields.request_id);
+        object.value("result", fields.result);
+        let seq_at = object.out.len();
+        object.string("subject", fields.subject);
+        object.key("time");
+        let _ = write!(object.out, "\"{}\"", humantime::format_rfc3339_millis(time));
+        object.string("trace_id", fields.trace_id);
+        object.string("transport", fields.transport);
+        let mut bytes = object.out;
+        bytes.push(b'}');
+        Encoded { bytes, prev_at, seq_at }
+    }
+
+    /// Appends the record's line as number `seq` after the record whose hash
+    /// is `prev` to `out`, and returns its hash.
+    fn line(&self, seq: u64, prev: &str, out: &mut Vec<u8>) -> String {
+        let start = out.len();
+        out.extend_from_slice(&self.bytes[..self.prev_at]);
+        out.extend_from_slice(b",\"prev\":\"");
+        out.extend_from_slice(prev.as_bytes());
+        out.push(b'"');
+        out.extend_from_slice(&self.bytes[self.prev_at..self.seq_at]);
+        let _ = write!(out, ",\"seq\":{seq}");
+        out.extend_from_slice(&self.bytes[self.seq_at..]);
+        let hash = chain_hash(prev, &out[start..]);
+        out.pop(); // the closing brace
+        out.extend_from_slice(b",\"hash\":\"");
+        out.extend_from_slice(hash.as_bytes());
+        out.extend_from_slice(b"\"}\n");
+        hash
+    }
+}
+
+/// A JSON object written field by field, in the order given (the caller's
+/// job to give keys in byte order).
+struct Object {
+    out: Vec<u8>,
+    empty: bool,
+}
+
+impl Object {
+    fn new(mut out: Vec<u8>) -> Object {
+        out.push(b'{');
+        Object { out, empty: true }
+    }
+
+    fn key(&mut self, key: &str) {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        write_string(&mut self.out, key);
+        self.out.push(b':');
+    }
+
+    fn string(&mut self, key: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.key(key);
+            write_string(&mut self.out, value);
+        }
+    }
+
+    fn value(&mut self, key: &str, value: Option<&Value>) {
+        if let Some(value) = value {
+            self.key(key);
+            canonical(value, &mut self.out);
+        }
+    }
+}
+
+/// A JSON string, escaped as serde_json escapes it.
+fn write_string(out: &mut Vec<u8>, text: &str) {
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
 /// The line for `record` as number `seq` after the record whose hash is `prev`, and its hash.
+#[cfg(test)]
 fn encode(record: &Record, seq: u64, time: SystemTime, prev: &str) -> (String, String) {
-    let mut value = serde_json::to_value(record).expect("a record is plain data");
-    let object = value.as_object_mut().expect("a record is a JSON object");
-    object.insert("seq".into(), seq.into());
-    object.insert("time".into(), humantime::format_rfc3339_millis(time).to_string().into());
-    object.insert("prev".into(), prev.into());
-    let mut line = String::new();
-    canonical(&value, &mut line);
-    let hash = chain_hash(prev, line.as_bytes());
-    line.pop(); // the closing brace
-    line.push_str(",\"hash\":\"");
-    line.push_str(&hash);
-    line.push_str("\"}\n");
-    (line, hash)
+    let mut line = Vec::new();
+    let hash = Encoded::new(&record.fields(), time).line(seq, prev, &mut line);
+    (String::from_utf8(line).expect("records are UTF-8"), hash)
 }
 
 /// Compact JSON with every object's keys in byte order: the form that is
 /// hashed (audit chain, approval operations).
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     canonical(value, &mut out);
-    out
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
 /// Compact JSON with every object's keys in byte order, whatever order the
 /// map keeps (serde_json's `preserve_order` may be on in a generated crate).
-fn canonical(value: &Value, out: &mut String) {
+fn canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
             for (i, (key, value)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
+                write_string(out, key);
+                out.push(b':');
                 canonical(value, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        leaf => out.push_str(&leaf.to_string()),
+        leaf => {
+            let _ = serde_json::to_writer(&mut *out, leaf);
+        }
     }
 }
 
@@ -1205,11 +1441,7 @@ mod tests {
 
     #[test]
     fn canonical_sorts_keys_at_every_depth() {
-        let mut out = String::new();
-        canonical(
-            &json!({"b": 1, "a": {"z": [true, null, {"y": "x", "x": 1.5}], "é": "\n"}}),
-            &mut out,
-        );
+        let out = canonical_json(&json!({"b": 1, "a": {"z": [true, null, {"y": "x", "x": 1.5}], "é": "\n"}}));
         assert_eq!(out, r#"{"a":{"z":[true,null,{"x":1.5,"y":"x"}],"é":"\n"},"b":1}"#);
     }
 
@@ -1229,6 +1461,63 @@ mod tests {
         );
         let edited = line.trim_end().replace("started", "stopped");
         assert_eq!(check_line(edited.as_bytes()).err().map(|e| e.0), Some(Problem::Edited));
+    }
+
+    #[test]
+    fn a_record_encodes_as_the_canonical_form_of_the_whole_line() {
+        let record = Record {
+            request_id: Some("req \"7\"".into()),
+            trace_id: Some("0af7651916cd43dd8448eb211c80319c".into()),
+            transport: Some("http".into()),
+            subject: Some("ada\u{1}é".into()),
+            client: Some("assistant".into()),
+            kind: Some("tool".into()),
+            name: Some("echo".into()),
+            effect: Some("write".into()),
+            arguments: Some(json!({"z": 1, "a": [{"y": null, "b": 2.5}], "ü": "\n"})),
+            decision: Some(Decision::Allow),
+            reason: Some("why".into()),
+            approval: Some(json!({"approver": "grace", "at": 3})),
+            outcome: Some("ok".into()),
+            result: Some(json!({"text": "hi", "length": 2})),
+            error: Some("line\tbreak".into()),
+            latency_ms: Some(12),
+            contract_version: Some("1.0.0".into()),
+            definition_hash: Some("sha256:ab".into()),
+            downstream: Some(DownstreamCall {
+                downstream: "github".into(),
+                method: "GET".into(),
+                path: "/repos/{owner}".into(),
+                status: Some(200),
+                url: None,
+                attempts: 1,
+            }),
+            ..Record::new(Event::Outcome)
+        };
+        let time = SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_000_000_123);
+        let prev = "ab".repeat(32);
+        let (line, hash) = encode(&record, 42, time, &prev);
+        // The reference: the whole record as a JSON value, the writer's fields added, in canonical form.
+        let mut value = serde_json::to_value(&record).unwrap();
+        let object = value.as_object_mut().unwrap();
+        object.insert("seq".into(), 42.into());
+        object.insert("time".into(), "2025-11-24T16:00:00.123Z".into());
+        object.insert("prev".into(), prev.clone().into());
+        let body = canonical_json(&value);
+        assert_eq!(hash, chain_hash(&prev, body.as_bytes()));
+        assert_eq!(line, format!("{},\"hash\":\"{hash}\"}}\n", &body[..body.len() - 1]));
+        assert!(check_line(line.trim_end().as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn event_and_decision_names_are_serde_s() {
+        use Event::*;
+        for event in [Started, Intent, Outcome, Denied, ApprovalRequested, ApprovalDecided, KillSwitch, Stopped, ChainHead] {
+            assert_eq!(json!(event), json!(event.as_str()));
+        }
+        for decision in [Decision::Allow, Decision::Deny] {
+            assert_eq!(json!(decision), json!(decision.as_str()));
+        }
     }
 
     #[test]

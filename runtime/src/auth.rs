@@ -548,14 +548,15 @@ impl Authenticator {
     }
 
     /// Checks the `Authorization` header value and returns who called.
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Arc<Caller>, AuthError> {
         let token = bearer_token(authorization)?;
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(caller) = self.inner.tokens.get(&digest, unix_now()) {
             return Ok(caller);
         }
         let header = TokenHeader::parse(token, &self.inner.algorithms)?;
-        let caller = self.verify(token, &header).await?;
+        // Shared with the cache: a cached token's call copies no claim.
+        let caller = Arc::new(self.verify(token, &header).await?);
         self.inner.tokens.insert(digest, caller.clone(), unix_now());
         Ok(caller)
     }
@@ -1217,7 +1218,7 @@ fn unix_now() -> u64 {
 /// verification allowed). Bounded: when full, expired entries go first, then
 /// arbitrary ones.
 struct TokenCache {
-    entries: RwLock<HashMap<[u8; 32], Caller>>,
+    entries: RwLock<HashMap<[u8; 32], Arc<Caller>>>,
     capacity: usize,
     leeway: u64,
 }
@@ -1235,12 +1236,12 @@ impl TokenCache {
         now <= caller.expires_at.saturating_add(self.leeway)
     }
 
-    fn get(&self, digest: &[u8; 32], now: u64) -> Option<Caller> {
+    fn get(&self, digest: &[u8; 32], now: u64) -> Option<Arc<Caller>> {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         entries.get(digest).filter(|caller| self.live(caller, now)).cloned()
     }
 
-    fn insert(&self, digest: [u8; 32], caller: Caller, now: u64) {
+    fn insert(&self, digest: [u8; 32], caller: Arc<Caller>, now: u64) {
         if !self.live(&caller, now) {
             return;
         }
@@ -1272,14 +1273,14 @@ impl TokenCache {
 mod tests {
     use super::*;
 
-    fn caller(subject: &str, expires_at: u64) -> Caller {
-        Caller {
+    fn caller(subject: &str, expires_at: u64) -> Arc<Caller> {
+        Arc::new(Caller {
             subject: subject.into(),
             client_id: None,
             scopes: BTreeSet::new(),
             token_id: None,
             expires_at,
-        }
+        })
     }
 
     fn b64(json: &Value) -> String {

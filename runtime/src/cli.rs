@@ -180,6 +180,12 @@ pub fn run<D: Dispatch>(surface_json: &str, handlers: impl FnOnce(&Config) -> Re
             }
             Command::Surface | Command::Audit(_) => Ok(()),
         };
+        // A log that ends without this record ended in a crash (or a SIGKILL).
+        let mut stopped = super::audit::Record::new(super::audit::Event::Stopped);
+        stopped.error = outcome.as_ref().err().cloned();
+        if let Err(e) = audit.durable(stopped).await {
+            tracing::error!(error = %e, "cannot record the shutdown in the audit log");
+        }
         audit.close().await;
         outcome
     });

@@ -22,8 +22,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct Context {
     /// The authenticated caller's subject; on stdio, the local user running the server.
     pub caller: String,
-    /// Who is calling in full: subject, OAuth client and scopes.
-    pub identity: Identity,
+    /// Who is calling in full: subject, OAuth client and scopes (shared, not copied, per request).
+    pub identity: std::sync::Arc<Identity>,
     /// The JSON-RPC request id, for correlating logs.
     pub request_id: String,
     /// The W3C trace id (from the `traceparent` header when the client sent one).
@@ -49,7 +49,7 @@ impl Context {
     pub fn new(caller: impl Into<String>, request_id: impl Into<String>) -> Context {
         let caller = caller.into();
         Context {
-            identity: Identity::local_user(caller.clone()),
+            identity: std::sync::Arc::new(Identity::local_user(caller.clone())),
             caller,
             request_id: request_id.into(),
             trace_id: String::new(),

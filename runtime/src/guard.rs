@@ -11,7 +11,7 @@ use rmcp::ErrorData as McpError;
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::{Map, Value, json};
 
-use super::audit::{AuditLog, Decision, Event, Record, Redaction, redact};
+use super::audit::{AuditLog, Decision, Event, Fields, Record, Redaction, redact};
 use super::controls::{Denial, KillSwitch, Limiter};
 use super::dispatch::Context;
 use super::metrics::Metrics;
@@ -82,7 +82,11 @@ impl Controls {
         Controls {
             limiter: Limiter::new(surface),
             kill,
-            metrics: Metrics::new(),
+            metrics: Metrics::for_names(
+                (surface.tools.iter().map(|t| ("tool", t.name())))
+                    .chain(surface.resources.iter().map(|r| ("resource", r.name())))
+                    .chain(surface.prompts.iter().map(|p| ("prompt", p.name()))),
+            ),
             audit,
             #[cfg(feature = "approvals")]
             approvals: None,
@@ -512,30 +516,32 @@ impl<'a> Trail<'a> {
         redact(result, self.controls.redaction(self.data_class))
     }
 
-    fn base(&self, event: Event) -> Record {
+    fn base(&self, event: Event) -> Fields<'_> {
         let identity = &self.context.identity;
-        let mut record = Record::new(event);
-        record.request_id = Some(self.context.request_id.clone());
-        record.trace_id = Some(self.context.trace_id.clone()).filter(|t| !t.is_empty());
-        record.transport = Some(identity.transport.to_string());
-        record.subject = Some(identity.subject.clone());
-        record.client = identity.client.clone();
-        record.kind = Some(self.kind.to_string());
-        record.name = Some(self.name.to_string());
-        record.effect = Some(self.effect.to_string());
-        record.arguments = self.arguments.clone();
-        record.contract_version = Some(self.controls.contract_version.clone());
-        record.definition_hash = Some(self.hash.to_string()).filter(|h| !h.is_empty());
-        record
+        Fields {
+            request_id: Some(&self.context.request_id),
+            trace_id: Some(self.context.trace_id.as_str()).filter(|t| !t.is_empty()),
+            transport: Some(identity.transport),
+            subject: Some(&identity.subject),
+            client: identity.client.as_deref(),
+            kind: Some(self.kind),
+            name: Some(self.name),
+            effect: Some(self.effect.as_str()),
+            arguments: self.arguments.as_ref(),
+            contract_version: Some(&self.controls.contract_version),
+            definition_hash: Some(self.hash).filter(|h| !h.is_empty()),
+            ..Fields::new(event)
+        }
     }
 
     /// A refusal before the handler ran.
     pub fn denied(&self, reason: &'static str, message: &str) {
-        let mut record = self.base(Event::Denied);
-        record.decision = Some(Decision::Deny);
-        record.reason = Some(reason.to_string());
-        record.error = Some(message.to_string());
-        self.controls.audit.record(record);
+        self.controls.audit.record_fields(Fields {
+            decision: Some(Decision::Deny),
+            reason: Some(reason),
+            error: Some(message),
+            ..self.base(Event::Denied)
+        });
         self.controls.metrics.denial(reason);
         self.controls
             .metrics
@@ -551,10 +557,12 @@ impl<'a> Trail<'a> {
 
     /// The durable record a state change needs before it runs.
     pub async fn intent(&self, approval: Option<&Value>) -> Result<(), String> {
-        let mut record = self.base(Event::Intent);
-        record.decision = Some(Decision::Allow);
-        record.approval = approval.cloned();
-        self.controls.audit.intent(record).await.map_err(|e| {
+        let record = Fields {
+            decision: Some(Decision::Allow),
+            approval,
+            ..self.base(Event::Intent)
+        };
+        self.controls.audit.durable_fields(record).await.map_err(|e| {
             self.controls.metrics.set_audit_failures(self.controls.audit.failures());
             self.controls.metrics.denial("audit_unavailable");
             e.to_string()
@@ -576,15 +584,17 @@ impl<'a> Trail<'a> {
         downstream: Option<super::audit::DownstreamCall>,
     ) {
         let elapsed = self.started.elapsed();
-        let mut record = self.base(Event::Outcome);
-        record.decision = Some(Decision::Allow);
-        record.outcome = Some(outcome.to_string());
-        record.error = error.map(|e| super::validate::truncate(e, 500).to_string());
-        record.approval = approval.cloned();
-        record.latency_ms = Some(elapsed.as_millis() as u64);
-        record.result = result.cloned();
-        record.downstream = downstream;
-        self.controls.audit.record(record);
+        let error = error.map(|e| super::validate::truncate(e, 500));
+        self.controls.audit.record_fields(Fields {
+            decision: Some(Decision::Allow),
+            outcome: Some(outcome),
+            error: error.as_deref(),
+            approval,
+            latency_ms: Some(elapsed.as_millis() as u64),
+            result,
+            downstream: downstream.as_ref(),
+            ..self.base(Event::Outcome)
+        });
         self.controls.metrics.call(self.kind, self.name, outcome, elapsed);
     }
 }

@@ -2,6 +2,7 @@
 //! denials by reason, latency histograms, output-contract violations (an
 //! alert: a handler bug) and audit failures (an alert: durability is at risk).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +50,25 @@ struct Inner {
     approval_refusals: Family<ReasonLabels, Counter>,
     approvals_pending: Gauge,
     approvals_oldest_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Each tool's, resource's and prompt's `ok` counter and latency
+    /// histogram, made at start: a successful call counts without building
+    /// labels or allocating.
+    hot: [HashMap<String, Hot>; 3],
+}
+
+struct Hot {
+    ok: Counter,
+    latency: Histogram,
+}
+
+/// `hot`'s index for a kind.
+fn kind_index(kind: &str) -> Option<usize> {
+    match kind {
+        "tool" => Some(0),
+        "resource" => Some(1),
+        "prompt" => Some(2),
+        _ => None,
+    }
 }
 
 impl Default for Metrics {
@@ -59,6 +79,12 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
+        Metrics::for_names(std::iter::empty())
+    }
+
+    /// Metrics with every named tool, resource and prompt (`(kind, name)`)
+    /// ready: their `ok` series exist (at 0) before the first call.
+    pub fn for_names<'a>(names: impl IntoIterator<Item = (&'static str, &'a str)>) -> Metrics {
         let mut registry = Registry::with_prefix("mcp");
         let calls = Family::<CallLabels, Counter>::default();
         registry.register(
@@ -130,8 +156,26 @@ impl Metrics {
             "How long the oldest pending operation has waited for a reviewer",
             approvals_oldest_age.clone(),
         );
+        let mut hot: [HashMap<String, Hot>; 3] = Default::default();
+        for (kind, name) in names {
+            let Some(index) = kind_index(kind) else { continue };
+            let labels = NameLabels {
+                kind,
+                name: name.to_string(),
+            };
+            let ok = calls
+                .get_or_create(&CallLabels {
+                    kind,
+                    name: name.to_string(),
+                    outcome: "ok",
+                })
+                .clone();
+            let latency = latency.get_or_create(&labels).clone();
+            hot[index].insert(name.to_string(), Hot { ok, latency });
+        }
         Metrics {
             inner: Arc::new(Inner {
+                hot,
                 approval_refusals,
                 approvals_pending,
                 approvals_oldest_age,
@@ -150,6 +194,13 @@ impl Metrics {
 
     /// One finished call: `outcome` is `ok`, `error`, `timeout`, `cancelled` or `denied`.
     pub fn call(&self, kind: &'static str, name: &str, outcome: &'static str, elapsed: Duration) {
+        if outcome == "ok"
+            && let Some(hot) = kind_index(kind).and_then(|index| self.inner.hot[index].get(name))
+        {
+            hot.ok.inc();
+            hot.latency.observe(elapsed.as_secs_f64());
+            return;
+        }
         self.inner
             .calls
             .get_or_create(&CallLabels {

@@ -4,6 +4,8 @@
 
 use rmcp::ServiceExt as _;
 use rmcp::transport::async_rw::AsyncRwTransport;
+#[cfg(feature = "http")]
+use std::sync::Arc;
 
 use super::config::Config;
 #[cfg(feature = "http")]
@@ -88,10 +90,19 @@ pub async fn http<D: Dispatch>(
         Arc::new(NeverSessionManager::default()),
         http_config,
     );
+    // Only token-exchange downstreams need the caller's token past the gate.
+    #[cfg(feature = "egress")]
+    let keep_caller_token = server
+        .surface()
+        .downstreams
+        .iter()
+        .any(|d| matches!(d.credentials, super::surface::CredentialSpec::TokenExchange { .. }));
     let state = Arc::new(GateState {
         server: server.clone(),
         gate,
         max_body,
+        #[cfg(feature = "egress")]
+        keep_caller_token,
     });
     let mcp = axum::Router::new()
         .route_service(&config.http.path, service)
@@ -189,6 +200,9 @@ struct GateState<D> {
     server: McpServer<D>,
     gate: HttpGate,
     max_body: usize,
+    /// A downstream exchanges the caller's token (RFC 8693): keep it for the handler's context.
+    #[cfg(feature = "egress")]
+    keep_caller_token: bool,
 }
 
 /// Deepest JSON nesting accepted on HTTP; contract schemas are far shallower,
@@ -308,9 +322,9 @@ type PresentedToken = ();
 async fn authenticate<D: Dispatch>(
     state: &GateState<D>,
     headers: &axum::http::HeaderMap,
-) -> Result<(Identity, PresentedToken), axum::response::Response> {
+) -> Result<(Arc<Identity>, PresentedToken), axum::response::Response> {
     if !state.gate.authenticates() {
-        return Ok((Identity::anonymous(), PresentedToken::default()));
+        return Ok((Arc::new(Identity::anonymous()), PresentedToken::default()));
     }
     #[cfg(feature = "oauth")]
     if let Some(auth) = &state.gate.auth {
@@ -327,18 +341,22 @@ async fn authenticate<D: Dispatch>(
         return match auth.authenticate(authorization).await {
             Ok(caller) => {
                 #[cfg(feature = "egress")]
-                let token = super::auth::bearer_token(authorization)
-                    .ok()
-                    .map(|token| super::egress::CallerToken::new(token, caller.expires_at));
+                let token = if state.keep_caller_token {
+                    super::auth::bearer_token(authorization)
+                        .ok()
+                        .map(|token| super::egress::CallerToken::new(token, caller.expires_at))
+                } else {
+                    None
+                };
                 #[cfg(not(feature = "egress"))]
                 let token = ();
                 let identity = Identity {
-                    subject: caller.subject,
-                    client: caller.client_id,
-                    scopes: Some(caller.scopes),
+                    subject: caller.subject.clone(),
+                    client: caller.client_id.clone(),
+                    scopes: Some(caller.scopes.clone()),
                     transport: "http",
                 };
-                Ok((identity, token))
+                Ok((Arc::new(identity), token))
             }
             Err(error) => {
                 state.server.refuse_unauthenticated(error.reason(), &error.to_string());
@@ -355,7 +373,7 @@ async fn authenticate<D: Dispatch>(
         };
     }
     let _ = headers;
-    Ok((Identity::anonymous(), PresentedToken::default()))
+    Ok((Arc::new(Identity::anonymous()), PresentedToken::default()))
 }
 
 /// Marks a response sent before its request's body was read: the server will

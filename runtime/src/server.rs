@@ -75,6 +75,8 @@ struct Inner<D> {
     default_caller: String,
     /// The lowest log level the client asked to receive (`logging/setLevel`).
     min_log_level: Arc<AtomicU8>,
+    /// What `initialize` answers (and stateless HTTP asks for on every request).
+    info: std::sync::OnceLock<ServerConfig>,
     /// Authorization, limits, kill switch, audit, approvals and metrics;
     /// `None` only where a test or benchmark measures the bare protocol layer.
     controls: Option<Controls>,
@@ -171,6 +173,7 @@ impl<D: Dispatch> McpServer<D> {
                 templates,
                 default_caller: "anonymous".into(),
                 min_log_level: Arc::new(AtomicU8::new(super::client::DEFAULT_LEVEL)),
+                info: std::sync::OnceLock::new(),
                 controls: None,
                 #[cfg(feature = "egress")]
                 downstreams: BTreeMap::new(),
@@ -587,7 +590,7 @@ impl<D: Dispatch> McpServer<D> {
             identity.subject.clone(),
             message.id.map(|id| id.to_string()).unwrap_or_default(),
         );
-        context.identity = identity.clone();
+        context.identity = Arc::new(identity.clone());
         let message = denial.message(kind, name);
         Trail::new(controls, kind, name, effect, hash, &context).denied(denial.reason(), &message);
         Err((denial, message))
@@ -925,7 +928,7 @@ fn context_of(
     let identity = admitted
         .as_ref()
         .map(|a| a.identity.clone())
-        .unwrap_or_else(|| Identity::local_user(default_caller.to_string()));
+        .unwrap_or_else(|| Arc::new(Identity::local_user(default_caller.to_string())));
     let trace_id = request
         .meta
         .get_traceparent()
@@ -961,7 +964,7 @@ fn context_of(
 /// What the HTTP layer established about a request before the protocol layer saw it.
 #[derive(Debug, Clone)]
 pub struct Admitted {
-    pub identity: Identity,
+    pub identity: Arc<Identity>,
     /// The request was already counted against its rate limit.
     pub rate_counted: bool,
     /// The client's W3C `traceparent` header.
@@ -1012,8 +1015,8 @@ impl<D: Dispatch> McpServer<D> {
     }
 }
 
-impl<D: Dispatch> ServerHandler for McpServer<D> {
-    fn get_info(&self) -> ServerConfig {
+impl<D: Dispatch> McpServer<D> {
+    fn server_info(&self) -> ServerConfig {
         let surface = &self.inner.surface;
         let server = &surface.server;
         let mut capabilities = serde_json::Map::new();
@@ -1042,6 +1045,13 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
         config.protocol_version = ProtocolVersion::LATEST;
         config.instructions = Some(server.description.clone());
         config
+    }
+}
+
+impl<D: Dispatch> ServerHandler for McpServer<D> {
+    fn get_info(&self) -> ServerConfig {
+        // Stateless HTTP asks for it on every request: built once.
+        self.inner.info.get_or_init(|| self.server_info()).clone()
     }
 
     fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {

@@ -226,7 +226,7 @@ fn bearer(token: &str) -> String {
 
 async fn accept(auth: &Authenticator, token: &str) -> Caller {
     match auth.authenticate(Some(&bearer(token))).await {
-        Ok(caller) => caller,
+        Ok(caller) => (*caller).clone(),
         Err(e) => panic!("refused ({}): {e}", e.reason()),
     }
 }
@@ -287,7 +287,7 @@ async fn a_valid_token_names_its_caller() {
     // The scheme is case-insensitive.
     for scheme in ["bearer", "BEARER", "BeArEr"] {
         let header = format!("{scheme} {token}");
-        assert_eq!(auth.authenticate(Some(&header)).await.unwrap(), caller);
+        assert_eq!(*auth.authenticate(Some(&header)).await.unwrap(), caller);
     }
 }
 

@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::TOOL;
+use crate::workload::Workload;
 
 /// One server as the client sees it.
 pub struct Target {
     pub url: String,
+    pub workload: Workload,
     /// Bearer tokens to rotate over (one subject each); empty when the server checks none.
     pub tokens: Vec<String>,
     /// Where the rotation stands: the next request uses `tokens[next % len]`.
@@ -49,13 +50,13 @@ pub fn client() -> reqwest::Client {
         .expect("a plain-HTTP client builds")
 }
 
-/// The request body: the example's e2e call (scripts/e2e-calls.json).
-pub fn body(id: usize) -> String {
+/// The request body: one `tools/call` of the workload's tool.
+pub fn body(workload: Workload, id: usize) -> String {
     json!({
         "jsonrpc": "2.0",
         "id": id,
         "method": "tools/call",
-        "params": { "name": TOOL, "arguments": { "query": "password rotation" } },
+        "params": { "name": workload.tool(), "arguments": workload.arguments() },
     })
     .to_string()
 }
@@ -114,7 +115,7 @@ async fn call(client: &reqwest::Client, target: &Target) -> Result<(), Failure> 
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2025-11-25")
-        .body(body(n));
+        .body(body(target.workload, n));
     if !target.tokens.is_empty() {
         request = request.header(
             "authorization",
@@ -146,20 +147,25 @@ async fn call(client: &reqwest::Client, target: &Target) -> Result<(), Failure> 
         }
         return Err(Failure::Other(format!("isError result: {text}")));
     }
-    if !result["structuredContent"]["citations"].is_array() {
+    if !target.workload.answered(result) {
         return Err(Failure::Other(format!("no structured result: {reply}")));
     }
     Ok(())
 }
 
 /// Sends one call with no token, or a chosen one, and returns the HTTP status.
-pub async fn status_of(client: &reqwest::Client, url: &str, token: Option<&str>) -> Result<u16, String> {
+pub async fn status_of(
+    client: &reqwest::Client,
+    workload: Workload,
+    url: &str,
+    token: Option<&str>,
+) -> Result<u16, String> {
     let mut request = client
         .post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2025-11-25")
-        .body(body(0));
+        .body(body(workload, 0));
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
     }

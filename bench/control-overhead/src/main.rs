@@ -1,10 +1,12 @@
 //! What the runtime's controls cost per `tools/call`, measured side by side.
 //!
-//! `cargo run --release -p control-overhead [-- --requests N --warmup N --rounds N --concurrency N]`
+//! `cargo run --release -p control-overhead [-- --case echo|policy-search|all
+//! --requests N --warmup N --rounds N --concurrency N --no-pin]`
 //!
-//! Three servers of the policy-search example's `search_policies` tool run as
-//! child processes of this binary (so each one's CPU time can be read from
-//! `/proc/<pid>/stat`):
+//! For each case (the `echo` example, whose handler costs nothing, and the
+//! policy-search example's `search_policies`, whose handler is most of a
+//! call), three servers of the same tool run as child processes of this
+//! binary, so each one's CPU time and peak memory can be read from `/proc`:
 //!
 //! - `on`: the example exactly as its command line builds it
 //!   (`charter_runtime::cli::run`, `http`): OAuth bearer tokens checked
@@ -15,49 +17,51 @@
 //! - `bare`: the same tool and handler code on a plain rmcp server (rmcp's
 //!   `StreamableHttpService`, stateless, JSON responses).
 //!
-//! Each round runs the modes in turn (on, off, bare) with a warm-up and a
-//! measured batch, so machine noise hits all three alike. The summary, a
-//! Markdown table, goes to stdout; progress goes to stderr.
+//! Servers are pinned to one core and this client to the other, so the
+//! client's work does not land on the servers' CPU figures. Each round runs
+//! the modes in turn (bare, off, on) with a warm-up and a measured batch, so
+//! machine noise hits all three alike. After the rounds the `on` server takes
+//! one call per freshly minted token (the first-call cost: the signature is
+//! verified). The summary, Markdown tables, goes to stdout; progress to stderr.
 
 mod idp;
 mod load;
 mod serve;
+mod workload;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use policy_search::generated::dispatch::Dispatcher;
-use policy_search::handlers::Handlers;
-
 use crate::load::{Outcome, Target};
+use crate::workload::Workload;
 
-/// The tool every mode serves and every call names.
-pub const TOOL: &str = "search_policies";
-/// The contract's resource URL, which tokens are issued for.
-const AUDIENCE: &str = "https://mcp.example.com/policy-search";
-/// The scope `search_policies` needs.
-const SCOPE: &str = "policies.search";
-/// Set in the environment of the `on` child: run the example's own command line.
+/// Set in the environment of the `on` child, naming its workload: run the example's own command line.
 const CLI_ENV: &str = "CONTROL_OVERHEAD_CLI";
-/// Calls one subject makes over the whole run at most: under the contract's
-/// 60/minute with a burst of 60, so no call is throttled however fast the run.
-const CALLS_PER_SUBJECT: usize = 48;
-/// The cost target: controls on may cost this much more CPU per request than bare.
-const TARGET_RATIO: f64 = 1.25;
+/// Set in every server child's environment when servers are pinned: the core to run on.
+const PIN_ENV: &str = "CONTROL_OVERHEAD_CPU";
+/// A token's claims name a scope no tool needs: the `on` server must answer 403.
+const UNRELATED_SCOPE: &str = "unrelated.scope";
+
+/// The targets for the echo case, every control on against bare rmcp.
+const TARGET_CPU: f64 = 1.25;
+const TARGET_P99: f64 = 1.5;
+const TARGET_RATE: f64 = 0.8;
+const TARGET_RSS_MIB: f64 = 20.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    On,
-    Off,
     Bare,
+    Off,
+    On,
 }
 
-const MODES: [Mode; 3] = [Mode::On, Mode::Off, Mode::Bare];
+/// Measured in this order each round.
+const MODES: [Mode; 3] = [Mode::Bare, Mode::Off, Mode::On];
 
 impl Mode {
     fn name(self) -> &'static str {
@@ -70,26 +74,36 @@ impl Mode {
 
     fn what(self) -> &'static str {
         match self {
-            Mode::On => "policy-search CLI: OAuth (ES256, cached), validation, audit, rate limits",
-            Mode::Off => "charter runtime, no controls (validation on, no auth/audit/limits)",
-            Mode::Bare => "rmcp StreamableHttpService + same handler, no charter runtime",
+            Mode::On => "the example's CLI: OAuth (ES256, verified token cached), validation, audit, rate limits",
+            Mode::Off => "charter runtime without controls (validation on; no auth, audit or limits)",
+            Mode::Bare => "rmcp `StreamableHttpService` + the same handler, no charter runtime",
         }
     }
 }
 
 struct Settings {
-    requests: usize,
-    warmup: usize,
+    cases: Vec<Workload>,
+    /// Measured calls per mode per round; the workload's default when not given.
+    requests: Option<usize>,
+    warmup: Option<usize>,
     rounds: usize,
     concurrency: usize,
+    pin: bool,
 }
 
 fn main() -> ExitCode {
-    if std::env::var_os(CLI_ENV).is_some() {
+    if let Some(name) = std::env::var_os(CLI_ENV) {
         die_with_parent();
-        return charter_runtime::cli::run(policy_search::generated::SURFACE, |config| {
-            Handlers::new(config).map(Dispatcher::new)
-        });
+        pin_from_env();
+        return match Workload::parse(&name.to_string_lossy()) {
+            Some(Workload::Echo) => charter_runtime::cli::run(echo::generated::SURFACE, |config| {
+                echo::handlers::Handlers::new(config).map(echo::generated::dispatch::Dispatcher::new)
+            }),
+            Some(Workload::PolicySearch) => charter_runtime::cli::run(policy_search::generated::SURFACE, |config| {
+                policy_search::handlers::Handlers::new(config).map(policy_search::generated::dispatch::Dispatcher::new)
+            }),
+            None => ExitCode::FAILURE,
+        };
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = if args.first().map(String::as_str) == Some("serve") {
@@ -106,57 +120,74 @@ fn main() -> ExitCode {
     }
 }
 
+const USAGE: &str = "usage: control-overhead [--case echo|policy-search|all (all)] [--requests N (echo 20000, policy-search 3000)] \
+[--warmup N (requests/10)] [--rounds N (3)] [--concurrency N (8)] [--no-pin]";
+
 fn parse_settings(args: &[String]) -> Result<Settings, String> {
     let mut settings = Settings {
-        requests: 5000,
-        warmup: 500,
-        rounds: 5,
-        concurrency: 4,
+        cases: Workload::ALL.to_vec(),
+        requests: None,
+        warmup: None,
+        rounds: 3,
+        concurrency: 8,
+        pin: true,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
-        let slot = match flag.as_str() {
-            "--requests" => &mut settings.requests,
-            "--warmup" => &mut settings.warmup,
-            "--rounds" => &mut settings.rounds,
-            "--concurrency" => &mut settings.concurrency,
+        let number = |value: Option<&String>| {
+            value
+                .and_then(|v| v.parse().ok())
+                .filter(|&n: &usize| n > 0)
+                .ok_or_else(|| format!("{flag} needs a positive number"))
+        };
+        match flag.as_str() {
+            "--case" => {
+                let value = args.next().map(String::as_str).unwrap_or_default();
+                settings.cases = match value {
+                    "all" => Workload::ALL.to_vec(),
+                    name => vec![Workload::parse(name).ok_or_else(|| {
+                        format!("--case `{name}`: expected echo, policy-search or all")
+                    })?],
+                };
+            }
+            "--requests" => settings.requests = Some(number(args.next())?),
+            "--warmup" => settings.warmup = Some(number(args.next())?),
+            "--rounds" => settings.rounds = number(args.next())?,
+            "--concurrency" => settings.concurrency = number(args.next())?,
+            "--no-pin" => settings.pin = false,
             "-h" | "--help" => {
-                println!(
-                    "usage: control-overhead [--requests N (5000)] [--warmup N (500)] [--rounds N (5)] [--concurrency N (4)]"
-                );
+                println!("{USAGE}");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument `{other}` (try --help)")),
-        };
-        *slot = args
-            .next()
-            .and_then(|v| v.parse().ok())
-            .filter(|&n: &usize| n > 0)
-            .ok_or_else(|| format!("{flag} needs a positive number"))?;
+        }
     }
     Ok(settings)
 }
 
-/// `serve --mode off|bare --listen ADDR`: one server, until killed.
+/// `serve --workload W --mode off|bare --listen ADDR`: one server, until killed.
 fn serve_child(args: &[String]) -> Result<(), String> {
     die_with_parent();
-    let (mut mode, mut listen) = (None, "127.0.0.1:0".to_string());
+    pin_from_env();
+    let (mut workload, mut mode, mut listen) = (None, None, "127.0.0.1:0".to_string());
     let mut args = args.iter();
     while let Some(flag) = args.next() {
         match (flag.as_str(), args.next()) {
+            ("--workload", Some(value)) => workload = Workload::parse(value),
             ("--mode", Some(value)) => mode = Some(value.clone()),
             ("--listen", Some(value)) => listen = value.clone(),
             _ => return Err(format!("serve: unexpected `{flag}`")),
         }
     }
+    let workload = workload.ok_or("serve: --workload echo|policy-search")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(async {
         match mode.as_deref() {
-            Some("off") => serve::off(&listen).await,
-            Some("bare") => serve::bare(&listen).await,
+            Some("off") => serve::off(workload, &listen).await,
+            Some("bare") => serve::bare(workload, &listen).await,
             _ => Err("serve: --mode off|bare (`on` is the example's own command line)".into()),
         }
     })
@@ -170,6 +201,40 @@ fn die_with_parent() {
     }
 }
 
+/// The cores this process may run on.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize).filter(|&cpu| libc::CPU_ISSET(cpu, &set)).collect()
+    }
+}
+
+/// Runs this process (and the threads it starts afterwards) on one core.
+fn pin_to(cpu: usize) -> Result<(), String> {
+    // SAFETY: as above; sched_setaffinity reads the set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(format!("cannot pin to CPU {cpu}: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+/// In a server child: the core the bench chose, before any runtime starts its threads.
+fn pin_from_env() {
+    if let Some(cpu) = std::env::var(PIN_ENV).ok().and_then(|v| v.parse().ok())
+        && let Err(e) = pin_to(cpu)
+    {
+        eprintln!("warning: {e}");
+    }
+}
+
 struct Server {
     mode: Mode,
     child: std::process::Child,
@@ -179,25 +244,45 @@ struct Server {
 }
 
 impl Server {
-    fn spawn(mode: Mode, exe: &Path, env: &[(&str, String)]) -> Result<Server, String> {
+    fn spawn(
+        workload: Workload,
+        mode: Mode,
+        exe: &Path,
+        env: &[(String, String)],
+        cpu: Option<usize>,
+    ) -> Result<Server, String> {
         let mut command = Command::new(exe);
         match mode {
             Mode::On => {
-                command.args(["http", "--listen", "127.0.0.1:0"]).env(CLI_ENV, "1");
+                command
+                    .args(["http", "--listen", "127.0.0.1:0"])
+                    .env(CLI_ENV, workload.name());
             }
             Mode::Off | Mode::Bare => {
-                command.args(["serve", "--mode", mode.name(), "--listen", "127.0.0.1:0"]);
+                command.args([
+                    "serve",
+                    "--workload",
+                    workload.name(),
+                    "--mode",
+                    mode.name(),
+                    "--listen",
+                    "127.0.0.1:0",
+                ]);
             }
         }
         // Only the settings given here: nothing inherited switches a control off or on.
         for (name, _) in std::env::vars() {
-            if name.starts_with("POLICY_SEARCH_") || name == "RUST_LOG" {
+            if name.starts_with(workload.env_prefix()) || name == "RUST_LOG" || name == CLI_ENV {
                 command.env_remove(name);
             }
         }
         if mode == Mode::On {
-            command.envs(env.iter().map(|(k, v)| (*k, v)));
+            command.envs(env.iter().map(|(k, v)| (k, v)));
         }
+        match cpu {
+            Some(cpu) => command.env(PIN_ENV, cpu.to_string()),
+            None => command.env_remove(PIN_ENV),
+        };
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -259,6 +344,18 @@ impl Server {
         Ok(ticks as f64 / per_second.max(1) as f64)
     }
 
+    /// The most memory the process has held resident (VmHWM), in MiB.
+    fn peak_rss_mib(&self) -> Result<f64, String> {
+        let path = format!("/proc/{}/status", self.child.id());
+        let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map(|kib| kib / 1024.0)
+            .ok_or_else(|| format!("no VmHWM in {path}"))
+    }
+
     fn recent_log(&self) -> String {
         let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
         log.iter().cloned().collect::<Vec<_>>().join("\n")
@@ -287,61 +384,90 @@ struct Phase {
     cpu: f64,
 }
 
+/// What one case measured, per mode (in [`MODES`] order).
+struct Measured {
+    phases: Vec<Vec<Phase>>,
+    peak_rss_mib: Vec<f64>,
+    subjects: usize,
+    /// One call per new token, on the `on` server.
+    fresh: Phase,
+    /// Calls the `on` server took, every kind.
+    calls_on: usize,
+}
+
 fn bench(settings: Settings) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    // Servers on the first core, this client on the second: each side's CPU stays its own.
+    let cpus = allowed_cpus();
+    let server_cpu = match (settings.pin, cpus.as_slice()) {
+        (true, [server, client, ..]) => {
+            pin_to(*client)?;
+            Some(*server)
+        }
+        _ => None,
+    };
     let scratch = std::env::temp_dir().join(format!("control-overhead-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
-    let audit_path = scratch.join("audit.jsonl");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let result = runtime.block_on(measure(&settings, &exe, &audit_path));
-    let verified = if audit_path.exists() {
-        verify_audit(&exe, &audit_path)
-    } else {
-        Ok("no audit log was written".into())
-    };
-    let _ = std::fs::remove_dir_all(&scratch);
-    let (report, calls_on) = result?;
-    println!("{report}");
-    match verified {
-        // `PATH: N records ...`: the scratch path is gone, the rest is the news.
-        Ok(summary) => println!(
-            "Audit log of the `on` server, which took {calls_on} calls (2 of them refused on purpose): {}",
-            summary.rsplit_once(": ").map_or(summary.as_str(), |(_, news)| news)
-        ),
-        Err(e) => return Err(format!("the audit log does not verify: {e}")),
+    println!(
+        "{}, {} rounds, concurrency {} (keep-alive connections), {}.\n",
+        std::env::consts::ARCH,
+        settings.rounds,
+        settings.concurrency,
+        match server_cpu {
+            Some(cpu) => format!("servers pinned to CPU {cpu}, the client to CPU {}", cpus[1]),
+            None => "not pinned".into(),
+        }
+    );
+    let mut result = Ok(());
+    for &workload in &settings.cases {
+        let audit_path = scratch.join(format!("{}-audit.jsonl", workload.name()));
+        let measured = runtime.block_on(measure(&settings, workload, &exe, &audit_path, server_cpu));
+        let measured = match measured {
+            Ok(measured) => measured,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        };
+        println!("{}", report(&settings, workload, &measured));
+        match audit_check(&exe, workload, &audit_path, measured.calls_on) {
+            Ok(summary) => println!("{summary}\n"),
+            Err(e) => {
+                result = Err(format!("the {} audit log: {e}", workload.name()));
+                break;
+            }
+        }
     }
-    Ok(())
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
 }
 
-/// Runs the servers and the rounds; returns the report and how many calls the `on` server took.
-async fn measure(settings: &Settings, exe: &Path, audit_path: &Path) -> Result<(String, usize), String> {
+/// Runs one case's servers and rounds.
+async fn measure(
+    settings: &Settings,
+    workload: Workload,
+    exe: &Path,
+    audit_path: &Path,
+    server_cpu: Option<usize>,
+) -> Result<Measured, String> {
     let idp = idp::Idp::start().await?;
+    let prefix = workload.env_prefix();
     let env = [
-        ("POLICY_SEARCH_OAUTH_ISSUER", idp.issuer.clone()),
-        ("POLICY_SEARCH_OAUTH_AUDIENCE", AUDIENCE.to_string()),
-        ("POLICY_SEARCH_OAUTH_JWKS_URI", idp.jwks_uri()),
-        ("POLICY_SEARCH_AUDIT_PATH", audit_path.display().to_string()),
+        (format!("{prefix}OAUTH_ISSUER"), idp.issuer.clone()),
+        (format!("{prefix}OAUTH_AUDIENCE"), workload.audience().to_string()),
+        (format!("{prefix}OAUTH_JWKS_URI"), idp.jwks_uri()),
+        (format!("{prefix}AUDIT_PATH"), audit_path.display().to_string()),
     ];
-
-    // Enough subjects that none exceeds its rate limit over the whole run, yet
-    // every call is counted against one.
-    let calls_on = settings.rounds * (settings.warmup + settings.requests);
-    let subjects = calls_on.div_ceil(CALLS_PER_SUBJECT - 1).max(1);
-    let tokens = (0..subjects)
-        .map(|i| idp.mint(AUDIENCE, &format!("bench-user-{i:05}"), SCOPE))
-        .collect::<Result<Vec<_>, _>>()?;
-
     let mut servers = Vec::new();
     for mode in MODES {
-        eprintln!("starting the {} server", mode.name());
-        servers.push(Server::spawn(mode, exe, &env)?);
+        eprintln!("{}: starting the {} server", workload.name(), mode.name());
+        servers.push(Server::spawn(workload, mode, exe, &env, server_cpu)?);
     }
-    let outcome = run_rounds(settings, &servers, &tokens, &idp)
-        .await
-        .map(|report| (report, 2 + tokens.len() + calls_on));
+    let outcome = run_rounds(settings, workload, &servers, &idp).await;
     if outcome.is_err() {
         for server in &servers {
             eprintln!(
@@ -351,85 +477,117 @@ async fn measure(settings: &Settings, exe: &Path, audit_path: &Path) -> Result<(
             );
         }
     }
+    let peaks = servers.iter().map(Server::peak_rss_mib).collect::<Result<Vec<_>, _>>();
     for server in servers {
         server.stop();
     }
-    outcome
+    let mut measured = outcome?;
+    measured.peak_rss_mib = peaks?;
+    Ok(measured)
 }
 
 async fn run_rounds(
     settings: &Settings,
+    workload: Workload,
     servers: &[Server],
-    tokens: &[String],
     idp: &idp::Idp,
-) -> Result<String, String> {
+) -> Result<Measured, String> {
     let client = load::client();
     let concurrency = settings.concurrency;
-    let on = &servers[0];
+    let requests = settings.requests.unwrap_or(workload.default_requests());
+    let warmup = settings.warmup.unwrap_or(requests / 10).max(1);
+    let (audience, name) = (workload.audience(), workload.name());
+    let on = &servers[2];
 
     // The `on` server must really check tokens: a call without one gets 401, one without the scope 403.
-    let status = load::status_of(&client, &on.url, None).await?;
+    let status = load::status_of(&client, workload, &on.url, None).await?;
     if status != 401 {
         return Err(format!(
-            "the on server answered {status} to a call without a token, not 401"
+            "the {name} on server answered {status} to a call without a token, not 401"
         ));
     }
-    let wrong_scope = idp.mint(AUDIENCE, "bench-no-scope", "policies.read")?;
-    let status = load::status_of(&client, &on.url, Some(&wrong_scope)).await?;
+    let wrong_scope = idp.mint(audience, "bench-no-scope", UNRELATED_SCOPE)?;
+    let status = load::status_of(&client, workload, &on.url, Some(&wrong_scope)).await?;
     if status != 403 {
         return Err(format!(
-            "the on server answered {status} to a token without `{SCOPE}`, not 403"
+            "the {name} on server answered {status} to a token without `{}`, not 403",
+            workload.scope()
         ));
     }
 
+    // Enough subjects that none exceeds its rate limit over the whole run, yet
+    // every call is counted against one.
+    let calls = settings.rounds * (warmup + requests);
+    let subjects = calls.div_ceil(workload.calls_per_subject() - 1).max(1);
+    let tokens = (0..subjects)
+        .map(|i| idp.mint(audience, &format!("bench-user-{i:05}"), workload.scope()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let target = |server: &Server, tokens: Vec<String>| {
+        Arc::new(Target {
+            url: server.url.clone(),
+            workload,
+            tokens,
+            next: AtomicUsize::new(0),
+        })
+    };
     let targets: Vec<Arc<Target>> = servers
         .iter()
-        .map(|server| {
-            Arc::new(Target {
-                url: server.url.clone(),
-                tokens: if server.mode == Mode::On {
-                    tokens.to_vec()
-                } else {
-                    Vec::new()
-                },
-                next: AtomicUsize::new(0),
-            })
-        })
+        .map(|server| target(server, if server.mode == Mode::On { tokens.clone() } else { Vec::new() }))
         .collect();
 
-    // Each token's first call: the signature is verified (and the result cached).
-    let before = on.cpu_seconds()?;
-    let first = load::run(&client, &targets[0], tokens.len(), concurrency).await;
-    let first_cpu = on.cpu_seconds()? - before;
+    // Each token's first call: the signature is verified, and the result cached.
+    let first = load::run(&client, &targets[2], tokens.len(), concurrency).await;
     check(Mode::On, &first)?;
-    let first_calls = first.requests();
+    let mut calls_on = 2 + first.requests();
 
     let mut phases: Vec<Vec<Phase>> = MODES.iter().map(|_| Vec::new()).collect();
     for round in 1..=settings.rounds {
         for (i, server) in servers.iter().enumerate() {
-            let warm = load::run(&client, &targets[i], settings.warmup, concurrency).await;
+            let warm = load::run(&client, &targets[i], warmup, concurrency).await;
             check(server.mode, &warm)?;
             // Profilers attach on this line: `perf record -p PID` for the measured batch.
             eprintln!(
-                "round {round} {:>4}: measuring (server pid {})",
+                "{name} round {round} {:>4}: measuring (server pid {})",
                 server.mode.name(),
                 server.child.id()
             );
             let before = server.cpu_seconds()?;
-            let outcome = load::run(&client, &targets[i], settings.requests, concurrency).await;
+            let outcome = load::run(&client, &targets[i], requests, concurrency).await;
             let cpu = server.cpu_seconds()? - before;
             check(server.mode, &outcome)?;
+            if server.mode == Mode::On {
+                calls_on += warm.requests() + outcome.requests();
+            }
             eprintln!(
-                "round {round} {:>4}: {:>7.0} req/s, p50 {:.3} ms, CPU {:.1} us/req",
+                "{name} round {round} {:>4}: {:>7.0} req/s, p50 {:.3} ms, p99 {:.3} ms, CPU {:.1} us/req, peak RSS so far {:.1} MiB",
                 server.mode.name(),
                 outcome.latencies_us.len() as f64 / outcome.wall.as_secs_f64(),
                 percentile(&outcome.latencies_us, 50.0) / 1000.0,
+                percentile(&outcome.latencies_us, 99.0) / 1000.0,
                 cpu * 1e6 / outcome.requests() as f64,
+                server.peak_rss_mib()?,
             );
             phases[i].push(Phase { outcome, cpu });
         }
     }
-    Ok(report(settings, &phases, tokens.len(), first_calls, first_cpu))
+
+    // Last, so the new tokens' cache entries cannot displace the rounds' tokens.
+    let fresh_tokens = (0..(requests / 10).max(50))
+        .map(|i| idp.mint(audience, &format!("bench-new-{i:05}"), workload.scope()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let fresh_target = target(on, fresh_tokens);
+    let before = on.cpu_seconds()?;
+    let outcome = load::run(&client, &fresh_target, fresh_target.tokens.len(), concurrency).await;
+    let cpu = on.cpu_seconds()? - before;
+    check(Mode::On, &outcome)?;
+    calls_on += outcome.requests();
+    Ok(Measured {
+        phases,
+        peak_rss_mib: Vec::new(),
+        subjects,
+        fresh: Phase { outcome, cpu },
+        calls_on,
+    })
 }
 
 /// Any failure ends the run: numbers from a server that refuses calls mean nothing.
@@ -467,112 +625,176 @@ fn percentile(latencies_us: &[u32], p: f64) -> f64 {
     f64::from(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
-fn report(settings: &Settings, phases: &[Vec<Phase>], subjects: usize, first_calls: usize, first_cpu: f64) -> String {
-    struct Row {
-        throttled: usize,
-        rate: f64,
-        p50: f64,
-        p99: f64,
-        cpu_us: f64,
-        by_round: Vec<f64>,
+/// The figures of one batch, or of several pooled.
+struct Figures {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    cpu_us: f64,
+    throttled: usize,
+}
+
+impl Figures {
+    fn of(phases: &[&Phase]) -> Figures {
+        let requests: usize = phases.iter().map(|p| p.outcome.requests()).sum();
+        let latencies: Vec<u32> = phases
+            .iter()
+            .flat_map(|p| p.outcome.latencies_us.iter().copied())
+            .collect();
+        let wall: f64 = phases.iter().map(|p| p.outcome.wall.as_secs_f64()).sum();
+        let cpu: f64 = phases.iter().map(|p| p.cpu).sum();
+        Figures {
+            rate: requests as f64 / wall,
+            p50: percentile(&latencies, 50.0) / 1000.0,
+            p99: percentile(&latencies, 99.0) / 1000.0,
+            p999: percentile(&latencies, 99.9) / 1000.0,
+            cpu_us: cpu * 1e6 / requests.max(1) as f64,
+            throttled: phases.iter().map(|p| p.outcome.throttled).sum(),
+        }
     }
-    let rows: Vec<Row> = phases
+}
+
+fn report(settings: &Settings, workload: Workload, measured: &Measured) -> String {
+    let requests = settings.requests.unwrap_or(workload.default_requests());
+    let warmup = settings.warmup.unwrap_or(requests / 10).max(1);
+    let pooled: Vec<Figures> = measured
+        .phases
         .iter()
-        .map(|phases| {
-            let requests: usize = phases.iter().map(|p| p.outcome.requests()).sum();
-            let latencies: Vec<u32> = phases
-                .iter()
-                .flat_map(|p| p.outcome.latencies_us.iter().copied())
-                .collect();
-            let wall: f64 = phases.iter().map(|p| p.outcome.wall.as_secs_f64()).sum();
-            let cpu: f64 = phases.iter().map(|p| p.cpu).sum();
-            Row {
-                throttled: phases.iter().map(|p| p.outcome.throttled).sum(),
-                rate: requests as f64 / wall,
-                p50: percentile(&latencies, 50.0) / 1000.0,
-                p99: percentile(&latencies, 99.0) / 1000.0,
-                cpu_us: cpu * 1e6 / requests as f64,
-                by_round: phases
-                    .iter()
-                    .map(|p| p.cpu * 1e6 / p.outcome.requests() as f64)
-                    .collect(),
-            }
-        })
+        .map(|phases| Figures::of(&phases.iter().collect::<Vec<_>>()))
         .collect();
-    let bare = rows[2].cpu_us;
-    let mut out = String::new();
-    out.push_str(&format!(
-        "{} rounds x {} measured calls per mode (after {} warm-up calls each round), concurrency {}, keep-alive; \
-         `tools/call` `{TOOL}` {{\"query\": \"password rotation\"}}\n\n",
-        settings.rounds, settings.requests, settings.warmup, settings.concurrency
-    ));
-    out.push_str("| mode | what serves the call | requests/s | p50 | p99 | server CPU per request | CPU vs bare | CPU per request by round |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|\n");
-    for (mode, row) in MODES.iter().zip(&rows) {
-        let by_round: Vec<String> = row.by_round.iter().map(|c| format!("{c:.0}")).collect();
-        out.push_str(&format!(
-            "| `{}` | {} | {:.0} | {:.2} ms | {:.2} ms | {:.0} µs | {:.2}x | {} µs |\n",
-            mode.name(),
-            mode.what(),
-            row.rate,
-            row.p50,
-            row.p99,
-            row.cpu_us,
-            row.cpu_us / bare,
-            by_round.join(" / "),
-        ));
+    let rounds: Vec<Vec<Figures>> = measured
+        .phases
+        .iter()
+        .map(|phases| phases.iter().map(|p| Figures::of(&[p])).collect())
+        .collect();
+    let fresh = Figures::of(&[&measured.fresh]);
+    let bare = &pooled[0];
+    let mut out = format!(
+        "### `{}`: `tools/call` `{}` {}\n\n{} rounds x {requests} measured calls per mode (after {warmup} warm-up calls each round)\n\n",
+        workload.name(),
+        workload.tool(),
+        workload.arguments(),
+        settings.rounds,
+    );
+    out.push_str(
+        "| mode | what serves the call | requests/s | p50 | p99 | p99.9 | server CPU per request | peak RSS | CPU vs bare | p99 vs bare | req/s vs bare |\n",
+    );
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let row = |name: &str, what: &str, f: &Figures, rss: Option<f64>| {
+        format!(
+            "| `{name}` | {what} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.1} µs | {} | {:.2}x | {:.2}x | {:.2}x |\n",
+            f.rate,
+            f.p50,
+            f.p99,
+            f.p999,
+            f.cpu_us,
+            rss.map_or("(same process)".to_string(), |r| format!("{r:.1} MiB")),
+            f.cpu_us / bare.cpu_us,
+            f.p99 / bare.p99,
+            f.rate / bare.rate,
+        )
+    };
+    for (i, mode) in MODES.iter().enumerate() {
+        out.push_str(&row(mode.name(), mode.what(), &pooled[i], Some(measured.peak_rss_mib[i])));
     }
-    let ratio = rows[0].cpu_us / bare;
+    out.push_str(&row(
+        "on, new token per call",
+        "as `on`, each call with a token never seen (ES256 signature verified)",
+        &fresh,
+        None,
+    ));
     // Each round's modes ran back to back, so a round's ratio compares like with like
     // even when the machine's load drifts between rounds.
-    let per_round = |mode: usize| -> Vec<f64> {
-        rows[mode]
-            .by_round
-            .iter()
-            .zip(&rows[2].by_round)
-            .map(|(m, b)| m / b)
-            .collect()
+    let ratio = |mode: usize, value: fn(&Figures) -> f64| -> Vec<f64> {
+        rounds[mode].iter().zip(&rounds[0]).map(|(m, b)| value(m) / value(b)).collect()
     };
-    let show = |ratios: &[f64]| ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(" / ");
-    let (on_rounds, off_rounds) = (per_round(0), per_round(1));
+    let show = |ratios: &[f64]| {
+        format!(
+            "{} (median {:.2})",
+            ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(" / "),
+            median(ratios)
+        )
+    };
+    out.push_str("\nBy round (each round measures bare, off and on back to back):\n\n");
+    for (i, mode) in MODES.iter().enumerate() {
+        let cpu: Vec<String> = rounds[i].iter().map(|f| format!("{:.1}", f.cpu_us)).collect();
+        let p99: Vec<String> = rounds[i].iter().map(|f| format!("{:.2}", f.p99)).collect();
+        let rate: Vec<String> = rounds[i].iter().map(|f| format!("{:.0}", f.rate)).collect();
+        out.push_str(&format!(
+            "- `{}`: CPU {} µs; p99 {} ms; {} req/s\n",
+            mode.name(),
+            cpu.join(" / "),
+            p99.join(" / "),
+            rate.join(" / ")
+        ));
+    }
+    for (i, mode) in MODES.iter().enumerate().skip(1) {
+        out.push_str(&format!(
+            "- {}/bare: CPU {}; p99 {}; req/s {}\n",
+            mode.name(),
+            show(&ratio(i, |f| f.cpu_us)),
+            show(&ratio(i, |f| f.p99)),
+            show(&ratio(i, |f| f.rate)),
+        ));
+    }
+    let on = &pooled[2];
+    if workload == Workload::Echo {
+        let verdict = |met: bool| if met { "met" } else { "NOT met" };
+        let rss = measured.peak_rss_mib[2];
+        out.push_str(&format!(
+            "\nTargets, every control on against bare rmcp over all rounds: CPU per request {:.2}x (at most {TARGET_CPU}x: {}), \
+             p99 {:.2}x (at most {TARGET_P99}x: {}), throughput {:.2}x (at least {TARGET_RATE}x: {}), peak RSS {rss:.1} MiB \
+             (at most {TARGET_RSS_MIB} MiB: {}).\n",
+            on.cpu_us / bare.cpu_us,
+            verdict(on.cpu_us / bare.cpu_us <= TARGET_CPU),
+            on.p99 / bare.p99,
+            verdict(on.p99 / bare.p99 <= TARGET_P99),
+            on.rate / bare.rate,
+            verdict(on.rate / bare.rate >= TARGET_RATE),
+            verdict(rss <= TARGET_RSS_MIB),
+        ));
+    }
     out.push_str(&format!(
-        "\nTarget (controls on at most {:.0}% more CPU per request than bare rmcp): {} (on/bare {:.2}x over all rounds, \
-         median of rounds {:.2}x; off/bare {:.2}x, median {:.2}x).\n",
-        (TARGET_RATIO - 1.0) * 100.0,
-        if ratio <= TARGET_RATIO { "met" } else { "NOT met" },
-        ratio,
-        median(&on_rounds),
-        rows[1].cpu_us / bare,
-        median(&off_rounds),
-    ));
-    out.push_str(&format!(
-        "CPU ratio by round: on/bare {}; off/bare {}.\n",
-        show(&on_rounds),
-        show(&off_rounds)
-    ));
-    out.push_str(&format!(
-        "Rate limits: {subjects} token subjects, at most {CALLS_PER_SUBJECT} calls each; throttled calls: on {}, off {}, bare {}.\n",
-        rows[0].throttled, rows[1].throttled, rows[2].throttled,
-    ));
-    out.push_str(&format!(
-        "First call with each token (ES256 signature verified, then cached): {:.0} µs server CPU per request over {first_calls} calls.\n",
-        first_cpu * 1e6 / first_calls.max(1) as f64,
+        "\nRate limits: {} token subjects, at most {} calls each; throttled calls: bare {}, off {}, on {}.\n",
+        measured.subjects,
+        workload.calls_per_subject(),
+        pooled[0].throttled,
+        pooled[1].throttled,
+        on.throttled,
     ));
     out
 }
 
-/// Checks the `on` server's audit log with its own `audit verify`.
-fn verify_audit(exe: &Path, path: &PathBuf) -> Result<String, String> {
+/// Checks the `on` server's audit log: its chain, with the example's own
+/// `audit verify`, and one record per call the server took.
+fn audit_check(exe: &Path, workload: Workload, path: &Path, calls: usize) -> Result<String, String> {
     let output = Command::new(exe)
         .args(["audit", "verify"])
         .arg(path)
-        .env(CLI_ENV, "1")
+        .env(CLI_ENV, workload.name())
         .output()
         .map_err(|e| e.to_string())?;
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim().to_string();
-    if output.status.success() {
-        Ok(text(&output.stdout))
-    } else {
-        Err(format!("{} {}", text(&output.stdout), text(&output.stderr)))
+    if !output.status.success() {
+        return Err(format!("{} {}", text(&output.stdout), text(&output.stderr)));
     }
+    let log = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut events: BTreeMap<String, usize> = BTreeMap::new();
+    for line in log.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        *events.entry(record["event"].as_str().unwrap_or("?").to_string()).or_default() += 1;
+    }
+    let per_call = events.get("outcome").copied().unwrap_or(0) + events.get("denied").copied().unwrap_or(0);
+    if per_call != calls {
+        return Err(format!(
+            "{per_call} outcome and denied records for {calls} calls the server took ({events:?})"
+        ));
+    }
+    let counts: Vec<String> = events.iter().map(|(event, n)| format!("{n} {event}")).collect();
+    Ok(format!(
+        "Audit log of the `on` server: `audit verify` passes; {} records ({}), one outcome or denied record for each of the {calls} calls it took (2 refused on purpose).",
+        log.lines().count(),
+        counts.join(", "),
+    ))
 }

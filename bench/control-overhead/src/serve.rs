@@ -1,18 +1,16 @@
-//! The server side, run in child processes so each server's CPU time can be
-//! read from `/proc`: the `off` and `bare` modes here; `on` is the example's
-//! own command line (`charter_runtime::cli::run`), see `main.rs`.
+//! The server side, run in child processes so each server's CPU time and
+//! memory can be read from `/proc`: the `off` and `bare` modes here; `on` is
+//! the example's own command line (`charter_runtime::cli::run`), see `main.rs`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use charter_runtime::config::Config;
-use charter_runtime::dispatch::Context;
+use charter_runtime::dispatch::{Context, Dispatch};
 use charter_runtime::serve::HttpGate;
 use charter_runtime::server::McpServer;
 use charter_runtime::surface::Surface;
-use policy_search::generated::dispatch::Dispatcher;
-use policy_search::generated::handler::Handler as _;
-use policy_search::generated::types::SearchPoliciesInput;
-use policy_search::handlers::Handlers;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
     PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
@@ -21,39 +19,65 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::Value;
 
-use crate::TOOL;
+use crate::workload::Workload;
 
 /// `off`: the example's surface and handlers in the charter runtime without
 /// controls (no token checks, audit, rate limits or kill switch), served by
 /// the same `serve::http` (input and output validation, size and depth caps,
 /// Host and Origin checks stay on).
-pub async fn off(listen: &str) -> Result<(), String> {
-    let surface = Surface::parse(policy_search::generated::SURFACE)?;
+pub async fn off(workload: Workload, listen: &str) -> Result<(), String> {
+    match workload {
+        Workload::Echo => {
+            serve_off(workload, listen, |config| {
+                echo::handlers::Handlers::new(config).map(echo::generated::dispatch::Dispatcher::new)
+            })
+            .await
+        }
+        Workload::PolicySearch => {
+            serve_off(workload, listen, |config| {
+                policy_search::handlers::Handlers::new(config).map(policy_search::generated::dispatch::Dispatcher::new)
+            })
+            .await
+        }
+    }
+}
+
+async fn serve_off<D: Dispatch>(
+    workload: Workload,
+    listen: &str,
+    dispatch: impl FnOnce(&Config) -> Result<D, String>,
+) -> Result<(), String> {
+    let surface = Surface::parse(workload.surface())?;
     let config = Config::load(None, &surface.server.env_prefix)?;
     init_logging(&config.log.filter);
-    let dispatch = Dispatcher::new(Handlers::new(&config)?);
-    let server = McpServer::new(surface, dispatch)?.with_default_caller("anonymous".into());
+    let server = McpServer::new(surface, dispatch(&config)?)?.with_default_caller("anonymous".into());
     charter_runtime::serve::http(server, &config, listen, HttpGate::default()).await
 }
+
+type Answer = Pin<Box<dyn Future<Output = Result<Value, String>> + Send>>;
+/// The tool's code as a bare rmcp server would call it: typed input in, typed output out.
+type Call = dyn Fn(Value, Context) -> Answer + Send + Sync;
 
 /// `bare`: the same tool (name, definition, handler code) on a plain rmcp
 /// server: rmcp's `StreamableHttpService`, stateless, JSON responses, and no
 /// charter runtime in the request path.
-pub async fn bare(listen: &str) -> Result<(), String> {
+pub async fn bare(workload: Workload, listen: &str) -> Result<(), String> {
     use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
     use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 
     let config = Config::default();
     init_logging(&config.log.filter);
-    let surface: Value = serde_json::from_str(policy_search::generated::SURFACE).map_err(|e| e.to_string())?;
+    let surface: Value = serde_json::from_str(workload.surface()).map_err(|e| e.to_string())?;
     let definition = surface["tools"]
         .as_array()
-        .and_then(|tools| tools.iter().find(|t| t["definition"]["name"] == TOOL))
+        .and_then(|tools| tools.iter().find(|t| t["definition"]["name"] == workload.tool()))
         .map(|t| t["definition"].clone())
-        .ok_or("the surface has no search_policies")?;
+        .ok_or_else(|| format!("the surface has no {}", workload.tool()))?;
     let tool: Tool = serde_json::from_value(definition).map_err(|e| e.to_string())?;
+    let call = handler(workload, &config)?;
     let bare = Bare {
-        handlers: Arc::new(Handlers::new(&config)?),
+        name: workload.tool(),
+        call,
         tool: Arc::new(tool),
     };
     let http_config = StreamableHttpServerConfig::default()
@@ -79,9 +103,47 @@ pub async fn bare(listen: &str) -> Result<(), String> {
     axum::serve(listener, router).await.map_err(|e| e.to_string())
 }
 
+/// The workload's handler behind serde: what a hand-written rmcp tool does.
+fn handler(workload: Workload, config: &Config) -> Result<Arc<Call>, String> {
+    use echo::generated::handler::Handler as _;
+    use policy_search::generated::handler::Handler as _;
+
+    fn typed<I: serde::de::DeserializeOwned>(arguments: Value) -> Result<I, String> {
+        serde_json::from_value(arguments).map_err(|e| e.to_string())
+    }
+    fn value<O: serde::Serialize, E: std::fmt::Display>(output: Result<O, E>) -> Result<Value, String> {
+        output
+            .map_err(|e| e.to_string())
+            .and_then(|o| serde_json::to_value(o).map_err(|e| e.to_string()))
+    }
+    Ok(match workload {
+        Workload::Echo => {
+            let handlers = Arc::new(echo::handlers::Handlers::new(config)?);
+            Arc::new(move |arguments, ctx| {
+                let handlers = handlers.clone();
+                Box::pin(async move {
+                    let input = typed(arguments)?;
+                    value(handlers.echo(&ctx, input).await.map_err(|e| e.message))
+                })
+            })
+        }
+        Workload::PolicySearch => {
+            let handlers = Arc::new(policy_search::handlers::Handlers::new(config)?);
+            Arc::new(move |arguments, ctx| {
+                let handlers = handlers.clone();
+                Box::pin(async move {
+                    let input = typed(arguments)?;
+                    value(handlers.search_policies(&ctx, input).await.map_err(|e| e.message))
+                })
+            })
+        }
+    })
+}
+
 #[derive(Clone)]
 struct Bare {
-    handlers: Arc<Handlers>,
+    name: &'static str,
+    call: Arc<Call>,
     tool: Arc<Tool>,
 }
 
@@ -90,7 +152,7 @@ impl ServerHandler for Bare {
         let mut capabilities = ServerCapabilities::default();
         capabilities.tools = Some(Default::default());
         let mut config = ServerConfig::new(capabilities);
-        config.server_info = Implementation::new("policy-search-bare", "2.1.0");
+        config.server_info = Implementation::new("control-overhead-bare", "1.0.0");
         config
     }
 
@@ -103,7 +165,7 @@ impl ServerHandler for Bare {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        (name == TOOL).then(|| (*self.tool).clone())
+        (name == self.name).then(|| (*self.tool).clone())
     }
 
     async fn call_tool(
@@ -111,23 +173,18 @@ impl ServerHandler for Bare {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        if request.name != TOOL {
+        if request.name != self.name {
             return Err(McpError::invalid_params(
                 format!("unknown tool `{}`", request.name),
                 None,
             ));
         }
         let arguments = Value::Object(request.arguments.unwrap_or_default());
-        let input: SearchPoliciesInput =
-            serde_json::from_value(arguments).map_err(|e| McpError::invalid_params(e.to_string(), None))?;
         // The handler's signature takes the runtime's context; a detached one costs a few allocations.
         let ctx = Context::new("anonymous", context.id.to_string());
-        let result = match self.handlers.search_policies(&ctx, input).await {
-            Ok(output) => match serde_json::to_value(output) {
-                Ok(value) => CallToolResult::structured(value),
-                Err(e) => return Err(McpError::internal_error(e.to_string(), None)),
-            },
-            Err(e) => CallToolResult::error(vec![ContentBlock::text(e.message)]),
+        let result = match (self.call)(arguments, ctx).await {
+            Ok(value) => CallToolResult::structured(value),
+            Err(message) => CallToolResult::error(vec![ContentBlock::text(message)]),
         };
         Ok(CallToolResponse::from(result))
     }
