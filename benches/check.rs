@@ -14,6 +14,13 @@ const RUNS: usize = 30;
 
 fn main() {
     let text = contract(TOOLS);
+    // `cargo bench --bench check -- --write FILE`: only write the contract, to time or profile it by hand.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--write") {
+        let path = args.get(at + 1).expect("--write FILE");
+        std::fs::write(path, &text).unwrap();
+        return;
+    }
     let dir = std::env::temp_dir().join(format!("charter-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("bench.yaml");

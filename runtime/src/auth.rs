@@ -129,9 +129,26 @@ pub struct Caller {
     pub token_id: Option<String>,
     /// `exp`, seconds since the Unix epoch.
     pub expires_at: u64,
+    /// The identity requests with this token act as, made at its first call
+    /// and shared by the rest while the token is cached.
+    identity: std::sync::OnceLock<Arc<super::controls::Identity>>,
 }
 
 impl Caller {
+    /// Who an HTTP request with this token is from.
+    pub fn identity(&self) -> Arc<super::controls::Identity> {
+        self.identity
+            .get_or_init(|| {
+                Arc::new(super::controls::Identity {
+                    subject: self.subject.clone(),
+                    client: self.client_id.clone(),
+                    scopes: Some(self.scopes.clone()),
+                    transport: "http",
+                })
+            })
+            .clone()
+    }
+
     /// Whether the token grants every one of `required`.
     pub fn has_scopes<S: AsRef<str>>(&self, required: &[S]) -> bool {
         required.iter().all(|scope| self.scopes.contains(scope.as_ref()))
@@ -549,10 +566,14 @@ impl Authenticator {
 
     /// Checks the `Authorization` header value and returns who called.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Arc<Caller>, AuthError> {
-        let token = bearer_token(authorization)?;
+        let token = presented_token(authorization)?;
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(caller) = self.inner.tokens.get(&digest, unix_now()) {
             return Ok(caller);
+        }
+        // Only a token that was well-formed is ever cached, so a hit needs no second look.
+        if !well_formed(token) {
+            return Err(AuthError::MalformedToken);
         }
         let header = TokenHeader::parse(token, &self.inner.algorithms)?;
         // Shared with the cache: a cached token's call copies no claim.
@@ -1070,6 +1091,16 @@ fn bit_length(big_endian: &[u8]) -> usize {
 
 /// The token from `Authorization: Bearer <token>` (RFC 6750 §2.1).
 pub(crate) fn bearer_token(authorization: Option<&str>) -> Result<&str, AuthError> {
+    let token = presented_token(authorization)?;
+    if well_formed(token) {
+        Ok(token)
+    } else {
+        Err(AuthError::MalformedToken)
+    }
+}
+
+/// The token after `Bearer `, within the size bound; its characters are not checked yet.
+fn presented_token(authorization: Option<&str>) -> Result<&str, AuthError> {
     let value = authorization.map(str::trim).unwrap_or_default();
     if value.is_empty() {
         return Err(AuthError::MissingToken);
@@ -1079,17 +1110,19 @@ pub(crate) fn bearer_token(authorization: Option<&str>) -> Result<&str, AuthErro
         return Err(AuthError::UnsupportedScheme);
     }
     let token = rest.trim_start_matches(' ');
+    if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+        return Err(AuthError::MalformedToken);
+    }
+    Ok(token)
+}
+
+/// RFC 6750's `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn well_formed(token: &str) -> bool {
     let b64token = token.trim_end_matches('=');
-    let well_formed = !b64token.is_empty()
-        && token.len() <= MAX_TOKEN_BYTES
+    !b64token.is_empty()
         && b64token
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'));
-    if well_formed {
-        Ok(token)
-    } else {
-        Err(AuthError::MalformedToken)
-    }
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
 }
 
 /// The parts of a JWS header needed before verification.
@@ -1204,6 +1237,7 @@ fn caller_from_claims(claims: &Map<String, Value>) -> Result<Caller, AuthError> 
         scopes,
         token_id: text("jti"),
         expires_at,
+        identity: std::sync::OnceLock::new(),
     })
 }
 
@@ -1280,6 +1314,7 @@ mod tests {
             scopes: BTreeSet::new(),
             token_id: None,
             expires_at,
+            identity: std::sync::OnceLock::new(),
         })
     }
 

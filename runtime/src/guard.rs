@@ -241,12 +241,14 @@ impl Controls {
             }
         };
         let trail = Trail::new(self, "tool", tool.name(), tool.effect, &tool.hash, context);
-        let mut record = trail.base(Event::ApprovalRequested);
-        record.decision = Some(Decision::Deny);
-        record.reason = Some("approval_required".into());
-        record.approval =
-            Some(json!({ "mode": "reviewer", "id": pending.id, "operation_sha256": pending.operation_hash }));
-        if let Err(e) = self.audit.durable(record).await {
+        let evidence = json!({ "mode": "reviewer", "id": pending.id, "operation_sha256": pending.operation_hash });
+        let record = Fields {
+            decision: Some(Decision::Deny),
+            reason: Some("approval_required"),
+            approval: Some(&evidence),
+            ..trail.base(Event::ApprovalRequested)
+        };
+        if let Err(e) = self.audit.durable_fields(record).await {
             tracing::error!(error = %e, "audit log unavailable; approval request not stored durably");
         }
         self.metrics.denial("approval_required");
@@ -381,14 +383,17 @@ impl Controls {
             .await
         {
             Ok(decided) => {
-                let mut record = trail.base(Event::ApprovalDecided);
-                record.decision = Some(if decided.approved {
-                    Decision::Allow
-                } else {
-                    Decision::Deny
-                });
-                record.approval = serde_json::to_value(&decided).ok();
-                if let Err(e) = self.audit.durable(record).await {
+                let evidence = serde_json::to_value(&decided).ok();
+                let record = Fields {
+                    decision: Some(if decided.approved {
+                        Decision::Allow
+                    } else {
+                        Decision::Deny
+                    }),
+                    approval: evidence.as_ref(),
+                    ..trail.base(Event::ApprovalDecided)
+                };
+                if let Err(e) = self.audit.durable_fields(record).await {
                     tracing::error!(error = %e, "audit log unavailable while recording an approval decision");
                 }
                 CallToolResult::structured(json!({

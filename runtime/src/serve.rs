@@ -104,9 +104,13 @@ pub async fn http<D: Dispatch>(
         #[cfg(feature = "egress")]
         keep_caller_token,
     });
-    let mcp = axum::Router::new()
-        .route_service(&config.http.path, service)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), admit::<D>));
+    let mcp = axum::Router::new().route_service(
+        &config.http.path,
+        Gated {
+            state: state.clone(),
+            inner: service,
+        },
+    );
     let mut router = axum::Router::new()
         .merge(mcp)
         .route("/healthz", get(|| async { "ok\n" }))
@@ -216,10 +220,9 @@ pub const MAX_JSON_DEPTH: usize = 64;
 /// carries, so refusals use HTTP's own status codes and headers.
 #[cfg(feature = "http")]
 async fn admit<D: Dispatch>(
-    axum::extract::State(state): axum::extract::State<std::sync::Arc<GateState<D>>>,
+    state: &GateState<D>,
     request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
+) -> Result<axum::extract::Request, axum::response::Response> {
     use axum::http::{StatusCode, header};
     use axum::response::IntoResponse as _;
 
@@ -228,10 +231,7 @@ async fn admit<D: Dispatch>(
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
         .map(String::from);
-    let (identity, caller_token) = match authenticate(&state, request.headers()).await {
-        Ok(authenticated) => authenticated,
-        Err(response) => return response,
-    };
+    let (identity, caller_token) = authenticate(state, request.headers()).await?;
     #[cfg(not(feature = "egress"))]
     let () = caller_token;
     let (mut parts, body) = request.into_parts();
@@ -245,18 +245,18 @@ async fn admit<D: Dispatch>(
                 let mut response =
                     (StatusCode::PAYLOAD_TOO_LARGE, json_error("request_too_large", &message)).into_response();
                 close_connection(&mut response);
-                return response;
+                return Err(response);
             }
         };
         if json_depth(&bytes) > MAX_JSON_DEPTH {
             state.server.refuse_request(&identity, "too_deep");
             let message = format!("JSON nested deeper than {MAX_JSON_DEPTH} levels");
-            return (StatusCode::BAD_REQUEST, json_error("too_deep", &message)).into_response();
+            return Err((StatusCode::BAD_REQUEST, json_error("too_deep", &message)).into_response());
         }
         match state.server.precheck(&identity, &bytes).await {
             Ok(counted) => rate_counted = counted,
             Err((denial, message)) => {
-                return match denial {
+                return Err(match denial {
                     Denial::InsufficientScope(scopes) => {
                         let challenge = state.gate.challenge_insufficient_scope(&scopes);
                         let mut response =
@@ -276,7 +276,7 @@ async fn admit<D: Dispatch>(
                         response
                     }
                     _ => (StatusCode::SERVICE_UNAVAILABLE, json_error(denial.reason(), &message)).into_response(),
-                };
+                });
             }
         }
         axum::body::Body::from(bytes)
@@ -290,7 +290,66 @@ async fn admit<D: Dispatch>(
         #[cfg(feature = "egress")]
         caller_token,
     });
-    next.run(axum::extract::Request::from_parts(parts, body)).await
+    Ok(axum::extract::Request::from_parts(parts, body))
+}
+
+#[cfg(feature = "http")]
+type GatedFuture =
+    std::pin::Pin<Box<dyn Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send>>;
+
+/// The MCP endpoint: [`admit`], then rmcp's service. A plain tower service
+/// rather than an axum middleware, which would box and clone the rest of the
+/// route for every request.
+#[cfg(feature = "http")]
+struct Gated<D, S> {
+    state: Arc<GateState<D>>,
+    inner: S,
+}
+
+#[cfg(feature = "http")]
+impl<D, S: Clone> Clone for Gated<D, S> {
+    fn clone(&self) -> Self {
+        Gated {
+            state: self.state.clone(),
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+#[cfg(feature = "http")]
+impl<D, S, B> tower_service::Service<axum::extract::Request> for Gated<D, S>
+where
+    D: Dispatch,
+    S: tower_service::Service<
+            axum::extract::Request,
+            Response = axum::http::Response<B>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = GatedFuture;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), std::convert::Infallible>> {
+        // rmcp's service is always ready; each call drives its own clone.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::extract::Request) -> GatedFuture {
+        let state = self.state.clone();
+        let mut inner = self.inner.clone();
+        Box::pin(async move {
+            match admit(&state, request).await {
+                Ok(request) => Ok(inner.call(request).await?.map(axum::body::Body::new)),
+                Err(refused) => Ok(refused),
+            }
+        })
+    }
 }
 
 #[cfg(feature = "http")]
@@ -350,13 +409,7 @@ async fn authenticate<D: Dispatch>(
                 };
                 #[cfg(not(feature = "egress"))]
                 let token = ();
-                let identity = Identity {
-                    subject: caller.subject.clone(),
-                    client: caller.client_id.clone(),
-                    scopes: Some(caller.scopes.clone()),
-                    transport: "http",
-                };
-                Ok((Arc::new(identity), token))
+                Ok((caller.identity(), token))
             }
             Err(error) => {
                 state.server.refuse_unauthenticated(error.reason(), &error.to_string());

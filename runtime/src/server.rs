@@ -518,17 +518,22 @@ impl<D: Dispatch> McpServer<D> {
 }
 
 /// The fields of a JSON-RPC request the HTTP gate needs.
+/// Strings are borrowed from the body where they need no unescaping.
 #[derive(serde::Deserialize)]
-struct Peek {
-    method: Option<String>,
+struct Peek<'a> {
+    #[serde(borrow)]
+    method: Option<std::borrow::Cow<'a, str>>,
     id: Option<Value>,
-    params: Option<PeekParams>,
+    #[serde(borrow)]
+    params: Option<PeekParams<'a>>,
 }
 
 #[derive(serde::Deserialize, Default)]
-struct PeekParams {
-    name: Option<String>,
-    uri: Option<String>,
+struct PeekParams<'a> {
+    #[serde(borrow)]
+    name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    uri: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// The HTTP layer's view of a request, before the protocol layer parses it.

@@ -145,9 +145,10 @@ fn parse_settings(args: &[String]) -> Result<Settings, String> {
                 let value = args.next().map(String::as_str).unwrap_or_default();
                 settings.cases = match value {
                     "all" => Workload::ALL.to_vec(),
-                    name => vec![Workload::parse(name).ok_or_else(|| {
-                        format!("--case `{name}`: expected echo, policy-search or all")
-                    })?],
+                    name => vec![
+                        Workload::parse(name)
+                            .ok_or_else(|| format!("--case `{name}`: expected echo, policy-search or all"))?,
+                    ],
                 };
             }
             "--requests" => settings.requests = Some(number(args.next())?),
@@ -209,7 +210,9 @@ fn allowed_cpus() -> Vec<usize> {
         if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
             return Vec::new();
         }
-        (0..libc::CPU_SETSIZE as usize).filter(|&cpu| libc::CPU_ISSET(cpu, &set)).collect()
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .collect()
     }
 }
 
@@ -532,7 +535,16 @@ async fn run_rounds(
     };
     let targets: Vec<Arc<Target>> = servers
         .iter()
-        .map(|server| target(server, if server.mode == Mode::On { tokens.clone() } else { Vec::new() }))
+        .map(|server| {
+            target(
+                server,
+                if server.mode == Mode::On {
+                    tokens.clone()
+                } else {
+                    Vec::new()
+                },
+            )
+        })
         .collect();
 
     // Each token's first call: the signature is verified, and the result cached.
@@ -696,7 +708,12 @@ fn report(settings: &Settings, workload: Workload, measured: &Measured) -> Strin
         )
     };
     for (i, mode) in MODES.iter().enumerate() {
-        out.push_str(&row(mode.name(), mode.what(), &pooled[i], Some(measured.peak_rss_mib[i])));
+        out.push_str(&row(
+            mode.name(),
+            mode.what(),
+            &pooled[i],
+            Some(measured.peak_rss_mib[i]),
+        ));
     }
     out.push_str(&row(
         "on, new token per call",
@@ -707,7 +724,11 @@ fn report(settings: &Settings, workload: Workload, measured: &Measured) -> Strin
     // Each round's modes ran back to back, so a round's ratio compares like with like
     // even when the machine's load drifts between rounds.
     let ratio = |mode: usize, value: fn(&Figures) -> f64| -> Vec<f64> {
-        rounds[mode].iter().zip(&rounds[0]).map(|(m, b)| value(m) / value(b)).collect()
+        rounds[mode]
+            .iter()
+            .zip(&rounds[0])
+            .map(|(m, b)| value(m) / value(b))
+            .collect()
     };
     let show = |ratios: &[f64]| {
         format!(
@@ -783,7 +804,9 @@ fn audit_check(exe: &Path, workload: Workload, path: &Path, calls: usize) -> Res
     let mut events: BTreeMap<String, usize> = BTreeMap::new();
     for line in log.lines() {
         let record: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
-        *events.entry(record["event"].as_str().unwrap_or("?").to_string()).or_default() += 1;
+        *events
+            .entry(record["event"].as_str().unwrap_or("?").to_string())
+            .or_default() += 1;
     }
     let per_call = events.get("outcome").copied().unwrap_or(0) + events.get("denied").copied().unwrap_or(0);
     if per_call != calls {
