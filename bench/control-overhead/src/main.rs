@@ -5,17 +5,21 @@
 //!
 //! For each case (the `echo` example, whose handler costs nothing, and the
 //! policy-search example's `search_policies`, whose handler is most of a
-//! call), three servers of the same tool run as child processes of this
-//! binary, so each one's CPU time and peak memory can be read from `/proc`:
+//! call), three servers of the same tool run as child processes, so each
+//! one's CPU time and peak memory can be read from `/proc`:
 //!
-//! - `on`: the example exactly as its command line builds it
-//!   (`charter_runtime::cli::run`, `http`): OAuth bearer tokens checked
-//!   against a JWKS this binary serves on loopback, input and output
-//!   validation, the audit log, per-caller rate limits, kill switch, metrics;
+//! - `on`: the generated server's own release binary (`target/release/echo`,
+//!   `target/release/policy-search`: build them first with `cargo build
+//!   --release -p echo -p policy-search`... one package at a time, so each has
+//!   only its own features), `http`: OAuth bearer tokens checked against a
+//!   JWKS this binary serves on loopback, input and output validation, the
+//!   audit log, per-caller rate limits, kill switch, metrics;
 //! - `off`: the same surface and handlers in the runtime's `McpServer` without
-//!   controls, served by the same `serve::http` with no token checks;
-//! - `bare`: the same tool and handler code on a plain rmcp server (rmcp's
-//!   `StreamableHttpService`, stateless, JSON responses).
+//!   controls, served by the same `serve::http` with no token checks (this binary);
+//! - `bare`: the same tool on a plain rmcp server (rmcp's
+//!   `StreamableHttpService`, stateless, JSON responses): for echo the
+//!   standalone `bare-rmcp-hello` binary (bench/bare-rmcp-hello), for
+//!   search_policies this binary with the example's handler code.
 //!
 //! Servers are pinned to one core and this client to the other, so the
 //! client's work does not land on the servers' CPU figures. Each round runs
@@ -31,7 +35,7 @@ mod workload;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead as _, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, mpsc};
@@ -40,10 +44,6 @@ use std::time::Duration;
 use crate::load::{Outcome, Target};
 use crate::workload::Workload;
 
-/// Set in the environment of the `on` child, naming its workload: run the example's own command line.
-const CLI_ENV: &str = "CONTROL_OVERHEAD_CLI";
-/// Set in every server child's environment when servers are pinned: the core to run on.
-const PIN_ENV: &str = "CONTROL_OVERHEAD_CPU";
 /// A token's claims name a scope no tool needs: the `on` server must answer 403.
 const UNRELATED_SCOPE: &str = "unrelated.scope";
 
@@ -74,9 +74,11 @@ impl Mode {
 
     fn what(self) -> &'static str {
         match self {
-            Mode::On => "the example's CLI: OAuth (ES256, verified token cached), validation, audit, rate limits",
+            Mode::On => {
+                "the generated server's release binary: OAuth (ES256, verified token cached), validation, audit, rate limits"
+            }
             Mode::Off => "charter runtime without controls (validation on; no auth, audit or limits)",
-            Mode::Bare => "rmcp `StreamableHttpService` + the same handler, no charter runtime",
+            Mode::Bare => "rmcp `StreamableHttpService` and the same tool, no charter runtime",
         }
     }
 }
@@ -92,19 +94,6 @@ struct Settings {
 }
 
 fn main() -> ExitCode {
-    if let Some(name) = std::env::var_os(CLI_ENV) {
-        die_with_parent();
-        pin_from_env();
-        return match Workload::parse(&name.to_string_lossy()) {
-            Some(Workload::Echo) => charter_runtime::cli::run(echo::generated::SURFACE, |config| {
-                echo::handlers::Handlers::new(config).map(echo::generated::dispatch::Dispatcher::new)
-            }),
-            Some(Workload::PolicySearch) => charter_runtime::cli::run(policy_search::generated::SURFACE, |config| {
-                policy_search::handlers::Handlers::new(config).map(policy_search::generated::dispatch::Dispatcher::new)
-            }),
-            None => ExitCode::FAILURE,
-        };
-    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = if args.first().map(String::as_str) == Some("serve") {
         serve_child(&args[1..])
@@ -168,8 +157,6 @@ fn parse_settings(args: &[String]) -> Result<Settings, String> {
 
 /// `serve --workload W --mode off|bare --listen ADDR`: one server, until killed.
 fn serve_child(args: &[String]) -> Result<(), String> {
-    die_with_parent();
-    pin_from_env();
     let (mut workload, mut mode, mut listen) = (None, None, "127.0.0.1:0".to_string());
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -194,14 +181,6 @@ fn serve_child(args: &[String]) -> Result<(), String> {
     })
 }
 
-/// A server child dies with the bench, even when the bench is killed.
-fn die_with_parent() {
-    // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag on this process.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-    }
-}
-
 /// The cores this process may run on.
 fn allowed_cpus() -> Vec<usize> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity fills it.
@@ -216,6 +195,19 @@ fn allowed_cpus() -> Vec<usize> {
     }
 }
 
+/// A binary built beside this one (`target/release/NAME`).
+fn sibling(exe: &Path, name: &str) -> Result<PathBuf, String> {
+    let path = exe.with_file_name(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is missing: build it first with `cargo build --release -p {name}` (on its own, so it has only its own features)",
+            path.display()
+        ))
+    }
+}
+
 /// Runs this process (and the threads it starts afterwards) on one core.
 fn pin_to(cpu: usize) -> Result<(), String> {
     // SAFETY: as above; sched_setaffinity reads the set.
@@ -227,15 +219,6 @@ fn pin_to(cpu: usize) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// In a server child: the core the bench chose, before any runtime starts its threads.
-fn pin_from_env() {
-    if let Some(cpu) = std::env::var(PIN_ENV).ok().and_then(|v| v.parse().ok())
-        && let Err(e) = pin_to(cpu)
-    {
-        eprintln!("warning: {e}");
-    }
 }
 
 struct Server {
@@ -254,14 +237,19 @@ impl Server {
         env: &[(String, String)],
         cpu: Option<usize>,
     ) -> Result<Server, String> {
-        let mut command = Command::new(exe);
-        match mode {
-            Mode::On => {
+        let mut command = match (mode, workload) {
+            (Mode::On, _) => {
+                let mut command = Command::new(sibling(exe, workload.binary())?);
+                command.args(["http", "--listen", "127.0.0.1:0"]);
                 command
-                    .args(["http", "--listen", "127.0.0.1:0"])
-                    .env(CLI_ENV, workload.name());
             }
-            Mode::Off | Mode::Bare => {
+            (Mode::Bare, Workload::Echo) => {
+                let mut command = Command::new(sibling(exe, "bare-rmcp-hello")?);
+                command.arg("127.0.0.1:0");
+                command
+            }
+            (Mode::Off | Mode::Bare, _) => {
+                let mut command = Command::new(exe);
                 command.args([
                     "serve",
                     "--workload",
@@ -271,21 +259,35 @@ impl Server {
                     "--listen",
                     "127.0.0.1:0",
                 ]);
+                command
             }
-        }
+        };
         // Only the settings given here: nothing inherited switches a control off or on.
         for (name, _) in std::env::vars() {
-            if name.starts_with(workload.env_prefix()) || name == "RUST_LOG" || name == CLI_ENV {
+            if name.starts_with(workload.env_prefix()) || name == "RUST_LOG" {
                 command.env_remove(name);
             }
         }
         if mode == Mode::On {
             command.envs(env.iter().map(|(k, v)| (k, v)));
         }
-        match cpu {
-            Some(cpu) => command.env(PIN_ENV, cpu.to_string()),
-            None => command.env_remove(PIN_ENV),
-        };
+        // In the child before it runs: it dies with the bench (even a killed
+        // one), and every thread it starts runs on the servers' core.
+        // SAFETY: only async-signal-safe syscalls between fork and exec.
+        unsafe {
+            use std::os::unix::process::CommandExt as _;
+            command.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                if let Some(cpu) = cpu {
+                    let mut set: libc::cpu_set_t = std::mem::zeroed();
+                    libc::CPU_SET(cpu, &mut set);
+                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -790,10 +792,9 @@ fn report(settings: &Settings, workload: Workload, measured: &Measured) -> Strin
 /// Checks the `on` server's audit log: its chain, with the example's own
 /// `audit verify`, and one record per call the server took.
 fn audit_check(exe: &Path, workload: Workload, path: &Path, calls: usize) -> Result<String, String> {
-    let output = Command::new(exe)
+    let output = Command::new(sibling(exe, workload.binary())?)
         .args(["audit", "verify"])
         .arg(path)
-        .env(CLI_ENV, workload.name())
         .output()
         .map_err(|e| e.to_string())?;
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim().to_string();

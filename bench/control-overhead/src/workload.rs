@@ -32,6 +32,14 @@ impl Workload {
         }
     }
 
+    /// The example's release binary, built beside this one.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Workload::Echo => "echo",
+            Workload::PolicySearch => "policy-search",
+        }
+    }
+
     /// The tool every call names.
     pub fn tool(self) -> &'static str {
         match self {
