@@ -91,7 +91,7 @@ pub async fn http<D: Dispatch>(
         http_config,
     );
     // Only token-exchange downstreams need the caller's token past the gate.
-    #[cfg(feature = "egress")]
+    #[cfg(all(feature = "oauth", feature = "egress"))]
     let keep_caller_token = server
         .surface()
         .downstreams
@@ -101,7 +101,7 @@ pub async fn http<D: Dispatch>(
         server: server.clone(),
         gate,
         max_body,
-        #[cfg(feature = "egress")]
+        #[cfg(all(feature = "oauth", feature = "egress"))]
         keep_caller_token,
     });
     let mcp = axum::Router::new().route_service(
@@ -205,7 +205,7 @@ struct GateState<D> {
     gate: HttpGate,
     max_body: usize,
     /// A downstream exchanges the caller's token (RFC 8693): keep it for the handler's context.
-    #[cfg(feature = "egress")]
+    #[cfg(all(feature = "oauth", feature = "egress"))]
     keep_caller_token: bool,
 }
 
