@@ -16,6 +16,7 @@ use super::controls::{Denial, KillSwitch, Limiter};
 use super::dispatch::Context;
 use super::metrics::Metrics;
 use super::surface::{ApprovalSpec, Effect, Surface, ToolSpec};
+use super::validate::{Validator, check_input};
 
 #[cfg(feature = "approvals")]
 use super::approval::{Approvals, Operation};
@@ -40,7 +41,13 @@ pub struct Controls {
     /// Each reviewer-approved tool with the scope that approves it.
     #[cfg_attr(not(feature = "approvals"), allow(dead_code))]
     reviewed_tools: Vec<(String, String)>,
+    /// The approval tools' input schemas, compiled: their arguments are
+    /// checked like any contract tool's.
+    builtin_inputs: BTreeMap<String, (Value, Validator)>,
 }
+
+/// The largest arguments an approval tool accepts (an id, a decision, a hash and a reason).
+const BUILTIN_MAX_REQUEST_BYTES: u64 = 4096;
 
 /// What the approval step decided for one call.
 pub enum Approved {
@@ -79,7 +86,7 @@ impl Controls {
                 _ => None,
             })
             .collect();
-        Controls {
+        let mut controls = Controls {
             limiter: Limiter::new(surface),
             kill,
             metrics: Metrics::for_names(
@@ -94,7 +101,20 @@ impl Controls {
             contract_version: surface.server.version.clone(),
             approver_scopes,
             reviewed_tools,
-        }
+            builtin_inputs: BTreeMap::new(),
+        };
+        controls.builtin_inputs = controls
+            .builtin_definitions()
+            .into_iter()
+            .filter_map(|definition| {
+                let name = definition["name"].as_str()?.to_string();
+                let schema = definition["inputSchema"].clone();
+                let validator = Validator::new(&format!("tool `{name}` input"), &schema)
+                    .expect("the approval tools' input schemas compile");
+                Some((name, (schema, validator)))
+            })
+            .collect();
+        controls
     }
 
     #[cfg(feature = "approvals")]
@@ -333,6 +353,13 @@ impl Controls {
         if !self.is_approver(context) {
             let denial = Denial::InsufficientScope(self.approver_scopes.clone());
             return Some(Ok(trail.refuse_tool(&denial)));
+        }
+        if let Some((schema, input)) = self.builtin_inputs.get(name) {
+            let given = Value::Object(arguments.cloned().unwrap_or_default());
+            if let Err(refused) = check_input(name, schema, input, BUILTIN_MAX_REQUEST_BYTES, &given) {
+                trail.denied(refused.reason, &refused.audit);
+                return Some(Ok(error_text(refused.reply)));
+            }
         }
         Some(Ok(self.run_builtin(name, arguments, context, &trail).await))
     }

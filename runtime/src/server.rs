@@ -37,8 +37,7 @@ use super::surface::{ClientRequest, Effect, PromptSpec, ResourceSpec, Surface, T
 use super::template::UriTemplate;
 use super::validate::Validator;
 
-/// How many schema violations one reply lists.
-const MAX_VIOLATIONS: usize = 20;
+use super::validate::MAX_VIOLATIONS;
 
 /// The `_meta` key that carries each definition's hash, so hosts can pin it.
 pub use super::surface::HASH_META_KEY;
@@ -744,46 +743,16 @@ fn with_hash<T: serde::de::DeserializeOwned>(definition: &Value, hash: &str) -> 
 
 /// A tool's validation stage: the request size, then the input schema.
 fn check_arguments(tool: &CompiledTool, arguments: &Value) -> Result<(), Invalid<String>> {
-    let name = tool.spec.name();
-    let size = serde_json::to_vec(arguments)
-        .map(|v| v.len() as u64)
-        .unwrap_or(u64::MAX);
-    if size > tool.spec.limits.max_request_bytes {
-        let message = format!(
-            "arguments are {size} bytes; `{name}` accepts at most {}",
-            tool.spec.limits.max_request_bytes
-        );
-        return Err(Invalid {
-            audit: Some(("request_too_large", message.clone())),
-            reply: Box::new(message),
-        });
-    }
-    let mut violations = super::validate::unknown_properties(&tool.spec.definition["inputSchema"], arguments);
-    let named_unknown = !violations.is_empty();
-    violations.extend(
-        tool.input
-            .violations(arguments, MAX_VIOLATIONS)
-            .into_iter()
-            .filter(|v| !(named_unknown && v.starts_with("at /: False schema"))),
-    );
-    if violations.is_empty() {
-        return Ok(());
-    }
-    // The caller's message quotes values; the audit record names only where, so
-    // a value the data class redacts cannot reach the log through an error.
-    let places: Vec<&str> = violations
-        .iter()
-        .map(|v| v.strip_prefix("at ").and_then(|v| v.split(": ").next()).unwrap_or("/"))
-        .collect();
-    Err(Invalid {
-        audit: Some((
-            "invalid_arguments",
-            format!("invalid arguments at {}", places.join(", ")),
-        )),
-        reply: Box::new(format!(
-            "invalid arguments for `{name}`:\n- {}",
-            violations.join("\n- ")
-        )),
+    super::validate::check_input(
+        tool.spec.name(),
+        &tool.spec.definition["inputSchema"],
+        &tool.input,
+        tool.spec.limits.max_request_bytes,
+        arguments,
+    )
+    .map_err(|refused| Invalid {
+        audit: Some((refused.reason, refused.audit)),
+        reply: Box::new(refused.reply),
     })
 }
 

@@ -45,6 +45,80 @@ impl Validator {
     }
 }
 
+/// Why a tool's arguments were refused: the reason and the message for the
+/// audit record (places only, never values) and the reply to the caller.
+#[derive(Debug)]
+pub struct Refused {
+    pub reason: &'static str,
+    pub audit: String,
+    pub reply: String,
+}
+
+/// How many schema violations one reply lists.
+pub const MAX_VIOLATIONS: usize = 20;
+
+/// Checks a tool's arguments against its size limit and its input schema:
+/// the one check every tool gets, the contract's and the runtime's own.
+pub fn check_input(
+    name: &str,
+    schema: &Value,
+    input: &Validator,
+    max_bytes: u64,
+    arguments: &Value,
+) -> Result<(), Refused> {
+    let size = json_len(arguments);
+    if size > max_bytes {
+        let message = format!("arguments are {size} bytes; `{name}` accepts at most {max_bytes}");
+        return Err(Refused {
+            reason: "request_too_large",
+            audit: message.clone(),
+            reply: message,
+        });
+    }
+    // The common case, valid arguments, walks the value once and builds nothing.
+    if input.is_valid(arguments) {
+        return Ok(());
+    }
+    let mut violations = unknown_properties(schema, arguments);
+    let named_unknown = !violations.is_empty();
+    violations.extend(
+        input
+            .violations(arguments, MAX_VIOLATIONS)
+            .into_iter()
+            .filter(|v| !(named_unknown && v.starts_with("at /: False schema"))),
+    );
+    // The caller's message quotes values; the audit record names only where, so
+    // a value the data class redacts cannot reach the log through an error.
+    let places: Vec<&str> = violations
+        .iter()
+        .map(|v| v.strip_prefix("at ").and_then(|v| v.split(": ").next()).unwrap_or("/"))
+        .collect();
+    Err(Refused {
+        reason: "invalid_arguments",
+        audit: format!("invalid arguments at {}", places.join(", ")),
+        reply: format!("invalid arguments for `{name}`:\n- {}", violations.join("\n- ")),
+    })
+}
+
+/// The length of `value` as compact JSON, counted without writing the text.
+pub fn json_len(value: &Value) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len() as u64;
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => u64::MAX,
+    }
+}
+
 /// Arguments a closed object schema does not declare, each named with what
 /// the schema accepts: clearer than the validator's generic "false schema".
 pub fn unknown_properties(schema: &Value, instance: &Value) -> Vec<String> {

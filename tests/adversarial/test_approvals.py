@@ -288,3 +288,33 @@ def test_user_approval_without_elicitation_is_refused_over_stdio(workroot):
 def test_no_elicitation_request_to_a_client_that_cannot_elicit(workroot):
     message, requests, _ = confirm_over_stdio(workroot, "change-plan-stdio-2")
     assert not [r for r in requests if r["method"] == "elicitation/create"], requests
+
+
+@pytest.mark.parametrize(
+    "tool, arguments, expected",
+    [
+        ("charter_pending_approvals", {"evil": "x", "n": [1, 2, 3]}, "unknown argument `evil`"),
+        ("charter_decide_approval", {"id": "x", "decision": "approve"}, "operation_sha256"),
+        ("charter_decide_approval", {"id": "x", "decision": 5, "operation_sha256": "0" * 64}, "/decision"),
+        ("charter_decide_approval", {"id": "x", "decision": "approve", "operation_sha256": "not-a-hash"}, "/operation_sha256"),
+        ("charter_decide_approval", {"id": ["x"], "decision": "approve", "operation_sha256": "0" * 64}, "/id"),
+        ("charter_decide_approval", {"id": "x", "decision": "maybe", "operation_sha256": "0" * 64}, "/decision"),
+        (
+            "charter_decide_approval",
+            {"id": "x", "decision": "reject", "operation_sha256": "0" * 64, "also": True},
+            "unknown argument `also`",
+        ),
+    ],
+)
+def test_the_approval_tools_refuse_arguments_their_schema_refuses(server, lead, tool, arguments, expected):
+    """The runtime's own tools are validated like contract tools: extra, missing and wrongly
+    typed arguments are refused before anything runs, and the refusal is audited."""
+    id = next_id()
+    response, message = server.call(tool, arguments, token=lead, id=id)
+    assert response.status_code == 200, response.text[:300]
+    assert is_error_result(message), f"{tool} accepted {arguments}: {message}"
+    text = result_text(message)
+    assert "invalid arguments" in text and expected in text, text
+    records = server.wait_audit(lambda r: r.get("request_id") == str(id) and r.get("event") == "denied")
+    assert records and records[0]["reason"] == "invalid_arguments", records
+    assert records[0]["name"] == tool
