@@ -76,6 +76,7 @@ pub async fn http<D: Dispatch>(
         origins.push(format!("http://{host}:{}", bound.port()));
     }
     let max_body = server.surface().http.max_request_bytes as usize;
+    let sites = Sites::new(&config.http.allowed_hosts, &origins);
     let http_config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
@@ -100,6 +101,7 @@ pub async fn http<D: Dispatch>(
     let state = Arc::new(GateState {
         server: server.clone(),
         gate,
+        sites,
         max_body,
         #[cfg(all(feature = "oauth", feature = "egress"))]
         keep_caller_token,
@@ -203,6 +205,8 @@ impl HttpGate {
 struct GateState<D> {
     server: McpServer<D>,
     gate: HttpGate,
+    /// The Host and Origin values this server answers.
+    sites: Sites,
     max_body: usize,
     /// A downstream exchanges the caller's token (RFC 8693): keep it for the handler's context.
     #[cfg(all(feature = "oauth", feature = "egress"))]
@@ -226,6 +230,12 @@ async fn admit<D: Dispatch>(
     use axum::http::{StatusCode, header};
     use axum::response::IntoResponse as _;
 
+    // Before the token: a request from a page on another site is refused as
+    // such (403), whether or not it carries a token (the specification's MUST).
+    if let Err(refused) = state.sites.check(request.headers()) {
+        state.server.refuse_unauthenticated(refused.reason(), refused.message());
+        return Err((refused.status(), json_error(refused.reason(), refused.message())).into_response());
+    }
     let traceparent = request
         .headers()
         .get("traceparent")
@@ -248,6 +258,13 @@ async fn admit<D: Dispatch>(
                 return Err(response);
             }
         };
+        // A body that is not JSON at all is a JSON-RPC parse error (-32700), answered 400.
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
+            && (e.is_syntax() || e.is_eof())
+        {
+            state.server.refuse_request(&identity, "parse_error");
+            return Err(parse_error(&e));
+        }
         if json_depth(&bytes) > MAX_JSON_DEPTH {
             state.server.refuse_request(&identity, "too_deep");
             let message = format!("JSON nested deeper than {MAX_JSON_DEPTH} levels");
@@ -427,6 +444,151 @@ async fn authenticate<D: Dispatch>(
     }
     let _ = headers;
     Ok((Arc::new(Identity::anonymous()), PresentedToken::default()))
+}
+
+/// A JSON-RPC parse error (-32700) for a body that is not JSON, as HTTP 400.
+#[cfg(feature = "http")]
+fn parse_error(error: &serde_json::Error) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": { "code": -32700, "message": format!("Parse error: the body is not JSON ({error})") },
+    });
+    (axum::http::StatusCode::BAD_REQUEST, json_body(&body)).into_response()
+}
+
+/// The hosts and origins the MCP endpoint answers, parsed once: the same
+/// rules as rmcp's own checks (which still run after the gate), applied
+/// before authentication so a cross-site request gets 403 rather than 401.
+#[cfg(feature = "http")]
+struct Sites {
+    /// `(host, port)`; no port means any.
+    hosts: Vec<(String, Option<u16>)>,
+    /// `(scheme, host, port)`; `None` port means any (`:*`, or none given).
+    origins: Vec<(String, String, Option<u16>)>,
+}
+
+#[cfg(feature = "http")]
+#[derive(Debug, PartialEq, Eq)]
+enum Offsite {
+    Host,
+    Origin,
+}
+
+#[cfg(feature = "http")]
+impl Offsite {
+    fn reason(&self) -> &'static str {
+        match self {
+            Offsite::Host => "forbidden_host",
+            Offsite::Origin => "forbidden_origin",
+        }
+    }
+
+    fn message(&self) -> &'static str {
+        match self {
+            Offsite::Host => "the Host header names a host this server does not answer (DNS rebinding protection)",
+            Offsite::Origin => "the Origin header names a site this server does not accept requests from",
+        }
+    }
+
+    fn status(&self) -> axum::http::StatusCode {
+        axum::http::StatusCode::FORBIDDEN
+    }
+}
+
+#[cfg(feature = "http")]
+impl Sites {
+    fn new(hosts: &[String], origins: &[String]) -> Sites {
+        let hosts = hosts
+            .iter()
+            .map(|h| h.trim())
+            .filter(|h| !h.is_empty())
+            // A bare IPv6 address (`::1`) is no authority: it is a host without a port.
+            .map(|h| match axum::http::uri::Authority::try_from(h) {
+                Ok(a) => (normal_host(a.host()), a.port_u16()),
+                Err(_) => (normal_host(h), None),
+            })
+            .collect();
+        let origins = origins
+            .iter()
+            .filter_map(|o| {
+                let o = o.trim();
+                let (base, any_port) = match o.strip_suffix(":*") {
+                    Some(base) => (base, true),
+                    None => (o, false),
+                };
+                let (scheme, host, port) = parse_origin(base)?;
+                Some((scheme, host, if any_port { None } else { port.or(default_port(base)) }))
+            })
+            .collect();
+        Sites { hosts, origins }
+    }
+
+    fn check(&self, headers: &axum::http::HeaderMap) -> Result<(), Offsite> {
+        if !self.hosts.is_empty()
+            && let Some(host) = headers.get(axum::http::header::HOST)
+        {
+            let authority = host
+                .to_str()
+                .ok()
+                .and_then(|h| axum::http::uri::Authority::try_from(h).ok())
+                .ok_or(Offsite::Host)?;
+            let (name, port) = (normal_host(authority.host()), authority.port_u16());
+            if !self
+                .hosts
+                .iter()
+                .any(|(h, p)| *h == name && p.is_none_or(|p| Some(p) == port))
+            {
+                return Err(Offsite::Host);
+            }
+        }
+        let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+            return Ok(());
+        };
+        // `null` (a sandboxed or file page) and anything unparsable are no site of ours.
+        let origin = origin.to_str().map_err(|_| Offsite::Origin)?;
+        let (scheme, host, port) = parse_origin(origin).ok_or(Offsite::Origin)?;
+        let port = port.or(default_port(origin));
+        let allowed = self
+            .origins
+            .iter()
+            .any(|(s, h, p)| *s == scheme && *h == host && p.is_none_or(|p| Some(p) == port));
+        if allowed { Ok(()) } else { Err(Offsite::Origin) }
+    }
+}
+
+#[cfg(feature = "http")]
+fn normal_host(host: &str) -> String {
+    host.trim_matches(|c| c == '[' || c == ']').to_ascii_lowercase()
+}
+
+/// `scheme://host[:port]`, lowercased; `None` for `null` and anything with a path.
+#[cfg(feature = "http")]
+fn parse_origin(value: &str) -> Option<(String, String, Option<u16>)> {
+    let uri = axum::http::Uri::try_from(value.trim()).ok()?;
+    let authority = uri.authority()?;
+    if uri
+        .path_and_query()
+        .is_some_and(|p| !p.as_str().is_empty() && p.as_str() != "/")
+    {
+        return None;
+    }
+    Some((
+        uri.scheme_str()?.to_ascii_lowercase(),
+        normal_host(authority.host()),
+        authority.port_u16(),
+    ))
+}
+
+#[cfg(feature = "http")]
+fn default_port(origin: &str) -> Option<u16> {
+    let scheme = origin.split("://").next()?.to_ascii_lowercase();
+    match scheme.as_str() {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    }
 }
 
 /// Marks a response sent before its request's body was read: the server will
@@ -848,5 +1010,62 @@ mod tests {
         let (authorization, headers) = &seen.api_requests[0];
         assert_eq!(authorization.as_deref(), Some("Bearer exchanged-for-tickets"));
         assert!(!headers.contains(&caller_token), "{headers}");
+    }
+}
+
+#[cfg(all(test, feature = "http"))]
+mod site_tests {
+    use super::{Offsite, Sites};
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    fn headers(host: Option<&str>, origin: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(host) = host {
+            headers.insert(header::HOST, HeaderValue::from_str(host).unwrap());
+        }
+        if let Some(origin) = origin {
+            headers.insert(header::ORIGIN, HeaderValue::from_str(origin).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn hosts_and_origins_are_held_to_the_allowlists() {
+        let sites = Sites::new(
+            &["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            &[
+                "https://assistant.example.com".into(),
+                "http://127.0.0.1:8080".into(),
+                "http://localhost:*".into(),
+            ],
+        );
+        let check = |host, origin| sites.check(&headers(host, origin));
+        assert_eq!(check(Some("127.0.0.1:8080"), None), Ok(()));
+        assert_eq!(check(Some("[::1]:8080"), None), Ok(()));
+        assert_eq!(check(Some("LOCALHOST"), None), Ok(()));
+        assert_eq!(check(None, None), Ok(()), "no Host: left to rmcp");
+        assert_eq!(check(Some("attacker.test"), None), Err(Offsite::Host));
+        assert_eq!(check(Some("127.0.0.1.nip.io:8080"), None), Err(Offsite::Host));
+        let host = Some("127.0.0.1:8080");
+        assert_eq!(check(host, Some("https://assistant.example.com")), Ok(()));
+        assert_eq!(check(host, Some("https://ASSISTANT.example.com:443")), Ok(()));
+        assert_eq!(check(host, Some("http://127.0.0.1:8080")), Ok(()));
+        assert_eq!(check(host, Some("http://localhost:5173")), Ok(()), "`:*` is any port");
+        assert_eq!(
+            check(host, Some("https://assistant.example.com:8443")),
+            Err(Offsite::Origin)
+        );
+        assert_eq!(check(host, Some("http://assistant.example.com")), Err(Offsite::Origin));
+        assert_eq!(check(host, Some("http://127.0.0.1:9090")), Err(Offsite::Origin));
+        assert_eq!(check(host, Some("null")), Err(Offsite::Origin));
+        assert_eq!(check(host, Some("https://evil.example.com")), Err(Offsite::Origin));
+        assert_eq!(
+            check(host, Some("http://127.0.0.1.evil.example.com:8080")),
+            Err(Offsite::Origin)
+        );
+        assert_eq!(
+            check(host, Some("https://assistant.example.com/path")),
+            Err(Offsite::Origin)
+        );
     }
 }

@@ -74,8 +74,42 @@ fn yaml_diagnostic(e: yaml::YamlError, text: &str) -> Diagnostic {
     } else {
         "yaml-syntax"
     };
+    let span = e.span.unwrap_or_else(|| yaml::Span::at(text, 1, 1));
+    // The parser stumbles where the next key begins; the mistake is the bracket never closed.
+    if e.first.is_none()
+        && let Some((bracket, opened)) = yaml::unclosed_flow(text, text.len())
+        && opened.start < span.start
+    {
+        let closer = if bracket == '[' { ']' } else { '}' };
+        let mut d = Diagnostic::error("yaml-syntax", format!("unclosed `{bracket}`"), Place::default())
+            .with_label(format!("this `{bracket}` is never closed"))
+            .with_help(format!(
+                "close it with `{closer}` where the list or map ends; the parser stopped at line {}, column {} ({})",
+                span.line, span.column, e.message
+            ));
+        d.span = Some(opened);
+        return d;
+    }
+    // A tab is reported after it: point at the tab itself.
+    if e.first.is_none() && e.message.contains("tab") {
+        let line_start = text[..span.start.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+        let before = &text[line_start..span.start.min(text.len())];
+        let tab_at = before.rfind('\t').or_else(|| {
+            text[span.start.min(text.len())..]
+                .starts_with('\t')
+                .then_some(before.len())
+        });
+        if let Some(offset) = tab_at {
+            let column = text[line_start..line_start + offset].chars().count() + 1;
+            let mut d = Diagnostic::error("yaml-syntax", "a tab where YAML allows only spaces", Place::default())
+                .with_label("this tab")
+                .with_help(format!("indent with spaces; the parser said: {}", e.message));
+            d.span = Some(yaml::Span::at(text, span.line, column));
+            return d;
+        }
+    }
     let mut d = Diagnostic::error(id, e.message, Place::default());
-    d.span = Some(e.span.unwrap_or_else(|| yaml::Span::at(text, 1, 1)));
+    d.span = Some(span);
     if let Some(first) = e.first {
         d.related.push((first, "first defined here".into()));
         d = d

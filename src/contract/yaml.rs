@@ -480,3 +480,105 @@ impl Node {
         }
     }
 }
+
+/// The flow collection (`[` or `{`) opened at or before `limit` (a byte
+/// offset) and still open there: a parser that runs into the next key
+/// reports that key, while the mistake is the bracket never closed. A
+/// bracket counts only where YAML reads it as an indicator: at the start of a
+/// value (after `:`, `-`, `?` or the indentation) or inside another flow
+/// collection; brackets inside quotes, comments and plain words do not.
+pub fn unclosed_flow(text: &str, limit: usize) -> Option<(char, Span)> {
+    let mut open: Vec<(char, usize)> = Vec::new();
+    let (mut quote, mut comment) = (None::<char>, false);
+    // The last character that was not a space, on this line or in the flow.
+    let mut before = '\n';
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        if at >= limit {
+            break;
+        }
+        if comment {
+            if c == '\n' {
+                comment = false;
+                before = '\n';
+            }
+            continue;
+        }
+        if let Some(q) = quote {
+            match c {
+                '\\' if q == '"' => {
+                    chars.next();
+                }
+                '\'' if q == '\'' && chars.peek().map(|(_, n)| *n) == Some('\'') => {
+                    chars.next();
+                }
+                _ if c == q => {
+                    quote = None;
+                    before = c;
+                }
+                _ => {}
+            }
+            continue;
+        }
+        let starts_value = matches!(before, '\n' | ':' | '-' | '?' | ',' | '[' | '{');
+        match c {
+            '#' if before == '\n' || text[..at].ends_with([' ', '\t']) => comment = true,
+            '"' | '\'' if starts_value || !open.is_empty() && matches!(before, ',' | '[' | '{' | ':') => {
+                quote = Some(c);
+            }
+            '[' | '{' if starts_value || !open.is_empty() => {
+                open.push((c, at));
+                before = c;
+            }
+            ']' | '}' if !open.is_empty() => {
+                open.pop();
+                before = c;
+            }
+            '\n' => {
+                if open.is_empty() {
+                    before = '\n';
+                }
+            }
+            ' ' | '\t' | '\r' => {}
+            _ => before = c,
+        }
+    }
+    let (bracket, at) = *open.first()?;
+    let line = text[..at].matches('\n').count() + 1;
+    let column = text[..at].rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some((bracket, Span::at(text, line, column)))
+}
+
+#[cfg(test)]
+mod flow_tests {
+    use super::unclosed_flow;
+
+    #[test]
+    fn an_unclosed_bracket_is_found_where_it_opens() {
+        let text = "access:\n  transports: [stdio, http   # both\n  scopes:\n    a: b\n";
+        let (bracket, span) = unclosed_flow(text, text.len()).expect("found");
+        assert_eq!((bracket, span.line, span.column), ('[', 2, 15));
+        let text = "a: {b: 1, c: [1, 2]\nd: 2\n";
+        let (bracket, span) = unclosed_flow(text, text.len()).expect("found");
+        assert_eq!((bracket, span.line, span.column), ('{', 1, 4));
+    }
+
+    #[test]
+    fn closed_quoted_and_plain_brackets_are_not_unclosed() {
+        for text in [
+            "a: [1, 2]\nb: {c: [d]}\n",
+            "a: \"[not flow\"\nb: '{nor this'\n",
+            "a: x[0] and y{1}\n",
+            "a: [1, # a comment ]\n  2]\n",
+            "# [a comment\na: 1\n",
+            "a: \"esc \\\" [\"\n",
+            "a: 'it''s ['\n",
+        ] {
+            assert_eq!(
+                unclosed_flow(text, text.len()).map(|(c, s)| (c, s.line)),
+                None,
+                "{text}"
+            );
+        }
+    }
+}

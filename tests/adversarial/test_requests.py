@@ -39,7 +39,10 @@ def assert_still_serving(server, token):
 
 def test_malformed_json_body_is_refused(server, token):
     response = server.post('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":', token=token, raw=True)
-    assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
+    # Streamable HTTP: a body that is not JSON is a JSON-RPC parse error, answered 400.
+    assert response.status_code == 400, (response.status_code, response.text[:300])
+    assert response.json()["error"]["code"] == -32700, response.text[:300]
+    assert response.json()["id"] is None
     assert_still_serving(server, token)
 
 
@@ -262,6 +265,20 @@ def test_origin_of_a_lookalike_host_is_refused(server, token):
     origin = f"http://127.0.0.1.evil.example.com:{server.port}"
     response, _ = server.call("list_assigned_tickets", {}, token=token, headers={"Origin": origin})
     assert response.status_code in (400, 403), response.status_code
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example.com", "null", "http://127.0.0.1.evil.example.com"])
+@pytest.mark.parametrize("with_token", [False, True])
+def test_a_foreign_origin_is_403_before_authentication(server, token, origin, with_token):
+    """The specification: a present, invalid Origin MUST get 403, token or not (not 401)."""
+    response, _ = server.call("list_assigned_tickets", {}, token=token if with_token else None, headers={"Origin": origin})
+    assert response.status_code == 403, (response.status_code, response.text[:300])
+    assert response.json()["error"] == "forbidden_origin"
+
+
+def test_a_foreign_host_is_403_before_authentication(server):
+    response, _ = server.call("list_assigned_tickets", {}, headers={"Host": "attacker.test"})
+    assert response.status_code == 403, (response.status_code, response.text[:300])
 
 
 def test_same_origin_is_accepted(server, token):
