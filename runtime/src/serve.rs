@@ -258,19 +258,23 @@ async fn admit<D: Dispatch>(
                 return Err(response);
             }
         };
-        // A body that is not JSON at all is a JSON-RPC parse error (-32700), answered 400.
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
-            && (e.is_syntax() || e.is_eof())
-        {
-            state.server.refuse_request(&identity, "parse_error");
-            return Err(parse_error(&e));
-        }
         if json_depth(&bytes) > MAX_JSON_DEPTH {
             state.server.refuse_request(&identity, "too_deep");
             let message = format!("JSON nested deeper than {MAX_JSON_DEPTH} levels");
             return Err((StatusCode::BAD_REQUEST, json_error("too_deep", &message)).into_response());
         }
-        match state.server.precheck(&identity, &bytes).await {
+        // One parse serves both: a body that is not JSON at all is a JSON-RPC parse
+        // error (-32700), answered 400; a single request is held to its gates.
+        let message = match super::server::peek(&bytes) {
+            Ok(message) => Some(message),
+            Err(e) if e.is_syntax() || e.is_eof() => {
+                state.server.refuse_request(&identity, "parse_error");
+                return Err(parse_error(&e));
+            }
+            // JSON, but not one request object (a batch, a bare value): rmcp answers it.
+            Err(_) => None,
+        };
+        match state.server.precheck(&identity, message).await {
             Ok(counted) => rate_counted = counted,
             Err((denial, message)) => {
                 return Err(match denial {

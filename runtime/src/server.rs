@@ -519,7 +519,7 @@ impl<D: Dispatch> McpServer<D> {
 /// The fields of a JSON-RPC request the HTTP gate needs.
 /// Strings are borrowed from the body where they need no unescaping.
 #[derive(serde::Deserialize)]
-struct Peek<'a> {
+pub struct Peek<'a> {
     #[serde(borrow)]
     method: Option<std::borrow::Cow<'a, str>>,
     id: Option<Value>,
@@ -528,11 +528,18 @@ struct Peek<'a> {
 }
 
 #[derive(serde::Deserialize, Default)]
-struct PeekParams<'a> {
+pub struct PeekParams<'a> {
     #[serde(borrow)]
     name: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow)]
     uri: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The method, id and tool name or URI of a JSON-RPC request body: the rest
+/// is skipped, not built. `Err` for a body that is not JSON or not a single
+/// request object (the caller tells a syntax error from the rest).
+pub fn peek(body: &[u8]) -> Result<Peek<'_>, serde_json::Error> {
+    serde_json::from_slice(body)
 }
 
 /// The HTTP layer's view of a request, before the protocol layer parses it.
@@ -542,12 +549,11 @@ impl<D: Dispatch> McpServer<D> {
     /// counted here (the protocol layer then does not count it again).
     /// Bodies that are not a single well-formed call pass unchanged: the
     /// protocol layer refuses them, and applies the same gates itself.
-    pub async fn precheck(&self, identity: &Identity, body: &[u8]) -> Result<bool, (Denial, String)> {
+    pub async fn precheck(&self, identity: &Identity, message: Option<Peek<'_>>) -> Result<bool, (Denial, String)> {
         let Some(controls) = &self.inner.controls else {
             return Ok(false);
         };
-        // Only the method and the name or URI are read; the rest is skipped, not built.
-        let Ok(message) = serde_json::from_slice::<Peek>(body) else {
+        let Some(message) = message else {
             return Ok(false);
         };
         let params = message.params.unwrap_or_default();
