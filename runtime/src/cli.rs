@@ -270,7 +270,7 @@ async fn controls(surface: &Surface, config: &Config) -> Result<Controls, String
     if controls.needs_reviewers() {
         #[cfg(feature = "approvals")]
         {
-            let store = super::approval::Approvals::open(&config.approvals).await?;
+            let store = super::approvals::Approvals::open(&config.approvals).await?;
             return Ok(controls.with_approvals(store));
         }
         #[cfg(not(feature = "approvals"))]

@@ -19,7 +19,9 @@ use super::surface::{ApprovalSpec, Effect, Surface, ToolSpec};
 use super::validate::{Validator, check_input};
 
 #[cfg(feature = "approvals")]
-use super::approval::{Approvals, Operation};
+use super::approval::Operation;
+#[cfg(feature = "approvals")]
+use super::approvals::Approvals;
 
 /// The tool approvers use to see operations waiting for them.
 pub const PENDING_TOOL: &str = "charter_pending_approvals";

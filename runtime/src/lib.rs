@@ -17,6 +17,8 @@
 pub mod approval;
 #[cfg(feature = "postgres")]
 pub mod approval_pg;
+#[cfg(feature = "approvals")]
+pub mod approvals;
 pub mod audit;
 #[cfg(feature = "oauth")]
 pub mod auth;

@@ -59,6 +59,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("src/lib.rs", include_str!("../../runtime/src/lib.rs")),
     ("src/approval.rs", include_str!("../../runtime/src/approval.rs")),
     ("src/approval_pg.rs", include_str!("../../runtime/src/approval_pg.rs")),
+    ("src/approvals.rs", include_str!("../../runtime/src/approvals.rs")),
     ("src/audit.rs", include_str!("../../runtime/src/audit.rs")),
     ("src/auth.rs", include_str!("../../runtime/src/auth.rs")),
     ("src/binding.rs", include_str!("../../runtime/src/binding.rs")),
