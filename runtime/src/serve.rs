@@ -48,8 +48,6 @@ pub async fn http<D: Dispatch>(
     listen: &str,
     gate: HttpGate,
 ) -> Result<(), String> {
-    use std::sync::Arc;
-
     use axum::routing::get;
     use axum::serve::ListenerExt as _;
     use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
