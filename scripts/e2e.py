@@ -86,12 +86,12 @@ async def exercise(example, target, mode, label):
         )
 
 
-async def user_approval(binary, workdir, answer):
+async def user_approval(binary, workdir, answer, http=False):
     """change-plan's open_change_request (`approval: user`): the runtime asks the user to confirm
     the exact operation through elicitation; it runs only on an explicit yes, and both answers
-    are audited."""
-    head = "c05a8f3e6d29b17c4e80f5a2d93b6c1e7f40a8d2"
-    window = {"start": "2026-12-02T06:00:00Z", "end": "2026-12-02T07:00:00Z"}
+    are audited. Over stdio the client is a legacy one, asked on the connection; over stateless
+    HTTP it is a 2026-07-28 one, asked by an `input_required` result (SEP-2322) that the SDK
+    answers and retries with the sealed requestState."""
     asked = []
 
     async def on_elicit(context, params):
@@ -100,8 +100,47 @@ async def user_approval(binary, workdir, answer):
             return types.ElicitResult(action="accept", content={"confirm": True})
         return types.ElicitResult(action="decline")
 
-    target = StdioServerParameters(command=binary, args=["stdio"], cwd=workdir)
-    async with Client(target, mode="legacy", elicitation_callback=on_elicit) as client:
+    process = None
+    if http:
+        process, target = start_http(binary, workdir)
+        mode, label = "2026-07-28", "http 2026-07-28 (input_required)"
+    else:
+        target = StdioServerParameters(command=binary, args=["stdio"], cwd=workdir)
+        mode, label = "legacy", "stdio legacy"
+    try:
+        intents_before = audited(workdir, "intent", "open_change_request")
+        result, plan_id = await open_change(target, mode, on_elicit)
+    finally:
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=10)
+    text = result.content[0].text if result.content else ""
+    if len(asked) != 1 or plan_id not in asked[0] or "open_change_request" not in asked[0]:
+        fail(f"change-plan {label}: the confirmation did not show the exact operation: {asked}")
+    if answer and (result.is_error or "CHG" not in text):
+        fail(f"change-plan {label}: a confirmed write did not run: {text}")
+    if not answer and (not result.is_error or "did not confirm" not in text):
+        fail(f"change-plan {label}: a declined write was not refused: {text}")
+    ran = audited(workdir, "intent", "open_change_request") - intents_before
+    if ran != (1 if answer else 0):
+        fail(f"change-plan {label}: {ran} intent records for one {'confirmed' if answer else 'declined'} call")
+    print(f"ok  change-plan {label}: user approval {'confirmed, ran once' if answer else 'declined, nothing ran'}")
+
+
+def audited(workdir, event, name):
+    """How many records of `event` for `name` the example's audit log holds."""
+    path = Path(workdir) / "audit.jsonl"
+    if not path.exists():
+        return 0
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return sum(1 for r in records if r.get("event") == event and r.get("name") == name)
+
+
+async def open_change(target, mode, on_elicit):
+    """Drafts a plan and asks to open its change request; returns (result, plan id)."""
+    head = "c05a8f3e6d29b17c4e80f5a2d93b6c1e7f40a8d2"
+    window = {"start": "2026-12-02T06:00:00Z", "end": "2026-12-02T07:00:00Z"}
+    async with Client(target, mode=mode, elicitation_callback=on_elicit) as client:
         draft = await client.call_tool(
             "draft_change_plan",
             {"service": "checkout-web", "environment": "production", "target_revision": head,
@@ -111,14 +150,7 @@ async def user_approval(binary, workdir, answer):
         arguments = {"plan_id": plan_id, "change_type": "standard", "assignment_group": "platform-infrastructure",
                      "window": window, "justification": "Ship the checkout-web 2.8.1 address-form fix."}
         result = await client.call_tool("open_change_request", arguments)
-    text = result.content[0].text if result.content else ""
-    if len(asked) != 1 or plan_id not in asked[0] or "open_change_request" not in asked[0]:
-        fail(f"change-plan: the confirmation did not show the exact operation: {asked}")
-    if answer and (result.is_error or "CHG" not in text):
-        fail(f"change-plan: a confirmed write did not run: {text}")
-    if not answer and (not result.is_error or "did not confirm" not in text):
-        fail(f"change-plan: a declined write was not refused: {text}")
-    print(f"ok  change-plan stdio: user approval {'confirmed, ran once' if answer else 'declined, nothing ran'}")
+    return result, plan_id
 
 
 class StandIns:
@@ -332,8 +364,9 @@ def main():
                     process.terminate()
                     process.wait(timeout=10)
             if example == "change-plan":
-                asyncio.run(user_approval(binary, workdir, True))
-                asyncio.run(user_approval(binary, workdir, False))
+                for http in (False, True):
+                    asyncio.run(user_approval(binary, workdir, True, http))
+                    asyncio.run(user_approval(binary, workdir, False, http))
             if example in BOUND_FLOWS:
                 asyncio.run(BOUND_FLOWS[example](binary, workdir, standins))
         finally:

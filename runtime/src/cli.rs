@@ -215,8 +215,18 @@ fn server<D: Dispatch>(
                 .into(),
         );
     }
+    let rounds = super::rounds::Rounds::new(
+        config.request_state.key()?,
+        std::time::Duration::from_secs(config.request_state.ttl_secs),
+    )?;
+    #[cfg(feature = "redis")]
+    let rounds = match controls.limiter.shared() {
+        Some(shared) => rounds.share(shared),
+        None => rounds,
+    };
     let server = McpServer::new(surface, dispatch)?
         .with_default_caller(default_caller)
+        .with_rounds(rounds)
         .with_controls(controls)?;
     #[cfg(feature = "egress")]
     let server = server.with_egress(&egress)?;

@@ -24,6 +24,7 @@ pub struct Config {
     pub audit: Audit,
     pub approvals: Approvals,
     pub rate_limits: RateLimits,
+    pub request_state: RequestState,
     pub kill_switch: KillSwitch,
     /// Base URLs of downstream systems for this environment, by contract name.
     /// In production each must name a `host:port` the contract declares for
@@ -192,6 +193,45 @@ impl Approvals {
     }
 }
 
+/// The key that seals the state of multi-round requests (`[request_state]`,
+/// SEP-2322): a tool that asks the client, or a write the user confirms, ends
+/// with `input_required` and the client retries with the sealed state. With
+/// more than one replica every replica needs the same key, or a retry that
+/// lands elsewhere is refused; without one each process draws its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestState {
+    /// The environment variable holding the key (at least 32 bytes).
+    pub key_env: Option<String>,
+    /// A file holding the key (a mounted secret), instead of `key_env`.
+    pub key_file: Option<String>,
+    /// Seconds a client has to answer and retry.
+    pub ttl_secs: u64,
+}
+
+impl Default for RequestState {
+    fn default() -> Self {
+        RequestState {
+            key_env: None,
+            key_file: None,
+            ttl_secs: 600,
+        }
+    }
+}
+
+impl RequestState {
+    /// The shared key, when one is configured.
+    pub fn key(&self) -> Result<Option<Vec<u8>>, String> {
+        Ok(secret_setting(
+            "request_state",
+            "key",
+            self.key_env.as_deref(),
+            self.key_file.as_deref(),
+        )?
+        .map(|key| key.trim().as_bytes().to_vec()))
+    }
+}
+
 /// Rate limits shared by replicas through Redis (`[rate_limits]`). Without a
 /// Redis URL each replica limits on its own.
 #[derive(Debug, Clone, Deserialize)]
@@ -287,7 +327,7 @@ fn secret_setting(section: &str, key: &str, env: Option<&str>, file: Option<&str
     };
     let value = value.trim().to_string();
     if value.is_empty() {
-        return Err(format!("[{section}] {key}: the URL it points to is empty"));
+        return Err(format!("[{section}] {key}: the value it points to is empty"));
     }
     Ok(Some(value))
 }

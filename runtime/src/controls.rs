@@ -311,6 +311,12 @@ impl Limiter {
         self.shared = Some(shared);
     }
 
+    /// The Redis the replicas share, when configured.
+    #[cfg(feature = "redis")]
+    pub fn shared(&self) -> Option<Arc<super::shared_limits::SharedLimits>> {
+        self.shared.clone()
+    }
+
     fn gate(&self, kind: &str, name: &str) -> Option<&Gate> {
         match kind {
             "tool" => self.tools.get(name),

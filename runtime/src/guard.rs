@@ -61,6 +61,9 @@ pub enum Approved {
     Refused { reason: &'static str, message: String },
     /// Stored for a reviewer; the message tells the caller what happens next.
     Pending(String),
+    /// The user is being asked (SEP-2322): the call ends `input_required`
+    /// with this request, and nothing runs until the retry confirms.
+    Asking(super::error::ToolError),
 }
 
 impl Controls {
@@ -186,18 +189,35 @@ impl Controls {
             use sha2::Digest as _;
             super::audit::hex(&sha2::Sha256::digest(message.as_bytes()))
         };
+        use super::client::Confirmation;
         match context.client.confirm(&message).await {
-            Ok(true) => Approved::With(json!({
-                "mode": "user",
-                "confirmed_by": context.identity.subject,
-                "shown_sha256": shown_hash,
-                "at": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-            })),
-            Ok(false) => Approved::Refused {
+            Confirmation::Confirmed { nonce } => {
+                let mut evidence = json!({
+                    "mode": "user",
+                    "confirmed_by": context.identity.subject,
+                    "shown_sha256": shown_hash,
+                    "at": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+                });
+                // Answered by retry (SEP-2322): the spent state, which cannot confirm a second run.
+                if let Some(nonce) = nonce {
+                    evidence["request_state_nonce"] = json!(nonce);
+                }
+                Approved::With(evidence)
+            }
+            Confirmation::Declined => Approved::Refused {
                 reason: "not_confirmed",
                 message: format!("`{}` was not run: the user did not confirm it", tool.name()),
             },
-            Err(e) => Approved::Refused {
+            Confirmation::Asking(request) => Approved::Asking(request),
+            Confirmation::Replayed => Approved::Refused {
+                reason: "confirmation_replayed",
+                message: format!(
+                    "`{}` was not run: this confirmation was already used for one run; call the tool again \
+                     to ask the user anew",
+                    tool.name()
+                ),
+            },
+            Confirmation::Unavailable(e) => Approved::Refused {
                 reason: "confirmation_unavailable",
                 message: format!(
                     "`{}` needs the user's confirmation, and the client could not ask ({e}); \

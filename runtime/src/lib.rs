@@ -37,6 +37,7 @@ pub mod metrics;
 mod pipeline;
 pub mod prompt;
 pub mod report;
+pub mod rounds;
 pub mod selftest;
 pub mod serve;
 pub mod server;

@@ -100,6 +100,9 @@ pub enum Refusal<E> {
     NotApproved(String),
     /// Stored for a reviewer; the message says what happens next.
     Pending(String),
+    /// The user's confirmation is asked for by an `input_required` result
+    /// (the error carries the request); nothing ran.
+    Asking(ToolError),
     /// A state change whose intent record could not be written: fail closed.
     IntentUnrecorded,
 }
@@ -208,6 +211,10 @@ impl<'a> Pipeline<'a> {
                     return Err(Refusal::NotApproved(message));
                 }
                 Approved::Pending(message) => return Err(Refusal::Pending(message)),
+                Approved::Asking(request) => {
+                    self.denied("awaiting_confirmation", &request.message);
+                    return Err(Refusal::Asking(request));
+                }
             }
         }
         // State changes are on disk in the audit log before they happen; no log, no change.

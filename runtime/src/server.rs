@@ -19,10 +19,11 @@ use std::sync::atomic::{AtomicU8, Ordering};
 #[allow(deprecated)] // logging/setLevel: deprecated in 2026-07-28, still spoken by 2025-11-25 clients
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult, CompletionInfo,
-    ContentBlock, GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams, Prompt, PromptMessage,
-    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource, ResourceContents,
-    ResourceTemplate, Role, ServerCapabilities, ServerConfig, SetLevelRequestParams, Tool,
+    ContentBlock, GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, InputRequests,
+    InputRequiredResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, Prompt, PromptMessage, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Resource, ResourceContents, ResourceTemplate, Role, ServerCapabilities, ServerConfig,
+    SetLevelRequestParams, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -31,8 +32,10 @@ use serde_json::{Map, Value, json};
 use super::client::{Allowed, ClientLink, level_rank};
 use super::controls::Denial;
 use super::dispatch::{Context, Dispatch, ErrorKind, Identity, ResourceBody, ToolError, ToolOutput};
+use super::error::Detail;
 use super::guard::{Controls, Trail, denial_error};
 use super::pipeline::{Call, Invalid, Outcome, Pipeline, Refusal, human};
+use super::rounds::{Operation, Round, Rounds};
 use super::surface::{ClientRequest, Effect, PromptSpec, ResourceSpec, Surface, ToolSpec};
 use super::template::UriTemplate;
 use super::validate::Validator;
@@ -83,6 +86,45 @@ struct Inner<D> {
     /// only those its contract lists.
     #[cfg(feature = "egress")]
     downstreams: BTreeMap<(&'static str, String), super::egress::BoundDownstreams>,
+    /// Seals and opens the state of multi-round requests (SEP-2322).
+    rounds: Arc<Rounds>,
+}
+
+/// A 2026-07-28 request's operation (what its next state is bound to) and answers so far.
+type InRounds = Option<(Operation, Arc<Round>)>;
+
+/// How long a client has to answer an `input_required` result by default.
+pub const DEFAULT_ROUND_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// What a 2026-07-28 request brings besides its arguments: the answers to
+/// an earlier `input_required` result and the state it carried, and the
+/// capabilities the client declares in `_meta`.
+#[derive(Debug, Default)]
+pub struct Retry {
+    pub responses: Option<BTreeMap<String, Value>>,
+    pub state: Option<String>,
+    pub declared: Option<Value>,
+}
+
+impl Retry {
+    /// `Some` for a request on the 2026-07-28 wire (its `_meta` names the
+    /// protocol version), which takes requests to the client by retry.
+    fn of(
+        context: &RequestContext<RoleServer>,
+        responses: Option<BTreeMap<String, Value>>,
+        state: Option<String>,
+    ) -> Option<Retry> {
+        context.meta.protocol_version()?;
+        let declared = context
+            .meta
+            .client_capabilities()
+            .and_then(|c| serde_json::to_value(c).ok());
+        Some(Retry {
+            responses,
+            state,
+            declared,
+        })
+    }
 }
 
 struct CompiledTool {
@@ -176,8 +218,18 @@ impl<D: Dispatch> McpServer<D> {
                 controls: None,
                 #[cfg(feature = "egress")]
                 downstreams: BTreeMap::new(),
+                rounds: Arc::new(Rounds::new(None, DEFAULT_ROUND_TTL)?),
             }),
         })
+    }
+
+    /// Sets the key and lifetime of multi-round request states (every replica
+    /// needs the same key). Call before serving.
+    pub fn with_rounds(mut self, rounds: Rounds) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.rounds = Arc::new(rounds);
+        }
+        self
     }
 
     /// Sets who unauthenticated requests are attributed to. Call before serving.
@@ -257,15 +309,36 @@ impl<D: Dispatch> McpServer<D> {
         arguments: Option<Map<String, Value>>,
         context: Context,
     ) -> Result<CallToolResult, McpError> {
+        match self.call_in_rounds(name, arguments, context, None).await? {
+            CallToolResponse::Complete(result) => Ok(result),
+            _ => Err(McpError::internal_error(
+                format!("`{name}` needs the client's input, which only a 2026-07-28 request can give"),
+                None,
+            )),
+        }
+    }
+
+    /// A tool call; `retry` is set for a 2026-07-28 request, whose handler
+    /// may end the call `input_required` and see the answers on the retry.
+    pub async fn call_in_rounds(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        context: Context,
+        retry: Option<Retry>,
+    ) -> Result<CallToolResponse, McpError> {
         if let Some(controls) = &self.inner.controls
             && let Some(result) = controls.builtin_tool(name, arguments.as_ref(), &context).await
         {
-            return result;
+            return result.map(CallToolResponse::from);
         }
         let Some(tool) = self.inner.tools.get(name) else {
             return Err(McpError::invalid_params(format!("unknown tool `{name}`"), None));
         };
         let arguments = Value::Object(arguments.unwrap_or_default());
+        // On the 2026-07-28 wire: the operation a request state is bound to, and the answers so far.
+        let (context, rounds) =
+            self.enter_rounds("tools/call", Call::tool(&tool.spec), context, &arguments, retry, true)?;
         let pipeline =
             Pipeline::new(self.inner.controls.as_ref(), Call::tool(&tool.spec), &context).with_arguments(&arguments);
         let admission = match pipeline
@@ -273,7 +346,8 @@ impl<D: Dispatch> McpServer<D> {
             .await
         {
             Ok((admission, ())) => admission,
-            Err(refusal) => return Ok(error_result(tool_refusal(name, refusal))),
+            Err(Refusal::Asking(request)) => return self.suspend(rounds.as_ref(), request),
+            Err(refusal) => return Ok(error_result(tool_refusal(name, refusal)).into()),
         };
         let context = self.handler_context("tool", name, &context);
         #[cfg(feature = "egress")]
@@ -292,7 +366,18 @@ impl<D: Dispatch> McpServer<D> {
             _ => self.inner.dispatch.call_tool(name, arguments, context),
         };
         let ran = pipeline.run(admission, handler).await;
-        let (result, outcome, detail) = self.tool_result(tool, name, ran.outcome.into_result());
+        let ran_outcome = match ran.outcome {
+            Outcome::Failed(error) if error.kind == ErrorKind::InputRequired => {
+                pipeline.finish("input_required", Some(&error.message), ran.evidence.as_ref(), None);
+                return self.suspend(rounds.as_ref(), error);
+            }
+            Outcome::Failed(error) if error.kind == ErrorKind::MissingCapability => {
+                pipeline.finish("error", Some(&error.message), ran.evidence.as_ref(), None);
+                return Err(missing_capability(&error));
+            }
+            other => other,
+        };
+        let (result, outcome, detail) = self.tool_result(tool, name, ran_outcome.into_result());
         let shown = pipeline.audited_result(result.structured_content.as_ref());
         #[cfg(feature = "egress")]
         let downstream = record.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -305,7 +390,73 @@ impl<D: Dispatch> McpServer<D> {
             shown.as_ref(),
             downstream,
         );
-        Ok(result)
+        Ok(result.into())
+    }
+
+    /// For a 2026-07-28 request: opens the retry's state and answers into the
+    /// context's client link, with the operation the next state is bound to.
+    /// A state that does not open is refused (-32602) and audited.
+    fn enter_rounds(
+        &self,
+        method: &'static str,
+        call: Call<'_>,
+        context: Context,
+        arguments: &Value,
+        retry: Option<Retry>,
+        audits_arguments: bool,
+    ) -> Result<(Context, InRounds), McpError> {
+        let Some(retry) = retry else {
+            return Ok((context, None));
+        };
+        let operation = Operation::new(method, call.name, &context.identity.subject, arguments);
+        match self
+            .inner
+            .rounds
+            .open(&operation, retry.responses, retry.state.as_deref())
+        {
+            Ok(round) => {
+                let round = Arc::new(round);
+                let mut context = context;
+                context.client = context.client.in_rounds(round.clone(), retry.declared);
+                Ok((context, Some((operation, round))))
+            }
+            Err(refused) => {
+                let pipeline = Pipeline::new(self.inner.controls.as_ref(), call, &context);
+                let pipeline = if audits_arguments {
+                    pipeline.with_arguments(arguments)
+                } else {
+                    pipeline
+                };
+                pipeline.denied(refused.reason(), refused.message());
+                Err(McpError::invalid_params(refused.message().to_string(), None))
+            }
+        }
+    }
+
+    /// The `input_required` answer for `request` (an `InputRequired` error),
+    /// with the state the retry must bring back.
+    fn suspend<T: From<InputRequiredResult>>(
+        &self,
+        rounds: Option<&(Operation, Arc<Round>)>,
+        request: ToolError,
+    ) -> Result<T, McpError> {
+        let Some((operation, round)) = rounds else {
+            return Err(McpError::internal_error(
+                "the client's input was asked for outside a 2026-07-28 request",
+                None,
+            ));
+        };
+        let asked = match request.detail.map(|d| *d) {
+            Some(Detail::InputRequests(asked)) => asked,
+            _ => BTreeMap::new(),
+        };
+        let requests: InputRequests = serde_json::from_value(Value::Object(asked.into_iter().collect()))
+            .map_err(|e| McpError::internal_error(format!("the client was asked something malformed: {e}"), None))?;
+        self.inner
+            .rounds
+            .suspend(operation, round, requests)
+            .map(T::from)
+            .map_err(|e| McpError::internal_error(e, None))
     }
 
     /// Checks a handler's outcome against the contract: the output schema,
@@ -458,11 +609,35 @@ impl<D: Dispatch> McpServer<D> {
         arguments: Option<Map<String, Value>>,
         context: Context,
     ) -> Result<GetPromptResult, McpError> {
+        match self.prompt_in_rounds(name, arguments, context, None).await? {
+            GetPromptResponse::Complete(result) => Ok(result),
+            _ => Err(McpError::internal_error(
+                format!("prompt `{name}` needs the client's input, which only a 2026-07-28 request can give"),
+                None,
+            )),
+        }
+    }
+
+    /// A prompt; `retry` as for [`McpServer::call_in_rounds`].
+    pub async fn prompt_in_rounds(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        context: Context,
+        retry: Option<Retry>,
+    ) -> Result<GetPromptResponse, McpError> {
         let Some(spec) = self.inner.surface.prompts.iter().find(|p| p.name() == name) else {
             return Err(McpError::invalid_params(format!("unknown prompt `{name}`"), None));
         };
-        let pipeline = Pipeline::new(self.inner.controls.as_ref(), Call::prompt(spec), &context);
         let given = arguments.unwrap_or_default();
+        let (context, rounds) = match &retry {
+            None => (context, None),
+            Some(_) => {
+                let bound = Value::Object(given.clone());
+                self.enter_rounds("prompts/get", Call::prompt(spec), context, &bound, retry, false)?
+            }
+        };
+        let pipeline = Pipeline::new(self.inner.controls.as_ref(), Call::prompt(spec), &context);
         let validate = || {
             prompt_arguments(spec, given).map_err(|reply| Invalid {
                 reply: Box::new(reply),
@@ -486,6 +661,14 @@ impl<D: Dispatch> McpServer<D> {
         };
         let messages = match pipeline.run(admission, messages).await.outcome {
             Outcome::Done(messages) => messages,
+            Outcome::Failed(e) if e.kind == ErrorKind::InputRequired => {
+                pipeline.finish("input_required", Some(&e.message), None, None);
+                return self.suspend(rounds.as_ref(), e);
+            }
+            Outcome::Failed(e) if e.kind == ErrorKind::MissingCapability => {
+                pipeline.finish("error", Some(&e.message), None, None);
+                return Err(missing_capability(&e));
+            }
             // Every admitted call ends in an outcome record, as for tools and resources.
             Outcome::Failed(e) => {
                 pipeline.finish("error", Some(&e.message), None, None);
@@ -512,7 +695,7 @@ impl<D: Dispatch> McpServer<D> {
         if let Some(description) = spec.definition["description"].as_str() {
             result = result.with_description(description);
         }
-        Ok(result)
+        Ok(result.into())
     }
 }
 
@@ -643,10 +826,21 @@ impl<D: Dispatch> McpServer<D> {
     }
 }
 
-/// A tool that asks the client for sampling or elicitation can only run for a
-/// client that declared the capability: otherwise `-32021` names what is missing.
+/// A tool that asks the client for sampling, elicitation or roots can only
+/// run for a client that can answer at least one of them: otherwise `-32021`
+/// names what is missing. A handler that may ask for several kinds sees what
+/// the client declared (`ClientLink::declares`) and asks only for that; a
+/// request for an undeclared kind ends the call with `-32021` too.
 fn missing_client_capabilities(context: &RequestContext<RoleServer>, allowed: Allowed) -> Result<(), McpError> {
-    if !allowed.sampling && !allowed.elicitation {
+    let kinds: Vec<&str> = [
+        (allowed.sampling, "sampling"),
+        (allowed.elicitation, "elicitation"),
+        (allowed.roots, "roots"),
+    ]
+    .into_iter()
+    .filter_map(|(on, kind)| on.then_some(kind))
+    .collect();
+    if kinds.is_empty() {
         return Ok(());
     }
     // Only 2026-07-28 requests carry the client's capabilities; a legacy client
@@ -659,16 +853,10 @@ fn missing_client_capabilities(context: &RequestContext<RoleServer>, allowed: Al
         .client_capabilities()
         .and_then(|c| serde_json::to_value(c).ok())
         .unwrap_or(Value::Null);
-    let mut missing = serde_json::Map::new();
-    if allowed.sampling && declared.get("sampling").is_none() {
-        missing.insert("sampling".into(), json!({}));
-    }
-    if allowed.elicitation && declared.get("elicitation").is_none() {
-        missing.insert("elicitation".into(), json!({}));
-    }
-    if missing.is_empty() {
+    if kinds.iter().any(|kind| declared.get(kind).is_some()) {
         return Ok(());
     }
+    let missing: serde_json::Map<String, Value> = kinds.iter().map(|k| (k.to_string(), json!({}))).collect();
     let required =
         serde_json::from_value(Value::Object(missing)).map_err(|e| McpError::internal_error(e.to_string(), None))?;
     Err(McpError::missing_required_client_capability(required))
@@ -678,8 +866,16 @@ fn allowed_for(spec: &ToolSpec) -> Allowed {
     Allowed {
         progress: spec.progress,
         logging: spec.client_logging,
-        sampling: spec.asks_client.contains(&ClientRequest::Sampling),
-        elicitation: spec.asks_client.contains(&ClientRequest::Elicitation),
+        ..allowed_to_ask(&spec.asks_client)
+    }
+}
+
+fn allowed_to_ask(asks: &[ClientRequest]) -> Allowed {
+    Allowed {
+        sampling: asks.contains(&ClientRequest::Sampling),
+        elicitation: asks.contains(&ClientRequest::Elicitation),
+        roots: asks.contains(&ClientRequest::Roots),
+        ..Allowed::default()
     }
 }
 
@@ -767,6 +963,8 @@ fn tool_refusal(name: &str, refusal: Refusal<String>) -> String {
     match refusal {
         Refusal::Denied(denial) => denial.message("tool", name),
         Refusal::Invalid(message) | Refusal::NotApproved(message) | Refusal::Pending(message) => message,
+        // Answered as `input_required` before it gets here.
+        Refusal::Asking(request) => request.message,
         Refusal::IntentUnrecorded => format!(
             "`{name}` changes state and the audit log cannot be written, so it was not run; \
              the operator has been told"
@@ -781,7 +979,20 @@ fn protocol_refusal(kind: &str, name: &str, refusal: Refusal<McpError>) -> McpEr
         Refusal::Invalid(error) => error,
         // Only tools ask for approval or change state.
         Refusal::NotApproved(message) | Refusal::Pending(message) => McpError::invalid_request(message, None),
+        Refusal::Asking(request) => McpError::invalid_request(request.message, None),
         Refusal::IntentUnrecorded => McpError::internal_error(format!("{kind} `{name}` was not run"), None),
+    }
+}
+
+/// JSON-RPC -32021: the handler needs a request the client cannot answer.
+fn missing_capability(error: &ToolError) -> McpError {
+    let capability = match error.detail.as_deref() {
+        Some(Detail::Capability(capability)) => *capability,
+        _ => "elicitation",
+    };
+    match serde_json::from_value(json!({ capability: {} })) {
+        Ok(required) => McpError::missing_required_client_capability(required),
+        Err(e) => McpError::internal_error(e.to_string(), None),
     }
 }
 
@@ -1085,9 +1296,8 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
             .unwrap_or_default();
         missing_client_capabilities(&context, allowed)?;
         let ctx = context_of(&context, &self.inner.default_caller, allowed, &self.inner.min_log_level);
-        self.call(&request.name, request.arguments, ctx)
-            .await
-            .map(CallToolResponse::from)
+        let retry = Retry::of(&context, request.input_responses, request.request_state);
+        self.call_in_rounds(&request.name, request.arguments, ctx, retry).await
     }
 
     async fn list_resources(
@@ -1160,15 +1370,19 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let ctx = context_of(
-            &context,
-            &self.inner.default_caller,
-            Allowed::default(),
-            &self.inner.min_log_level,
-        );
-        self.prompt(&request.name, request.arguments, ctx)
+        let allowed = self
+            .inner
+            .surface
+            .prompts
+            .iter()
+            .find(|p| p.name() == request.name)
+            .map(|p| allowed_to_ask(&p.asks_client))
+            .unwrap_or_default();
+        missing_client_capabilities(&context, allowed)?;
+        let ctx = context_of(&context, &self.inner.default_caller, allowed, &self.inner.min_log_level);
+        let retry = Retry::of(&context, request.input_responses, request.request_state);
+        self.prompt_in_rounds(&request.name, request.arguments, ctx, retry)
             .await
-            .map(GetPromptResponse::from)
     }
 
     #[allow(deprecated)]

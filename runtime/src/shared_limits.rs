@@ -147,22 +147,51 @@ impl SharedLimits {
         }
     }
 
-    async fn invoke(&self, key: &str, interval: u64, count: u32) -> redis::RedisResult<(i64, i64)> {
-        let mut connection = {
-            let mut slot = self.connection.lock().await;
-            match slot.as_ref() {
-                Some(connection) => connection.clone(),
-                None => {
-                    let config = ConnectionManagerConfig::new()
-                        .set_connection_timeout(Some(self.timeout))
-                        .set_response_timeout(Some(self.timeout))
-                        .set_number_of_retries(1);
-                    let connection = ConnectionManager::new_with_config(self.client.clone(), config).await?;
-                    *slot = Some(connection.clone());
-                    connection
-                }
-            }
+    /// Marks `token` as used for `ttl` across every replica: `Ok(true)` the
+    /// first time, `Ok(false)` after (a confirmation's request state, spent
+    /// once whichever replica the retry reaches). No answer is an error: the
+    /// caller refuses rather than risk a second run.
+    pub async fn spend_once(&self, token: &str, ttl: Duration) -> Result<bool, String> {
+        let key = format!("{}:spent:{}", self.prefix, subject_key(token));
+        let set = async {
+            let mut connection = self.connection().await?;
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl.as_millis().max(1) as u64)
+                .query_async::<Option<String>>(&mut connection)
+                .await
         };
+        match tokio::time::timeout(self.timeout, set).await {
+            Ok(Ok(first)) => Ok(first.is_some()),
+            Ok(Err(e)) => {
+                *self.connection.lock().await = None;
+                Err(format!("Redis refused: {e}"))
+            }
+            Err(_) => Err(format!("Redis gave no answer within {} ms", self.timeout.as_millis())),
+        }
+    }
+
+    async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
+        let mut slot = self.connection.lock().await;
+        match slot.as_ref() {
+            Some(connection) => Ok(connection.clone()),
+            None => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout))
+                    .set_number_of_retries(1);
+                let connection = ConnectionManager::new_with_config(self.client.clone(), config).await?;
+                *slot = Some(connection.clone());
+                Ok(connection)
+            }
+        }
+    }
+
+    async fn invoke(&self, key: &str, interval: u64, count: u32) -> redis::RedisResult<(i64, i64)> {
+        let mut connection = self.connection().await?;
         self.script
             .key(key)
             .arg(interval)

@@ -516,6 +516,8 @@ pub enum ClientRequest {
     Sampling,
     /// Ask the user for input.
     Elicitation,
+    /// Ask which filesystem roots the client exposes.
+    Roots,
 }
 
 /// How a tool, resource or prompt is implemented.
@@ -615,6 +617,9 @@ pub struct Prompt {
     /// resources, or several messages).
     #[serde(default)]
     pub handler: Option<Handler>,
+    /// Requests the prompt's handler may send the client while building the messages.
+    #[serde(default)]
+    pub asks_client: Vec<ClientRequest>,
     /// Resources the prompt embeds or relies on.
     #[serde(default)]
     pub resources: Vec<String>,

@@ -24,6 +24,10 @@ pub struct DeployPlan {
     pub redis: bool,
     /// Pending approvals live in SQLite on the pod's volume (one replica, reviewer approvals).
     pub sqlite_approvals: bool,
+    /// Some call may end `input_required` (a tool or prompt asks the client, or a write needs the
+    /// user's confirmation), so the client retries with a sealed state (SEP-2322); replicated,
+    /// every replica needs the same sealing key.
+    pub request_state: bool,
     /// The Secret holding environment-variable credentials, and its keys.
     pub secret_env: Vec<SecretKey>,
     /// Mounted secret files, one volume per directory.
@@ -133,6 +137,19 @@ impl DeployPlan {
                 downstream: false,
             });
         }
+        let request_state = http
+            && (model
+                .tools
+                .iter()
+                .any(|t| !t.asks_client.is_empty() || t.approval == Approval::User)
+                || model.prompts.iter().any(|p| !p.asks_client.is_empty()));
+        if replicated && request_state {
+            secret_env.push(SecretKey {
+                name: format!("{env_prefix}_REQUEST_STATE_KEY"),
+                purpose: "seals multi-round request states, the same on every replica (32 random bytes or more)".into(),
+                downstream: false,
+            });
+        }
         if replicated {
             secret_env.push(SecretKey {
                 name: format!("{env_prefix}_REDIS_URL"),
@@ -220,6 +237,7 @@ impl DeployPlan {
             postgres: replicated && reviewers,
             redis: replicated,
             sqlite_approvals: reviewers && !replicated,
+            request_state,
             secret_env,
             secret_dirs,
             network,

@@ -75,6 +75,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("src/pipeline.rs", include_str!("../../runtime/src/pipeline.rs")),
     ("src/prompt.rs", include_str!("../../runtime/src/prompt.rs")),
     ("src/report.rs", include_str!("../../runtime/src/report.rs")),
+    ("src/rounds.rs", include_str!("../../runtime/src/rounds.rs")),
     ("src/selftest.rs", include_str!("../../runtime/src/selftest.rs")),
     ("src/serve.rs", include_str!("../../runtime/src/serve.rs")),
     ("src/server.rs", include_str!("../../runtime/src/server.rs")),

@@ -98,6 +98,7 @@ fn client_request(request: raw::ClientRequest) -> seam::ClientRequest {
     match request {
         raw::ClientRequest::Sampling => seam::ClientRequest::Sampling,
         raw::ClientRequest::Elicitation => seam::ClientRequest::Elicitation,
+        raw::ClientRequest::Roots => seam::ClientRequest::Roots,
     }
 }
 
@@ -178,6 +179,7 @@ fn prompt(prompt: &model::Prompt, server_limits: &seam::Limits) -> seam::PromptS
         definition,
         text: prompt.text.clone(),
         handler: prompt.handler.is_some(),
+        asks_client: prompt.asks_client.iter().copied().map(client_request).collect(),
         max_lengths: prompt
             .arguments
             .iter()

@@ -177,10 +177,9 @@ fn runtime_features(model: &Model) -> Vec<&'static str> {
         features.push("oauth");
     }
     let user_approval = model.tools.iter().any(|t| t.approval == Approval::User);
-    let elicits = model
-        .tools
-        .iter()
-        .any(|t| t.asks_client.contains(&crate::model::ClientRequest::Elicitation));
+    let elicitation = crate::model::ClientRequest::Elicitation;
+    let elicits = model.tools.iter().any(|t| t.asks_client.contains(&elicitation))
+        || model.prompts.iter().any(|p| p.asks_client.contains(&elicitation));
     if elicits || user_approval {
         features.push("elicitation");
     }

@@ -1124,6 +1124,14 @@ impl Lowering<'_> {
                 String::new()
             }
         };
+        if !p.asks_client.is_empty() && p.handler.is_none() {
+            self.error(
+                "prompt-asks-without-handler",
+                "only a prompt with a handler can ask the client for anything",
+                Place::key(format!("{pointer}/asks_client")),
+            )
+            .help = Some("bind `handler: rust`, whose method asks, or remove `asks_client`".into());
+        }
         let placeholders = placeholders(&text);
         for used in &placeholders {
             if !p.arguments.contains_key(used) {
@@ -1172,6 +1180,12 @@ impl Lowering<'_> {
             arguments,
             text,
             handler: p.handler,
+            asks_client: {
+                let mut asks = p.asks_client.clone();
+                asks.sort();
+                asks.dedup();
+                asks
+            },
             resources: p.resources.clone(),
             scopes: p.scopes.clone(),
             data_class: p.data_class.clone(),

@@ -384,6 +384,8 @@ pub struct Prompt {
     /// The message text; empty when a handler builds the messages.
     pub text: String,
     pub handler: Option<Handler>,
+    /// What the handler may ask the client (never set without a handler).
+    pub asks_client: Vec<ClientRequest>,
     pub resources: Vec<String>,
     pub scopes: Vec<String>,
     pub data_class: Option<String>,

@@ -257,6 +257,164 @@ def test_user_approval_without_elicitation_is_refused_over_http(planner, mint):
     assert planner.wait_audit(lambda r: r.get("request_id") == str(id) and r.get("reason") == "confirmation_unavailable")
 
 
+# ------------------------------------ user confirmation by retry (SEP-2322, 2026-07-28 wire)
+
+ROUNDS = "2026-07-28"
+
+
+def planner_token(mint, sub):
+    return mint.token(
+        sub=sub, audience=AUDIENCES["change-plan"], scopes=["services.read", "plans.draft", "changes.request"]
+    )
+
+
+def draft_plan(planner, token):
+    response, drafted = planner.call(
+        "draft_change_plan",
+        {"service": "payments-api", "environment": "staging", "target_revision": REVISION, "rollout": "rolling"},
+        token=token,
+    )
+    assert not is_error_result(drafted), result_text(drafted)
+    return drafted["result"]["structuredContent"]["plan_id"]
+
+
+def call_in_rounds(planner, token, arguments, responses=None, state=None, id=None, elicitation=True):
+    """tools/call open_change_request as a 2026-07-28 client: capabilities in `_meta`, and on a
+    retry the answers and the state of the previous round."""
+    params = {
+        "name": "open_change_request",
+        "arguments": arguments,
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": ROUNDS,
+            "io.modelcontextprotocol/clientInfo": {"name": "adversary", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}} if elicitation else {},
+        },
+    }
+    if responses is not None:
+        params["inputResponses"] = responses
+    if state is not None:
+        params["requestState"] = state
+    headers = {"MCP-Protocol-Version": ROUNDS, "Mcp-Method": "tools/call", "Mcp-Name": "open_change_request"}
+    response = planner.rpc("tools/call", params, token=token, id=id, headers=headers)
+    return rpc_message(response)
+
+
+YES = {"charter_confirmation": {"action": "accept", "content": {"confirm": True}}}
+NO = {"charter_confirmation": {"action": "decline"}}
+
+
+def asked(planner, token, arguments):
+    """Round one: the confirmation request and its state; nothing ran."""
+    id = next_id()
+    message = call_in_rounds(planner, token, arguments, id=id)
+    result = message["result"]
+    assert result.get("resultType") == "input_required", message
+    request = result["inputRequests"]["charter_confirmation"]
+    assert request["method"] == "elicitation/create"
+    shown = request["params"]["message"]
+    assert "open_change_request" in shown and arguments["plan_id"] in shown, shown
+    assert not [r for r in planner.audit() if r.get("event") == "intent" and r.get("request_id") == str(id)]
+    assert planner.wait_audit(lambda r: r.get("request_id") == str(id) and r.get("reason") == "awaiting_confirmation")
+    return result["requestState"]
+
+
+def intents(planner, id):
+    return [r for r in planner.audit() if r.get("event") == "intent" and r.get("request_id") == str(id)]
+
+
+def test_confirmed_by_retry_runs_once_and_its_state_cannot_run_it_again(planner, mint):
+    token = planner_token(mint, "rounds-engineer")
+    arguments = open_request(draft_plan(planner, token))
+    state = asked(planner, token, arguments)
+    id = next_id()
+    message = call_in_rounds(planner, token, arguments, YES, state, id=id)
+    assert not is_error_result(message), message
+    assert "CHG" in result_text(message)
+    ran = intents(planner, id)
+    assert len(ran) == 1 and ran[0]["approval"]["mode"] == "user", ran
+    assert ran[0]["approval"]["confirmed_by"] == "rounds-engineer"
+    assert len(ran[0]["approval"]["request_state_nonce"]) == 32
+
+    # The same answer and state again: refused, nothing runs, audited.
+    replay = next_id()
+    message = call_in_rounds(planner, token, arguments, YES, state, id=replay)
+    assert is_error_result(message) and "already used" in result_text(message), message
+    assert not intents(planner, replay)
+    assert planner.wait_audit(lambda r: r.get("request_id") == str(replay) and r.get("reason") == "confirmation_replayed")
+
+
+def test_declined_by_retry_never_runs(planner, mint):
+    token = planner_token(mint, "rounds-decliner")
+    arguments = open_request(draft_plan(planner, token))
+    state = asked(planner, token, arguments)
+    id = next_id()
+    message = call_in_rounds(planner, token, arguments, NO, state, id=id)
+    assert is_error_result(message) and "did not confirm" in result_text(message), message
+    assert "CHG" not in str(message)
+    assert not intents(planner, id)
+    assert planner.wait_audit(lambda r: r.get("request_id") == str(id) and r.get("reason") == "not_confirmed")
+
+
+def flip(state):
+    """The state with one character of its signed payload changed."""
+    i = len(state) // 2
+    return state[:i] + ("A" if state[i] != "A" else "B") + state[i + 1 :]
+
+
+@pytest.mark.parametrize("tamper", ["appended", "flipped", "empty", "other-caller", "other-arguments"])
+def test_a_tampered_or_moved_state_is_refused(planner, mint, tamper):
+    token = planner_token(mint, f"rounds-{tamper}")
+    arguments = open_request(draft_plan(planner, token))
+    state = asked(planner, token, arguments)
+    caller, sent = token, arguments
+    if tamper == "appended":
+        state += "-TAMPERED"
+    elif tamper == "flipped":
+        state = flip(state)
+    elif tamper == "empty":
+        state = ""
+    elif tamper == "other-caller":
+        caller = planner_token(mint, "rounds-mallory")
+    else:
+        sent = dict(arguments, justification="Something else entirely, approved by nobody.")
+    id = next_id()
+    message = call_in_rounds(planner, caller, sent, YES, state, id=id)
+    assert "error" in message and message["error"]["code"] == -32602, message
+    assert "requestState was refused" in message["error"]["message"]
+    assert not intents(planner, id)
+    assert planner.wait_audit(lambda r: r.get("request_id") == str(id) and r.get("reason") == "request_state_refused")
+
+
+def test_an_answer_without_the_state_it_was_asked_with_is_asked_again(planner, mint):
+    token = planner_token(mint, "rounds-shortcut")
+    arguments = open_request(draft_plan(planner, token))
+    id = next_id()
+    message = call_in_rounds(planner, token, arguments, YES, None, id=id)
+    assert message["result"].get("resultType") == "input_required", message
+    assert not intents(planner, id)
+
+
+def test_a_client_without_elicitation_gets_minus_32021(planner, mint):
+    token = planner_token(mint, "rounds-no-elicitation")
+    arguments = open_request(draft_plan(planner, token))
+    id = next_id()
+    message = call_in_rounds(planner, token, arguments, id=id, elicitation=False)
+    assert is_error_result(message) and "elicitation" in result_text(message), message
+    assert not intents(planner, id)
+
+
+@pytest.mark.parametrize("answer", [12345, "yes", None, [True]])
+def test_malformed_answers_are_refused(planner, mint, answer):
+    # Each case as its own caller: the per-caller rate limit counts every round.
+    token = planner_token(mint, f"rounds-malformed-{type(answer).__name__}")
+    arguments = open_request(draft_plan(planner, token))
+    state = asked(planner, token, arguments)
+    id = next_id()
+    message = call_in_rounds(planner, token, arguments, {"charter_confirmation": answer}, state, id=id)
+    assert "error" in message and message["error"]["code"] == -32602, message
+    assert not intents(planner, id)
+
+
 def confirm_over_stdio(workroot, label):
     """Drafts a plan and asks to open a change request over stdio, as a client that declared
     no elicitation capability; returns (answer, server requests seen, server)."""

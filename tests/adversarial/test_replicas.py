@@ -17,7 +17,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import ROOT, is_error_result, next_id, result_text, rpc_message, support_server
+from conftest import ROOT, Server, is_error_result, next_id, result_text, rpc_message, support_server
 
 PENDING = re.compile(r"Pending operation (\S+) \(operation sha256 ([0-9a-f]{64})\)")
 SERVICES = str(ROOT / "scripts" / "services")
@@ -261,3 +261,58 @@ def test_a_replica_restarted_on_its_volume_continues_its_audit_chain(replicas, m
     assert after and after[0]["seq"] == before[-1]["seq"] + 1 and after[0]["prev"] == before[-1]["hash"]
     verified = a.verify()
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+# ------------------------------- user confirmation by retry across replicas (change-plan, SEP-2322)
+
+
+@pytest.fixture(scope="module")
+def planners(workroot, jwks, shared_state):
+    """Two change-plan replicas with one request-state key and one Redis, as the generated
+    StatefulSet runs them, and a third whose key differs."""
+    key = secrets.token_urlsafe(48)
+    config = f"""
+[rate_limits]
+redis_url_env = "CHANGE_PLAN_REDIS_URL"
+key_prefix = "{shared_state['prefix']}-plans"
+
+[request_state]
+key_env = "CHANGE_PLAN_REQUEST_STATE_KEY"
+"""
+    started = []
+    for label, state_key in (("plans-0", key), ("plans-1", key), ("plans-other-key", secrets.token_urlsafe(48))):
+        env = {"CHANGE_PLAN_REDIS_URL": shared_state["redis"], "CHANGE_PLAN_REQUEST_STATE_KEY": state_key}
+        server = Server("change-plan", workroot / label, jwks=jwks, env=env, label=label, config=config)
+        server.start_http()
+        started.append(server)
+    yield started
+    for server in started:
+        server.stop()
+
+
+def test_a_confirmation_asked_on_one_replica_runs_once_on_another(planners, mint):
+    from test_approvals import YES, call_in_rounds, draft_plan, open_request, planner_token
+
+    a, b, other = planners
+    token = planner_token(mint, "replica-confirmer")
+    # change-plan keeps drafted plans in its process, so the plan is drafted where the write will
+    # run; the first round on `a` runs no handler (the confirmation comes first).
+    arguments = open_request(draft_plan(b, token))
+    first = call_in_rounds(a, token, arguments)
+    state = first["result"]["requestState"]
+
+    # Another replica with the same key takes the retry and runs the write once.
+    id = next_id()
+    message = call_in_rounds(b, token, arguments, YES, state, id=id)
+    assert not is_error_result(message) and "CHG" in result_text(message), message
+    assert [r for r in b.audit() if r.get("event") == "intent" and r.get("request_id") == str(id)]
+
+    # The same state replayed to the first replica: spent in the shared Redis, refused.
+    replay = next_id()
+    message = call_in_rounds(a, token, arguments, YES, state, id=replay)
+    assert is_error_result(message) and "already used" in result_text(message), message
+    assert not [r for r in a.audit() if r.get("event") == "intent" and r.get("request_id") == str(replay)]
+
+    # A replica with another key cannot open it at all.
+    message = call_in_rounds(other, token, arguments, YES, state)
+    assert message["error"]["code"] == -32602 and "requestState was refused" in message["error"]["message"]

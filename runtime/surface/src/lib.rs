@@ -191,6 +191,7 @@ impl ContentKind {
 pub enum ClientRequest {
     Sampling,
     Elicitation,
+    Roots,
 }
 
 /// Who must approve a `write` before it runs.
@@ -376,6 +377,10 @@ pub struct PromptSpec {
     /// The message text; empty when `handler` builds the messages.
     pub text: String,
     pub handler: bool,
+    /// What the handler may ask the client (SEP-2322 rounds, or requests on
+    /// the connection for older clients).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub asks_client: Vec<ClientRequest>,
     /// Longest accepted value per argument, in characters.
     pub max_lengths: BTreeMap<String, u64>,
     /// Values offered for completion, per argument.

@@ -139,6 +139,70 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
+                "test_input_required_result_elicitation" => {
+                    let input = decode(tool, arguments)?;
+                    let output = self
+                        .handler
+                        .test_input_required_result_elicitation(&context, input)
+                        .await?;
+                    Ok(ToolOutput::Content(output))
+                }
+                "test_input_required_result_sampling" => {
+                    let input = decode(tool, arguments)?;
+                    let output = self
+                        .handler
+                        .test_input_required_result_sampling(&context, input)
+                        .await?;
+                    Ok(ToolOutput::Content(output))
+                }
+                "test_input_required_result_list_roots" => {
+                    let input = decode(tool, arguments)?;
+                    let output = self
+                        .handler
+                        .test_input_required_result_list_roots(&context, input)
+                        .await?;
+                    Ok(ToolOutput::Content(output))
+                }
+                "test_input_required_result_request_state" => {
+                    let input = decode(tool, arguments)?;
+                    let output = self
+                        .handler
+                        .test_input_required_result_request_state(&context, input)
+                        .await?;
+                    Ok(ToolOutput::Content(output))
+                }
+                "test_input_required_result_tampered_state" => {
+                    let input = decode(tool, arguments)?;
+                    let output = self
+                        .handler
+                        .test_input_required_result_tampered_state(&context, input)
+                        .await?;
+                    Ok(ToolOutput::Content(output))
+                }
+                "test_input_required_result_multiple_inputs" => {
+                    let input = decode(tool, arguments)?;
+                    let output = self
+                        .handler
+                        .test_input_required_result_multiple_inputs(&context, input)
+                        .await?;
+                    Ok(ToolOutput::Content(output))
+                }
+                "test_input_required_result_multi_round" => {
+                    let input = decode(tool, arguments)?;
+                    let output = self
+                        .handler
+                        .test_input_required_result_multi_round(&context, input)
+                        .await?;
+                    Ok(ToolOutput::Content(output))
+                }
+                "test_input_required_result_capabilities" => {
+                    let input = decode(tool, arguments)?;
+                    let output = self
+                        .handler
+                        .test_input_required_result_capabilities(&context, input)
+                        .await?;
+                    Ok(ToolOutput::Content(output))
+                }
                 _ => Err(ToolError::internal(format!("no handler for tool `{tool}`"))),
             }
         })
@@ -179,6 +243,11 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
     ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
         Box::pin(async move {
             match prompt {
+                "test_input_required_result_prompt" => {
+                    self.handler
+                        .prompt_test_input_required_result_prompt(&context, arguments)
+                        .await
+                }
                 "test_prompt_with_embedded_resource" => {
                     self.handler
                         .prompt_test_prompt_with_embedded_resource(&context, arguments)

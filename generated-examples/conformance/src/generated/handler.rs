@@ -168,6 +168,86 @@ pub trait Handler: Send + Sync + 'static {
         input: super::types::JsonSchema202012ToolInput,
     ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
+    /// `test_input_required_result_elicitation`: Asks the user's name (elicitation, by retry)
+    /// and greets them.
+    ///
+    /// Effect: read. Scopes: fixture.use.
+    fn test_input_required_result_elicitation(
+        &self,
+        context: &Context,
+        input: super::types::TestInputRequiredResultElicitationInput,
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
+
+    /// `test_input_required_result_sampling`: Asks the client's model for the capital of France
+    /// (sampling, by retry) and returns the answer.
+    ///
+    /// Effect: read. Scopes: fixture.use.
+    fn test_input_required_result_sampling(
+        &self,
+        context: &Context,
+        input: super::types::TestInputRequiredResultSamplingInput,
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
+
+    /// `test_input_required_result_list_roots`: Asks the client for its roots (by retry) and
+    /// lists them.
+    ///
+    /// Effect: read. Scopes: fixture.use.
+    fn test_input_required_result_list_roots(
+        &self,
+        context: &Context,
+        input: super::types::TestInputRequiredResultListRootsInput,
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
+
+    /// `test_input_required_result_request_state`: Asks the user to confirm (by retry, with a
+    /// sealed requestState) and reports the answer.
+    ///
+    /// Effect: read. Scopes: fixture.use.
+    fn test_input_required_result_request_state(
+        &self,
+        context: &Context,
+        input: super::types::TestInputRequiredResultRequestStateInput,
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
+
+    /// `test_input_required_result_tampered_state`: Asks the user to confirm (by retry); a
+    /// retry whose requestState was altered is refused.
+    ///
+    /// Effect: read. Scopes: fixture.use.
+    fn test_input_required_result_tampered_state(
+        &self,
+        context: &Context,
+        input: super::types::TestInputRequiredResultTamperedStateInput,
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
+
+    /// `test_input_required_result_multiple_inputs`: Asks the user's name, a greeting from the
+    /// client's model and the client's roots in one round.
+    ///
+    /// Effect: read. Scopes: fixture.use.
+    fn test_input_required_result_multiple_inputs(
+        &self,
+        context: &Context,
+        input: super::types::TestInputRequiredResultMultipleInputsInput,
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
+
+    /// `test_input_required_result_multi_round`: Asks the user's name, then in a second round
+    /// their favourite colour, then answers.
+    ///
+    /// Effect: read. Scopes: fixture.use.
+    fn test_input_required_result_multi_round(
+        &self,
+        context: &Context,
+        input: super::types::TestInputRequiredResultMultiRoundInput,
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
+
+    /// `test_input_required_result_capabilities`: Asks the client only what the request
+    /// declares it can answer (sampling, elicitation).
+    ///
+    /// Effect: read. Scopes: fixture.use.
+    fn test_input_required_result_capabilities(
+        &self,
+        context: &Context,
+        input: super::types::TestInputRequiredResultCapabilitiesInput,
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
+
     /// `static_text` (test://static-text): A fixed text resource.
     fn read_static_text(
         &self,
@@ -194,6 +274,14 @@ pub trait Handler: Send + Sync + 'static {
         uri: &str,
         params: super::types::TemplateParams,
     ) -> impl Future<Output = Result<ResourceBody, ToolError>> + Send;
+
+    /// Prompt `test_input_required_result_prompt` v1.0.0: A prompt that first asks the user (by
+    /// retry) what context it should use.
+    fn prompt_test_input_required_result_prompt(
+        &self,
+        context: &Context,
+        arguments: std::collections::BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<Vec<PromptMessage>, ToolError>> + Send;
 
     /// Prompt `test_prompt_with_embedded_resource` v1.0.0: A prompt that embeds the resource
     /// named by its argument, then asks to process it.

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::generated::handler::Handler;
 use crate::generated::types;
+use charter_runtime::client::{Ask, AskKind};
 use charter_runtime::config::Config;
 use charter_runtime::dispatch::{Context, ResourceBody, ToolError};
 
@@ -51,7 +52,189 @@ fn pause() -> impl std::future::Future<Output = ()> {
     tokio::time::sleep(Duration::from_millis(50))
 }
 
+/// The one-field form the SEP-2322 scenarios ask with.
+fn form(message: &str, field: &str, kind: &str) -> Ask {
+    Ask::form(
+        message,
+        json!({"type": "object", "properties": {field: {"type": kind}}, "required": [field]}),
+    )
+}
+
+/// Asks for the `ok` the request-state scenarios confirm with.
+async fn confirm(context: &Context) -> Result<Vec<ContentBlock>, ToolError> {
+    let answers = context
+        .client
+        .ask([("confirm", form("Please confirm", "ok", "boolean"))])
+        .await?;
+    let ok = answers
+        .accepted("confirm")
+        .and_then(|c| c.get("ok"))
+        .and_then(Value::as_bool);
+    Ok(text(&format!("Confirmed: {}", ok == Some(true))))
+}
+
 impl Handler for Handlers {
+    async fn test_input_required_result_elicitation(
+        &self,
+        context: &Context,
+        _: types::TestInputRequiredResultElicitationInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        let answers = context
+            .client
+            .ask([("user_name", form("What is your name?", "name", "string"))])
+            .await?;
+        let name = answers
+            .accepted("user_name")
+            .and_then(|c| c.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("stranger");
+        Ok(text(&format!("Hello, {name}!")))
+    }
+
+    async fn test_input_required_result_sampling(
+        &self,
+        context: &Context,
+        _: types::TestInputRequiredResultSamplingInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        let answers = context
+            .client
+            .ask([("capital_question", Ask::question("What is the capital of France?", 100))])
+            .await?;
+        Ok(text(answers.text("capital_question").unwrap_or_default()))
+    }
+
+    async fn test_input_required_result_list_roots(
+        &self,
+        context: &Context,
+        _: types::TestInputRequiredResultListRootsInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        let answers = context.client.ask([("client_roots", Ask::Roots)]).await?;
+        let roots: Vec<&str> = answers
+            .get("client_roots")
+            .and_then(|a| a["roots"].as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|root| root["uri"].as_str())
+            .collect();
+        Ok(text(&format!("Client roots: {}", roots.join(", "))))
+    }
+
+    async fn test_input_required_result_request_state(
+        &self,
+        context: &Context,
+        _: types::TestInputRequiredResultRequestStateInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        confirm(context).await
+    }
+
+    async fn test_input_required_result_tampered_state(
+        &self,
+        context: &Context,
+        _: types::TestInputRequiredResultTamperedStateInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        // The runtime refuses a retry whose state does not open before this runs again.
+        confirm(context).await
+    }
+
+    async fn test_input_required_result_multiple_inputs(
+        &self,
+        context: &Context,
+        _: types::TestInputRequiredResultMultipleInputsInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        let answers = context
+            .client
+            .ask([
+                ("user_name", form("What is your name?", "name", "string")),
+                ("greeting", Ask::question("Generate a greeting", 50)),
+                ("client_roots", Ask::Roots),
+            ])
+            .await?;
+        let name = answers
+            .accepted("user_name")
+            .and_then(|c| c.get("name"))
+            .and_then(Value::as_str);
+        Ok(text(&format!(
+            "{} {} (roots: {})",
+            answers.text("greeting").unwrap_or_default(),
+            name.unwrap_or("stranger"),
+            answers
+                .get("client_roots")
+                .map(|r| r["roots"].to_string())
+                .unwrap_or_default()
+        )))
+    }
+
+    async fn test_input_required_result_multi_round(
+        &self,
+        context: &Context,
+        _: types::TestInputRequiredResultMultiRoundInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        // Each round runs the handler again: the first ask is answered from the sealed state.
+        let first = context
+            .client
+            .ask([("step1", form("Step 1: What is your name?", "name", "string"))])
+            .await?;
+        let second = context
+            .client
+            .ask([("step2", form("Step 2: What is your favorite color?", "color", "string"))])
+            .await?;
+        let field = |answers: &charter_runtime::client::Answers, key: &str, field: &str| {
+            answers
+                .accepted(key)
+                .and_then(|c| c.get(field))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        Ok(text(&format!(
+            "{} likes {}",
+            field(&first, "step1", "name"),
+            field(&second, "step2", "color")
+        )))
+    }
+
+    async fn test_input_required_result_capabilities(
+        &self,
+        context: &Context,
+        _: types::TestInputRequiredResultCapabilitiesInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        let mut asks = Vec::new();
+        if context.client.declares(AskKind::Elicitation) {
+            asks.push(("user_name", form("What is your name?", "name", "string")));
+        }
+        if context.client.declares(AskKind::Sampling) {
+            asks.push(("greeting", Ask::question("Generate a greeting", 50)));
+        }
+        let answers = context.client.ask(asks).await?;
+        Ok(text(&format!(
+            "Answered: {}",
+            answers.get("greeting").is_some() || answers.get("user_name").is_some()
+        )))
+    }
+
+    async fn prompt_test_input_required_result_prompt(
+        &self,
+        context: &Context,
+        _: BTreeMap<String, String>,
+    ) -> Result<Vec<PromptMessage>, ToolError> {
+        let answers = context
+            .client
+            .ask([(
+                "user_context",
+                form("What context should the prompt use?", "context", "string"),
+            )])
+            .await?;
+        let given = answers
+            .accepted("user_context")
+            .and_then(|c| c.get("context"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        Ok(vec![from_json(json!({
+            "role": "user",
+            "content": {"type": "text", "text": format!("Use this context: {given}")}
+        }))?])
+    }
+
     async fn test_simple_text(
         &self,
         _: &Context,
