@@ -72,6 +72,9 @@ struct Inner<D> {
     listed_prompts: Vec<(Vec<String>, Prompt)>,
     /// The approval tools, shown to approvers only.
     listed_builtins: Vec<Tool>,
+    /// Tools with header-mapped parameters (`x-mcp-header`, SEP-2243), whose
+    /// `Mcp-Param-*` headers rmcp's HTTP service checks against the body.
+    header_tools: BTreeMap<String, Tool>,
     templates: Vec<CompiledTemplate>,
     /// Who a request is from when the transport authenticated no one (stdio: the local user).
     default_caller: String,
@@ -92,6 +95,18 @@ struct Inner<D> {
 
 /// A 2026-07-28 request's operation (what its next state is bound to) and answers so far.
 type InRounds = Option<(Operation, Arc<Round>)>;
+
+/// Whether any property of an input schema is mirrored into an HTTP header.
+fn maps_headers(schema: &serde_json::Map<String, Value>) -> bool {
+    schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .is_some_and(|properties| {
+            properties
+                .values()
+                .any(|p| p.get("x-mcp-header").is_some() || p.as_object().is_some_and(maps_headers))
+        })
+}
 
 /// How long a client has to answer an `input_required` result by default.
 pub const DEFAULT_ROUND_TTL: std::time::Duration = std::time::Duration::from_secs(600);
@@ -206,6 +221,11 @@ impl<D: Dispatch> McpServer<D> {
                 surface,
                 dispatch,
                 tools,
+                header_tools: listed_tools
+                    .iter()
+                    .filter(|(_, tool)| maps_headers(&tool.input_schema))
+                    .map(|(_, tool)| (tool.name.to_string(), tool.clone()))
+                    .collect(),
                 listed_tools,
                 listed_resources,
                 listed_templates,
@@ -1249,6 +1269,14 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
         std::borrow::Cow::Borrowed(PROTOCOL_VERSIONS)
     }
 
+    /// rmcp's HTTP service asks for the called tool to check its `Mcp-Param-*`
+    /// headers against the arguments (400, -32020 on a mismatch). Only tools
+    /// with header-mapped parameters are given: for the rest there is nothing
+    /// to check, and the lookup stays off the hot path.
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.inner.header_tools.get(name).cloned()
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
@@ -1271,16 +1299,6 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
             tools.extend(self.inner.listed_builtins.iter().cloned());
         }
         Ok(ListToolsResult::with_all_items(tools))
-    }
-
-    fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.inner
-            .listed_tools
-            .iter()
-            .map(|(_, tool)| tool)
-            .chain(&self.inner.listed_builtins)
-            .find(|t| t.name == name)
-            .cloned()
     }
 
     async fn call_tool(

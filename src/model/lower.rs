@@ -465,7 +465,7 @@ impl Lowering<'_> {
         let input = lower_schema(
             &t.input,
             &format!("{pointer}/input"),
-            Role::Object,
+            Role::Input,
             &self.contract.defs,
             &mut schema_diags,
         );

@@ -74,7 +74,11 @@ const PLAIN_KEYWORDS: &[&str] = &[
     "format",
     "contentEncoding",
     "contentMediaType",
+    // MCP (SEP-2243): the property's value is mirrored into the `Mcp-Param-NAME` HTTP header;
+    // checked by `check_header_parameters`.
+    HEADER_KEYWORD,
 ];
+const HEADER_KEYWORD: &str = "x-mcp-header";
 const TYPES: &[&str] = &["object", "array", "string", "integer", "number", "boolean", "null"];
 const FORMATS: &[&str] = &[
     "date-time",
@@ -101,7 +105,10 @@ const FORMATS: &[&str] = &[
 /// What a schema is for, which decides what its root must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// A tool's input or output: the root is an object.
+    /// A tool's input: the root is an object, whose properties may be mirrored
+    /// into HTTP headers (`x-mcp-header`).
+    Input,
+    /// A tool's output: the root is an object.
     Object,
     /// A resource's JSON contents: any schema.
     Any,
@@ -150,6 +157,7 @@ pub fn lower_schema(
         needed: &mut needed,
     };
     check_node(value, pointer, &mut refs, &mut patterns, diags);
+    check_header_parameters(value, pointer, role == Role::Input, diags);
 
     let mut normalized = value.clone();
     // Copy the shared definitions this schema uses, transitively, into its own `$defs`.
@@ -177,7 +185,7 @@ pub fn lower_schema(
 
     let root_type = root_type(&SchemaTree::read(&normalized));
     match role {
-        Role::Object => {
+        Role::Input | Role::Object => {
             if root_type.as_deref() != Some("object") {
                 diags.push(
                     Diagnostic::error("invalid-schema", format!("{} must describe an object", describe_place(pointer)), Place::value(pointer))
@@ -263,6 +271,116 @@ fn root_type(tree: &SchemaTree) -> Option<String> {
         tree.resolve(root).0
     };
     typed.keyword("type")?.as_str().map(str::to_owned)
+}
+
+/// `x-mcp-header` (SEP-2243) marks a property of a tool's input whose value the client also sends
+/// as the `Mcp-Param-NAME` header, so gateways can route on it without reading the body. Clients
+/// drop a tool whose annotations break the rules, so they are errors here: a non-empty HTTP
+/// token, unique regardless of case, on a `string`, `integer` or `boolean` property reached from
+/// the root through `properties` alone, and only in a tool's input.
+fn check_header_parameters(schema: &Value, pointer: &str, is_input: bool, diags: &mut Vec<Diagnostic>) {
+    let mut on_chain = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    // The `properties` chain from the root: each annotation here is a header parameter.
+    fn chain<'v>(node: &'v Value, at: String, out: &mut Vec<(String, &'v Value)>) {
+        let Some(properties) = node.get("properties").and_then(Value::as_object) else {
+            return;
+        };
+        for (name, property) in properties {
+            let here = format!("{at}/properties/{}", escape(name));
+            if property.get(HEADER_KEYWORD).is_some() {
+                out.push((here.clone(), property));
+            }
+            chain(property, here, out);
+        }
+    }
+    if is_input {
+        chain(schema, pointer.to_string(), &mut on_chain);
+    }
+    let mut everywhere = Vec::new();
+    annotated(schema, pointer.to_string(), &mut everywhere);
+    for at in everywhere {
+        if on_chain.iter().any(|(p, _)| *p == at) {
+            continue;
+        }
+        let message = if is_input {
+            "`x-mcp-header` marks a property reached from the input's root through `properties` alone"
+        } else {
+            "`x-mcp-header` marks a property of a tool's input, and only there"
+        };
+        diags.push(
+            Diagnostic::error("invalid-schema", message, Place::key(format!("{at}/{HEADER_KEYWORD}"))).with_help(
+                "move it onto a top-level (or nested `properties`) field of the tool's `input`, or remove it",
+            ),
+        );
+    }
+    for (at, property) in on_chain {
+        let place = Place::value(format!("{at}/{HEADER_KEYWORD}"));
+        let header = property.get(HEADER_KEYWORD).and_then(Value::as_str).unwrap_or_default();
+        let token = !header.is_empty()
+            && header
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
+        if !token {
+            diags.push(
+                Diagnostic::error(
+                    "invalid-schema",
+                    format!("`x-mcp-header` must be a header name, not {}", property[HEADER_KEYWORD]),
+                    place,
+                )
+                .with_help("use letters, digits and `-`, e.g. `Region`: the client sends it as `Mcp-Param-Region`"),
+            );
+            continue;
+        }
+        if seen.iter().any(|s| s.eq_ignore_ascii_case(header)) {
+            diags.push(
+                Diagnostic::error(
+                    "invalid-schema",
+                    format!("two properties map to the header `Mcp-Param-{header}`"),
+                    place,
+                )
+                .with_help("header names ignore case: give each property its own name"),
+            );
+            continue;
+        }
+        seen.push(header.to_string());
+        if !matches!(
+            property.get("type").and_then(Value::as_str),
+            Some("string" | "integer" | "boolean")
+        ) {
+            diags.push(
+                Diagnostic::error(
+                    "invalid-schema",
+                    "a header parameter must be a `string`, `integer` or `boolean`",
+                    place,
+                )
+                .with_help("a header carries one primitive value: map only such properties"),
+            );
+        }
+    }
+}
+
+/// The pointer of every subschema that carries `x-mcp-header`, wherever it is.
+fn annotated(node: &Value, at: String, out: &mut Vec<String>) {
+    match node {
+        Value::Object(obj) => {
+            if obj.contains_key(HEADER_KEYWORD) {
+                out.push(at.clone());
+            }
+            // Instance values (`default`, `enum`, ...) may hold anything; only subschemas count.
+            for (key, value) in obj {
+                if ![HEADER_KEYWORD, "default", "examples", "enum", "const"].contains(&key.as_str()) {
+                    annotated(value, format!("{at}/{}", escape(key)), out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                annotated(item, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Checks one subschema and those under it; collects each `pattern` with its pointer, for
@@ -955,6 +1073,69 @@ impl SchemaNode {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The `invalid-schema` messages `lower_schema` gives a schema in `role`, with their pointers.
+    fn header_findings(schema: Value, role: Role) -> Vec<(String, String)> {
+        let mut diags = Vec::new();
+        lower_schema(&schema, "/tools/t/input", role, &IndexMap::new(), &mut diags);
+        diags
+            .iter()
+            .map(|d| (d.message.clone(), format!("{:?}", d.place)))
+            .collect()
+    }
+
+    #[test]
+    fn header_parameters_follow_sep_2243() {
+        let good = json!({"type": "object", "properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "filter": {"type": "object", "properties": {"tenant": {"type": "integer", "x-mcp-header": "Tenant-Id"}}}
+        }});
+        assert!(header_findings(good.clone(), Role::Input).is_empty());
+
+        let findings = header_findings(good, Role::Object);
+        assert_eq!(findings.len(), 2, "an output schema maps no headers: {findings:?}");
+        assert!(findings[0].0.contains("only there"), "{findings:?}");
+
+        for (schema, expected) in [
+            (
+                json!({"type": "object", "x-mcp-header": "Root"}),
+                "through `properties` alone",
+            ),
+            (
+                json!({"type": "object", "properties": {"a": {"type": "array", "items": {"type": "string", "x-mcp-header": "A"}}}}),
+                "through `properties` alone",
+            ),
+            (
+                json!({"type": "object", "properties": {"a": {"type": "string", "x-mcp-header": "Bad Name"}}}),
+                "must be a header name",
+            ),
+            (
+                json!({"type": "object", "properties": {"a": {"type": "string", "x-mcp-header": ""}}}),
+                "must be a header name",
+            ),
+            (
+                json!({"type": "object", "properties": {"a": {"type": "string", "x-mcp-header": 5}}}),
+                "must be a header name",
+            ),
+            (
+                json!({"type": "object", "properties": {"a": {"type": "string", "x-mcp-header": "X"}, "b": {"type": "string", "x-mcp-header": "x"}}}),
+                "two properties map to the header",
+            ),
+            (
+                json!({"type": "object", "properties": {"a": {"type": "number", "x-mcp-header": "A"}}}),
+                "`string`, `integer` or `boolean`",
+            ),
+        ] {
+            let findings = header_findings(schema.clone(), Role::Input);
+            assert!(
+                findings.iter().any(|(m, _)| m.contains(expected)),
+                "{schema}: {findings:?}"
+            );
+        }
+        // A default that happens to hold the keyword is data, not an annotation.
+        let data = json!({"type": "object", "properties": {"a": {"type": "object", "default": {"x-mcp-header": "A"}}}});
+        assert!(header_findings(data, Role::Input).is_empty());
+    }
 
     #[test]
     fn reads_keywords_into_typed_fields() {

@@ -55,6 +55,7 @@ mod contract {
             "test_streaming_elicitation",
             "test_logging_tool",
             "json_schema_2020_12_tool",
+            "test_header_parameter",
             "test_input_required_result_elicitation",
             "test_input_required_result_sampling",
             "test_input_required_result_list_roots",
@@ -74,7 +75,9 @@ mod contract {
                 "`{tool}` did not name the unknown argument: {text}"
             );
         }
-        for tool in ["test_sampling", "test_elicitation"] as [&str; _] {
+        for tool in ["test_sampling", "test_elicitation", "test_header_parameter"]
+            as [&str; _]
+        {
             let result = server.call(tool, None, context()).await.unwrap();
             let text = selftest::error_text(&result);
             assert!(

@@ -139,6 +139,14 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
+                "test_header_parameter" => {
+                    let input = decode(tool, arguments)?;
+                    let output = self
+                        .handler
+                        .test_header_parameter(&context, input)
+                        .await?;
+                    Ok(ToolOutput::Content(output))
+                }
                 "test_input_required_result_elicitation" => {
                     let input = decode(tool, arguments)?;
                     let output = self

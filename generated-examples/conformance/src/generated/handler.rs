@@ -168,6 +168,16 @@ pub trait Handler: Send + Sync + 'static {
         input: super::types::JsonSchema202012ToolInput,
     ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
 
+    /// `test_header_parameter`: Echoes a region that the client also sends as the
+    /// Mcp-Param-Region header (SEP-2243).
+    ///
+    /// Effect: read. Scopes: fixture.use.
+    fn test_header_parameter(
+        &self,
+        context: &Context,
+        input: super::types::TestHeaderParameterInput,
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
+
     /// `test_input_required_result_elicitation`: Asks the user's name (elicitation, by retry)
     /// and greets them.
     ///

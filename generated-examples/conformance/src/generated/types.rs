@@ -40,6 +40,13 @@ pub struct TestErrorHandlingInput {}
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct TestHeaderParameterInput {
+    /// The region; mirrored into the Mcp-Param-Region header over HTTP.
+    pub region: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TestImageContentInput {}
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

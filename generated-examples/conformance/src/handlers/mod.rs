@@ -74,6 +74,15 @@ async fn confirm(context: &Context) -> Result<Vec<ContentBlock>, ToolError> {
 }
 
 impl Handler for Handlers {
+    async fn test_header_parameter(
+        &self,
+        _: &Context,
+        input: types::TestHeaderParameterInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        // rmcp's HTTP service already checked the Mcp-Param-Region header against this value.
+        Ok(text(&format!("Region: {}", input.region)))
+    }
+
     async fn test_input_required_result_elicitation(
         &self,
         context: &Context,
