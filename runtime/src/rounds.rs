@@ -81,8 +81,9 @@ pub struct Operation {
 
 impl Operation {
     pub fn new(method: &'static str, name: &str, caller: &str, arguments: &Value) -> Operation {
-        let arguments = serde_json::to_vec(arguments).unwrap_or_default();
-        let digest = super::audit::hex(&Sha256::digest(&arguments));
+        // Canonical (keys sorted), so a client that reorders keys between rounds still matches.
+        let arguments = super::audit::canonical_json(arguments);
+        let digest = super::audit::hex(&Sha256::digest(arguments.as_bytes()));
         Operation {
             name: name.to_string(),
             what: method.split('/').next().unwrap_or("request").trim_end_matches('s'),

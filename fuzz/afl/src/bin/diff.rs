@@ -1,0 +1,4 @@
+//! AFL++ target `diff`: see charter_fuzz_targets::diff.
+fn main() {
+    afl::fuzz!(|data: &[u8]| charter_fuzz_targets::diff(data));
+}

@@ -1,0 +1,133 @@
+//! The fuzz targets: each takes arbitrary bytes, runs one parser the way the
+//! product runs it on untrusted input, and panics only on a bug. A parser that
+//! refuses input returns normally; the fuzzer (fuzz/afl, `scripts/fuzz-parsers`)
+//! reports a panic, an abort or a hang as a finding.
+//!
+//! Kept in the workspace, apart from the AFL harness, so `cargo test` replays
+//! every seed and every saved finding (`fuzz/regressions/TARGET/`) on the
+//! stable toolchain without AFL installed.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// One fuzz target: arbitrary bytes in, a panic only on a bug.
+pub type Target = fn(&[u8]);
+
+/// The targets by name, as `scripts/fuzz-parsers` and the regression test call them.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("contract", contract),
+    ("diff", diff),
+    ("openapi", openapi),
+    ("http_body", http_body),
+    ("audit_verify", audit_verify),
+];
+
+/// Separates the two contracts of a `diff` input.
+pub const DIFF_SEPARATOR: &[u8] = b"\n#----8<----\n";
+
+fn today() -> jiff::civil::Date {
+    jiff::civil::date(2026, 12, 3)
+}
+
+/// `charter check`: parse, lower, lint and render the diagnostics of contract text.
+pub fn contract(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let checked = charter::check::check_text("fuzz.yaml", text.to_owned(), today());
+    // Every diagnostic's place was resolved against the text; rendering must stay in bounds.
+    let checked = [checked];
+    let _ = charter::report::text(&checked, false);
+    let _ = charter::report::json(&checked);
+    let _ = charter::report::sarif(&checked);
+}
+
+/// `charter diff`: two contracts, checked and compared, the report rendered every way.
+pub fn diff(data: &[u8]) {
+    let Some(at) = data.windows(DIFF_SEPARATOR.len()).position(|w| w == DIFF_SEPARATOR) else {
+        return;
+    };
+    let (old, new) = (&data[..at], &data[at + DIFF_SEPARATOR.len()..]);
+    let (Ok(old), Ok(new)) = (std::str::from_utf8(old), std::str::from_utf8(new)) else {
+        return;
+    };
+    let side = |name: &str, text: &str| {
+        let checked = charter::check::check_text(name, text.to_owned(), today());
+        let model = checked.model?;
+        Some(charter::diff::Side::Contract {
+            source: checked.source,
+            model: Box::new(model),
+        })
+    };
+    let (Some(old), Some(new)) = (side("old.yaml", old), side("new.yaml", new)) else {
+        return;
+    };
+    let report = charter::diff::compare(&old, &new);
+    for format in [
+        charter::diff::render::Format::Text,
+        charter::diff::render::Format::Markdown,
+        charter::diff::render::Format::Json,
+        charter::diff::render::Format::Github,
+    ] {
+        let _ = charter::diff::render::render(format, &report, &old, &new, false);
+    }
+}
+
+/// `charter import`: an OpenAPI description, every operation selected; what it writes must check.
+pub fn openapi(data: &[u8]) {
+    let path = scratch().join(if data.first() == Some(&b'{') {
+        "api.json"
+    } else {
+        "api.yaml"
+    });
+    if std::fs::write(&path, data).is_err() {
+        return;
+    }
+    let request = charter::openapi::Request {
+        spec: &path,
+        downstream: "api",
+        operations: &[],
+        tags: &[],
+        effects: &[],
+        all_selected: true,
+        name: Some("fuzzed"),
+        into: None,
+        today: today(),
+    };
+    if let Ok(imported) = charter::openapi::import(&request) {
+        let checked = charter::check::check_text("imported.yaml", imported.contract, today());
+        // An import may leave findings for the team to settle; it may not write what does not parse.
+        assert!(
+            checked.model.is_some() || !checked.diagnostics.iter().any(|d| d.id == "yaml-syntax"),
+            "the import wrote a contract that does not parse"
+        );
+    }
+}
+
+/// The HTTP gate's body handling: the peek the gate takes (method, id, name), then the
+/// JSON-RPC message rmcp builds from the same bytes.
+pub fn http_body(data: &[u8]) {
+    let peeked = charter_runtime::server::peek(data);
+    let parsed = serde_json::from_slice::<rmcp::model::ClientJsonRpcMessage>(data);
+    // What the gate lets through as a request, rmcp must be able to read as JSON too.
+    if peeked.is_ok() {
+        assert!(serde_json::from_slice::<serde_json::Value>(data).is_ok());
+    }
+    let _ = parsed;
+}
+
+/// `audit verify` on a mangled log.
+pub fn audit_verify(data: &[u8]) {
+    if let Ok(summary) = charter_runtime::audit::verify_from(Cursor::new(data)) {
+        assert!(summary.first_seq <= summary.last_seq);
+    }
+}
+
+/// A directory of this process's own for targets that read files.
+fn scratch() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("charter-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch directory for the fuzz targets");
+        dir
+    })
+}
