@@ -305,6 +305,11 @@ impl Limiter {
         }
     }
 
+    /// Limits a tool the runtime adds itself (the approval tools), like a contract's.
+    pub fn add_tool(&mut self, name: &str, limits: &Limits, reads_only: bool) {
+        self.tools.insert(name.to_string(), Gate::new(limits, reads_only));
+    }
+
     /// Shares the limits with the other replicas through Redis.
     #[cfg(feature = "redis")]
     pub fn share(&mut self, shared: Arc<super::shared_limits::SharedLimits>) {

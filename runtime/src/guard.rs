@@ -50,6 +50,18 @@ pub struct Controls {
 
 /// The largest arguments an approval tool accepts (an id, a decision, a hash and a reason).
 const BUILTIN_MAX_REQUEST_BYTES: u64 = 4096;
+/// The approval tools' limits, per approver: reviewing is human-paced, so 60 a minute is ample,
+/// and a script hammering them is refused like one hammering a contract tool.
+const BUILTIN_LIMITS: super::surface::Limits = super::surface::Limits {
+    timeout_ms: 30_000,
+    max_request_bytes: BUILTIN_MAX_REQUEST_BYTES,
+    max_response_bytes: 1024 * 1024,
+    rate: super::surface::Rate {
+        count: 60,
+        period_ms: 60_000,
+    },
+    concurrency: 8,
+};
 
 /// What the approval step decided for one call.
 pub enum Approved {
@@ -108,6 +120,10 @@ impl Controls {
             reviewed_tools,
             builtin_inputs: BTreeMap::new(),
         };
+        if !controls.approver_scopes.is_empty() {
+            controls.limiter.add_tool(PENDING_TOOL, &BUILTIN_LIMITS, true);
+            controls.limiter.add_tool(DECIDE_TOOL, &BUILTIN_LIMITS, false);
+        }
         controls.builtin_inputs = controls
             .builtin_definitions()
             .into_iter()
@@ -161,6 +177,18 @@ impl Controls {
     /// Whether a listed definition is shown to this caller.
     pub fn visible(&self, scopes: &[String], context: &Context) -> bool {
         context.identity.missing_scopes(scopes).is_empty()
+    }
+
+    /// The effect of a runtime-added tool (the approval tools), when `name` is one this server has.
+    pub fn builtin_effect(&self, name: &str) -> Option<Effect> {
+        if self.approver_scopes.is_empty() {
+            return None;
+        }
+        match name {
+            PENDING_TOOL => Some(Effect::Read),
+            DECIDE_TOOL => Some(Effect::Write),
+            _ => None,
+        }
     }
 
     /// Whether the caller sees the approval tools.
@@ -376,6 +404,20 @@ impl Controls {
             let denial = Denial::InsufficientScope(self.approver_scopes.clone());
             return Some(Ok(trail.refuse_tool(&denial)));
         }
+        // The same gates as a contract tool: the whole-server kill switch, the per-caller rate
+        // limit (unless the HTTP layer counted this call) and the concurrency cap.
+        if let Some(whole_server) = self.kill.check(Some(name)) {
+            return Some(Ok(trail.refuse_tool(&Denial::Disabled { whole_server })));
+        }
+        if !context.rate_counted
+            && let Err(denial) = self.limiter.check_rate("tool", name, &context.identity.subject).await
+        {
+            return Some(Ok(trail.refuse_tool(&denial)));
+        }
+        let _permit = match self.limiter.acquire("tool", name) {
+            Ok(permit) => permit,
+            Err(denial) => return Some(Ok(trail.refuse_tool(&denial))),
+        };
         if let Some((schema, input)) = self.builtin_inputs.get(name) {
             let given = Value::Object(arguments.cloned().unwrap_or_default());
             if let Err(refused) = check_input(name, schema, input, BUILTIN_MAX_REQUEST_BYTES, &given) {

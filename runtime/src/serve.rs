@@ -265,12 +265,12 @@ async fn admit<D: Dispatch>(
         // error (-32700), answered 400; a single request is held to its gates.
         let message = match super::server::peek(&bytes) {
             Ok(message) => Some(message),
-            Err(e) if e.is_syntax() || e.is_eof() => {
+            Err(super::server::Unpeekable::NotJson(why)) => {
                 state.server.refuse_request(&identity, "parse_error");
-                return Err(parse_error(&e));
+                return Err(parse_error(&why));
             }
             // JSON, but not one request object (a batch, a bare value): rmcp answers it.
-            Err(_) => None,
+            Err(super::server::Unpeekable::NotOneRequest) => None,
         };
         match state.server.precheck(&identity, message).await {
             Ok(counted) => rate_counted = counted,
@@ -450,7 +450,7 @@ async fn authenticate<D: Dispatch>(
 
 /// A JSON-RPC parse error (-32700) for a body that is not JSON, as HTTP 400.
 #[cfg(feature = "http")]
-fn parse_error(error: &serde_json::Error) -> axum::response::Response {
+fn parse_error(error: &str) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     let body = serde_json::json!({
         "jsonrpc": "2.0",

@@ -721,7 +721,7 @@ impl<D: Dispatch> McpServer<D> {
 
 /// The fields of a JSON-RPC request the HTTP gate needs.
 /// Strings are borrowed from the body where they need no unescaping.
-#[derive(serde::Deserialize)]
+#[derive(Debug, serde::Deserialize)]
 pub struct Peek<'a> {
     #[serde(borrow)]
     method: Option<std::borrow::Cow<'a, str>>,
@@ -730,7 +730,7 @@ pub struct Peek<'a> {
     params: Option<PeekParams<'a>>,
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(Debug, serde::Deserialize, Default)]
 pub struct PeekParams<'a> {
     #[serde(borrow)]
     name: Option<std::borrow::Cow<'a, str>>,
@@ -740,9 +740,29 @@ pub struct PeekParams<'a> {
 
 /// The method, id and tool name or URI of a JSON-RPC request body: the rest
 /// is skipped, not built. `Err` for a body that is not JSON or not a single
-/// request object (the caller tells a syntax error from the rest).
-pub fn peek(body: &[u8]) -> Result<Peek<'_>, serde_json::Error> {
-    serde_json::from_slice(body)
+/// request object.
+pub fn peek(body: &[u8]) -> Result<Peek<'_>, Unpeekable> {
+    // UTF-8 first: serde_json skips the strings of fields it ignores without
+    // checking them, so a body that is not JSON could otherwise pass the peek
+    // (found by fuzzing, fuzz/regressions/http_body/).
+    let text = std::str::from_utf8(body)
+        .map_err(|e| Unpeekable::NotJson(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
+    serde_json::from_str(text).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            Unpeekable::NotJson(e.to_string())
+        } else {
+            Unpeekable::NotOneRequest
+        }
+    })
+}
+
+/// Why a body has no request to peek at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unpeekable {
+    /// Not JSON text at all: a JSON-RPC parse error (-32700); the message says where.
+    NotJson(String),
+    /// JSON, but not one request object (a batch, a bare value): left to the protocol layer.
+    NotOneRequest,
 }
 
 /// The HTTP layer's view of a request, before the protocol layer parses it.
@@ -762,14 +782,22 @@ impl<D: Dispatch> McpServer<D> {
         let params = message.params.unwrap_or_default();
         let (kind, name, hash, effect, scopes): (&'static str, &str, &str, Effect, &[String]) =
             match message.method.as_deref() {
-                Some("tools/call") => match params.name.as_deref().and_then(|n| self.inner.tools.get(n)) {
-                    Some(tool) => (
-                        "tool",
-                        tool.spec.name(),
-                        &tool.spec.hash,
-                        tool.spec.effect,
-                        &tool.spec.scopes,
-                    ),
+                Some("tools/call") => match params.name.as_deref() {
+                    Some(n) => match self.inner.tools.get(n) {
+                        Some(tool) => (
+                            "tool",
+                            tool.spec.name(),
+                            &tool.spec.hash,
+                            tool.spec.effect,
+                            &tool.spec.scopes,
+                        ),
+                        // The approval tools are limited here too (their scope, any one of the
+                        // approver scopes, is checked by the protocol layer).
+                        None => match controls.builtin_effect(n) {
+                            Some(effect) => ("tool", n, "", effect, &[]),
+                            None => return Ok(false),
+                        },
+                    },
                     None => return Ok(false),
                 },
                 Some("resources/read") => match params.uri.as_deref().and_then(|uri| self.resource_for(uri)) {

@@ -476,3 +476,22 @@ def test_the_approval_tools_refuse_arguments_their_schema_refuses(server, lead, 
     records = server.wait_audit(lambda r: r.get("request_id") == str(id) and r.get("event") == "denied")
     assert records and records[0]["reason"] == "invalid_arguments", records
     assert records[0]["name"] == tool
+
+
+def test_the_approval_tools_are_rate_limited_like_contract_tools(server, mint):
+    """The runtime's own tools pass the same gates: an approver polling the queue in a loop is
+    refused after the built-in limit (60 a minute per approver) with 429, and audited."""
+    token = mint.token(sub="lead-in-a-loop", scopes=["tickets.read", "tickets.approve"])
+    statuses = []
+    for _ in range(70):
+        response, _ = server.call("charter_pending_approvals", {}, token=token)
+        statuses.append(response.status_code)
+        if response.status_code == 429:
+            break
+    assert statuses[-1] == 429, f"70 calls, none limited: {statuses}"
+    assert statuses.count(200) == 60, statuses
+    assert "Retry-After" in response.headers or "retry-after" in response.headers
+    assert server.wait_audit(
+        lambda r: r.get("name") == "charter_pending_approvals" and r.get("reason") == "rate_limited"
+        and r.get("subject") == "lead-in-a-loop"
+    )

@@ -46,6 +46,17 @@ def test_malformed_json_body_is_refused(server, token):
     assert_still_serving(server, token)
 
 
+def test_a_body_that_is_not_utf8_is_a_parse_error(server, token):
+    """Invalid UTF-8 inside a string the gate does not read (found by fuzzing the gate's body
+    handling): still not JSON, so -32700 and 400, never passed on."""
+    body = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_assigned_tickets","arguments":{},"x":"\x81"}}'
+    response = server.client.post(server.url, content=body, headers=server.headers(token))
+    assert response.status_code == 400, (response.status_code, response.text[:300])
+    assert response.json()["error"]["code"] == -32700, response.text[:300]
+    assert "UTF-8" in response.json()["error"]["message"]
+    assert_still_serving(server, token)
+
+
 def test_non_jsonrpc_json_is_refused(server, token):
     for body in ('"just a string"', "12345", "null", '{"hello":"world"}', '{"jsonrpc":"1.0","id":1,"method":7}'):
         response = server.post(body, token=token, raw=True)

@@ -107,12 +107,19 @@ pub fn openapi(data: &[u8]) {
 /// JSON-RPC message rmcp builds from the same bytes.
 pub fn http_body(data: &[u8]) {
     let peeked = charter_runtime::server::peek(data);
-    let parsed = serde_json::from_slice::<rmcp::model::ClientJsonRpcMessage>(data);
-    // What the gate lets through as a request, rmcp must be able to read as JSON too.
-    if peeked.is_ok() {
-        assert!(serde_json::from_slice::<serde_json::Value>(data).is_ok());
+    let json = serde_json::from_slice::<serde_json::Value>(data);
+    // The gate answers -32700 exactly for what is not JSON: what it peeks into, or passes on
+    // as "JSON, not one request", must be JSON; what it calls not JSON must not be.
+    match &peeked {
+        Ok(_) | Err(charter_runtime::server::Unpeekable::NotOneRequest) => {
+            assert!(json.is_ok(), "the gate took a body that is not JSON: {peeked:?}")
+        }
+        Err(charter_runtime::server::Unpeekable::NotJson(why)) => {
+            assert!(json.is_err(), "the gate refused JSON as not JSON: {why}")
+        }
     }
-    let _ = parsed;
+    // What rmcp builds from the bytes the gate passes on.
+    let _ = serde_json::from_slice::<rmcp::model::ClientJsonRpcMessage>(data);
 }
 
 /// `audit verify` on a mangled log.
