@@ -373,3 +373,32 @@ def test_unknown_names_do_not_become_metric_labels(server, token):
     metrics = server.client.get(server.base + "/metrics")
     assert metrics.status_code == 200
     assert "zz_" not in metrics.text and "injected" not in metrics.text
+
+
+# ------------------------------------------------- the statuses Streamable HTTP names, one by one
+
+LIST = '{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
+
+
+@pytest.mark.parametrize(
+    "method, path, headers, expected",
+    [
+        # Accept must admit JSON and SSE: 406 Not Acceptable.
+        ("POST", "", {"Accept": "text/plain"}, 406),
+        # The body must be JSON: 415 Unsupported Media Type.
+        ("POST", "", {"Content-Type": "text/plain"}, 415),
+        # A stateless server offers no GET stream and no session to end: 405, for any other verb too.
+        ("GET", "", {"Accept": "text/event-stream"}, 405),
+        ("DELETE", "", {}, 405),
+        ("PUT", "", {}, 405),
+        # A protocol version the server does not speak: 400.
+        ("POST", "", {"MCP-Protocol-Version": "1999-01-01"}, 400),
+        # Anything but the MCP path: 404.
+        ("POST", "/../other", {}, 404),
+    ],
+)
+def test_streamable_http_statuses(server, token, method, path, headers, expected):
+    url = server.url + path if not path.startswith("/..") else server.url.rsplit("/", 1)[0] + path[3:]
+    response = server.client.request(method, url, content=LIST, headers=server.headers(token, headers))
+    assert response.status_code == expected, (method, path, headers, response.status_code, response.text[:200])
+    assert_still_serving(server, token)
