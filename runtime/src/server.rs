@@ -749,9 +749,13 @@ pub fn peek(body: &[u8]) -> Result<Peek<'_>, Unpeekable> {
         .map_err(|e| Unpeekable::NotJson(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
     serde_json::from_str(text).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
-            Unpeekable::NotJson(e.to_string())
-        } else {
-            Unpeekable::NotOneRequest
+            return Unpeekable::NotJson(e.to_string());
+        }
+        // The shape was wrong before the syntax was: a batch or a bare value stops the peek at
+        // its first byte, so read it through to tell JSON from what is not (found by fuzzing).
+        match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Err(e) if e.is_syntax() || e.is_eof() => Unpeekable::NotJson(e.to_string()),
+            _ => Unpeekable::NotOneRequest,
         }
     })
 }

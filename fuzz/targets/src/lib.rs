@@ -82,11 +82,38 @@ pub fn openapi(data: &[u8]) {
     if std::fs::write(&path, data).is_err() {
         return;
     }
+    // Select every operation the description names (by operationId and by tag), as a team
+    // importing all of it would; without a selection the importer stops before reading on.
+    let (mut operations, mut tags) = (Vec::new(), Vec::new());
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok((root, _)) = charter::openapi::document::parse(text, data.first() == Some(&b'{'))
+        && let Some(paths) = root.get("paths").and_then(serde_json::Value::as_object)
+    {
+        for operation in paths
+            .values()
+            .filter_map(serde_json::Value::as_object)
+            .flat_map(|item| item.values())
+        {
+            if let Some(id) = operation.get("operationId").and_then(serde_json::Value::as_str) {
+                operations.push(id.to_owned());
+            }
+            for tag in operation
+                .get("tags")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(tag) = tag.as_str() {
+                    tags.push(tag.to_owned());
+                }
+            }
+        }
+    }
     let request = charter::openapi::Request {
         spec: &path,
         downstream: "api",
-        operations: &[],
-        tags: &[],
+        operations: &operations,
+        tags: &tags,
         effects: &[],
         all_selected: true,
         name: Some("fuzzed"),
