@@ -316,7 +316,7 @@ pub fn import(req: &Request) -> Result<Imported, Failure> {
     let mut tools_text = String::new();
     let indent = existing.as_ref().map(|e| e.tools_indent()).unwrap_or(2);
     for (t, name) in tools.iter().zip(&names) {
-        tools_text.push_str(&format!("{}# {}\n", " ".repeat(indent), t.comment));
+        tools_text.push_str(&format!("{}# {}\n", " ".repeat(indent), printable(&t.comment)));
         render::entry(&mut tools_text, name, &Value::Object(t.body.clone()), indent);
     }
     let spec_name = req
@@ -399,6 +399,20 @@ fn read_document(path: &Path) -> Result<(SourceText, Value), Failure> {
             Err(fail(&src, vec![d]))
         }
     }
+}
+
+/// Text for a YAML comment: YAML reads only printable characters, even there, so the rest (a
+/// control character in an operationId, found by fuzzing) is shown as `\u{..}`.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{feff}' | '\u{fffe}' | '\u{ffff}' | '\u{2028}' | '\u{2029}') {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn fail(src: &SourceText, mut diagnostics: Vec<Diagnostic>) -> Failure {

@@ -110,8 +110,23 @@ pub fn scalar_str(s: &str, in_flow: bool) -> String {
     if plain_ok(s, in_flow) {
         s.to_owned()
     } else {
-        serde_json::to_string(s).expect("strings serialize")
+        double_quoted(s)
     }
+}
+
+/// A YAML double-quoted scalar. JSON's escaping is YAML's, except that JSON leaves DEL, the C1
+/// controls and U+FFFE/U+FFFF as they are, which YAML refuses to read even quoted (found by
+/// fuzzing the importer): those are written as `\uXXXX`.
+fn double_quoted(s: &str) -> String {
+    let json = serde_json::to_string(s).expect("strings serialize");
+    json.chars().fold(String::with_capacity(json.len()), |mut out, c| {
+        if matches!(c, '\u{7f}'..='\u{84}' | '\u{86}'..='\u{9f}' | '\u{fffe}' | '\u{ffff}') {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+        out
+    })
 }
 
 fn plain_ok(s: &str, in_flow: bool) -> bool {

@@ -134,7 +134,11 @@ pub fn openapi(data: &[u8]) {
 /// JSON-RPC message rmcp builds from the same bytes.
 pub fn http_body(data: &[u8]) {
     let peeked = charter_runtime::server::peek(data);
-    let json = serde_json::from_slice::<serde_json::Value>(data);
+    // JSON by syntax (RFC 8259 sets no range on numbers; serde_json's `Value` refuses ones beyond
+    // f64, which is a limit of the reader, not a syntax error).
+    let json = std::str::from_utf8(data)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| e.to_string()));
     // The gate answers -32700 exactly for what is not JSON: what it peeks into, or passes on
     // as "JSON, not one request", must be JSON; what it calls not JSON must not be.
     match &peeked {
