@@ -139,15 +139,19 @@ pub fn http_body(data: &[u8]) {
     let json = std::str::from_utf8(data)
         .map_err(|e| e.to_string())
         .and_then(|text| serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| e.to_string()));
-    // The gate answers -32700 exactly for what is not JSON: what it peeks into, or passes on
-    // as "JSON, not one request", must be JSON; what it calls not JSON must not be.
+    // The gate answers -32700 for what is not JSON: what it peeks into, or passes on as "JSON,
+    // not one request", must be JSON.
     match &peeked {
         Ok(_) | Err(charter_runtime::server::Unpeekable::NotOneRequest) => {
             assert!(json.is_ok(), "the gate took a body that is not JSON: {peeked:?}")
         }
-        Err(charter_runtime::server::Unpeekable::NotJson(why)) => {
-            assert!(json.is_err(), "the gate refused JSON as not JSON: {why}")
-        }
+        // Refused as -32700: not JSON by syntax, or JSON no reader here can take (an unpaired
+        // surrogate escape, a number beyond f64 in a field the gate reads), which rmcp could not
+        // read either.
+        Err(charter_runtime::server::Unpeekable::NotJson(why)) => assert!(
+            json.is_err() || serde_json::from_slice::<serde_json::Value>(data).is_err(),
+            "the gate refused JSON as not JSON: {why}"
+        ),
     }
     // What rmcp builds from the bytes the gate passes on.
     let _ = serde_json::from_slice::<rmcp::model::ClientJsonRpcMessage>(data);
