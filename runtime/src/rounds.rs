@@ -86,7 +86,12 @@ impl Operation {
         let digest = super::audit::hex(&Sha256::digest(arguments.as_bytes()));
         Operation {
             name: name.to_string(),
-            what: method.split('/').next().unwrap_or("request").trim_end_matches('s'),
+            what: match method {
+                "tools/call" => "tool",
+                "prompts/get" => "prompt",
+                "resources/read" => "resource",
+                _ => "request",
+            },
             binding: format!("charter-rounds/1\0{method}\0{name}\0{caller}\0{digest}").into_bytes(),
         }
     }

@@ -402,14 +402,14 @@ fn read_document(path: &Path) -> Result<(SourceText, Value), Failure> {
 }
 
 /// Text for a YAML comment: YAML reads only printable characters, even there, so the rest (a
-/// control character in an operationId, found by fuzzing) is shown as `\u{..}`.
+/// control character in an operationId, found by fuzzing) is shown as Rust writes an escape.
 fn printable(text: &str) -> String {
     text.chars()
         .map(|c| {
-            if c.is_control() || matches!(c, '\u{feff}' | '\u{fffe}' | '\u{ffff}' | '\u{2028}' | '\u{2029}') {
-                c.escape_unicode().to_string()
-            } else {
+            if render::yaml_plain_char(c) {
                 c.to_string()
+            } else {
+                c.escape_unicode().to_string()
             }
         })
         .collect()

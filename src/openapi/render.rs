@@ -114,16 +114,23 @@ pub fn scalar_str(s: &str, in_flow: bool) -> String {
     }
 }
 
+/// Whether YAML reads `c` as it is anywhere, comments included: its printable set (YAML 1.2,
+/// production 1) without the line breaks, which end a comment or fold a scalar, without the BOM,
+/// and without tab, which this writer always escapes.
+pub fn yaml_plain_char(c: char) -> bool {
+    matches!(c, '\u{20}'..='\u{7e}' | '\u{a0}'..='\u{2027}' | '\u{202a}'..='\u{d7ff}' | '\u{e000}'..='\u{fefe}' | '\u{ff00}'..='\u{fffd}' | '\u{10000}'..)
+}
+
 /// A YAML double-quoted scalar. JSON's escaping is YAML's, except that JSON leaves DEL, the C1
 /// controls and U+FFFE/U+FFFF as they are, which YAML refuses to read even quoted (found by
-/// fuzzing the importer): those are written as `\uXXXX`.
+/// fuzzing the importer): each of those is written as a `\u` escape with four hex digits.
 fn double_quoted(s: &str) -> String {
     let json = serde_json::to_string(s).expect("strings serialize");
     json.chars().fold(String::with_capacity(json.len()), |mut out, c| {
-        if matches!(c, '\u{7f}'..='\u{84}' | '\u{86}'..='\u{9f}' | '\u{fffe}' | '\u{ffff}') {
-            out.push_str(&format!("\\u{:04x}", c as u32));
-        } else {
+        if yaml_plain_char(c) {
             out.push(c);
+        } else {
+            out.push_str(&format!("\\u{:04x}", c as u32));
         }
         out
     })
@@ -137,8 +144,7 @@ fn plain_ok(s: &str, in_flow: bool) -> bool {
         || s.ends_with(':')
         || "-?:,[]{}#&*!|>'\"%@`".contains(first)
         || (in_flow && s.contains([',', '[', ']', '{', '}']))
-        || s.chars()
-            .any(|c| c.is_control() || c == '\u{FEFF}' || c == '\u{85}' || c == '\u{2028}' || c == '\u{2029}')
+        || !s.chars().all(yaml_plain_char)
     {
         return false;
     }
@@ -158,12 +164,7 @@ fn plain_ok(s: &str, in_flow: bool) -> bool {
 
 /// Text that can be written as a folded block scalar and read back unchanged.
 fn foldable(s: &str) -> bool {
-    !s.is_empty()
-        && s.trim() == s
-        && !s.contains("  ")
-        && !s
-            .chars()
-            .any(|c| c.is_control() || c == '\u{FEFF}' || c == '\u{85}' || c == '\u{2028}' || c == '\u{2029}')
+    !s.is_empty() && s.trim() == s && !s.contains("  ") && s.chars().all(yaml_plain_char)
 }
 
 /// Folded lines of at most `WIDTH` characters (a longer word stands alone), at `indent` spaces.
