@@ -34,6 +34,9 @@ pub struct Context {
     pub rate_counted: bool,
     /// The connection back to the client: progress, logs, sampling, elicitation.
     pub client: ClientLink,
+    /// Tells subscribed clients that a subscribable resource changed:
+    /// `context.resources.updated(uri).await`. Clone it to report changes later.
+    pub resources: super::subscriptions::ResourceUpdates,
     /// The downstream clients this tool or resource may use (set by the runtime).
     #[cfg(feature = "egress")]
     pub(crate) downstreams: super::egress::BoundDownstreams,
@@ -56,6 +59,7 @@ impl Context {
             cancel: CancellationToken::new(),
             rate_counted: false,
             client: ClientLink::detached(),
+            resources: Default::default(),
             #[cfg(feature = "egress")]
             downstreams: Default::default(),
             #[cfg(feature = "egress")]

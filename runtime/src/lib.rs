@@ -41,8 +41,11 @@ pub mod rounds;
 pub mod selftest;
 pub mod serve;
 pub mod server;
+#[cfg(feature = "http")]
+pub mod sessions;
 #[cfg(feature = "redis")]
 pub mod shared_limits;
+pub mod subscriptions;
 pub mod surface;
 pub mod template;
 pub mod validate;

@@ -14,6 +14,8 @@ use super::dispatch::Dispatch;
 #[cfg(feature = "http")]
 use super::server::Admitted;
 use super::server::McpServer;
+#[cfg(feature = "http")]
+use super::sessions::{Owner, SESSION_HEADER, Sessions};
 
 /// Serves one client over stdin/stdout until it disconnects or a signal arrives.
 pub async fn stdio<D: Dispatch>(server: McpServer<D>, config: &Config) -> Result<(), String> {
@@ -50,7 +52,6 @@ pub async fn http<D: Dispatch>(
 ) -> Result<(), String> {
     use axum::routing::get;
     use axum::serve::ListenerExt as _;
-    use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
     use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
     use tokio_util::sync::CancellationToken;
 
@@ -75,8 +76,12 @@ pub async fn http<D: Dispatch>(
     }
     let max_body = server.surface().http.max_request_bytes as usize;
     let sites = Sites::new(&config.http.allowed_hosts, &origins);
+    // Stateless unless the contract opts in to legacy sessions (`access.sessions`);
+    // 2026-07-28 requests are served statelessly either way.
+    let session_spec = server.surface().http.sessions;
+    let sessions = Arc::new(Sessions::new(session_spec, server.subscriptions()));
     let http_config = StreamableHttpServerConfig::default()
-        .with_legacy_session_mode(false)
+        .with_legacy_session_mode(session_spec.is_some())
         .with_json_response(true)
         .with_allowed_hosts(config.http.allowed_hosts.clone())
         .with_allowed_origins(origins)
@@ -84,11 +89,7 @@ pub async fn http<D: Dispatch>(
         .with_max_request_body_bytes(max_body)
         .with_cancellation_token(shutdown.child_token());
     let mcp_server = server.clone();
-    let service = StreamableHttpService::new(
-        move || Ok(mcp_server.clone()),
-        Arc::new(NeverSessionManager::default()),
-        http_config,
-    );
+    let service = StreamableHttpService::new(move || Ok(mcp_server.clone()), sessions.clone(), http_config);
     // Only token-exchange downstreams need the caller's token past the gate.
     #[cfg(all(feature = "oauth", feature = "egress"))]
     let keep_caller_token = server
@@ -101,6 +102,7 @@ pub async fn http<D: Dispatch>(
         gate,
         sites,
         max_body,
+        sessions: session_spec.map(|_| sessions),
         #[cfg(all(feature = "oauth", feature = "egress"))]
         keep_caller_token,
     });
@@ -206,6 +208,8 @@ struct GateState<D> {
     /// The Host and Origin values this server answers.
     sites: Sites,
     max_body: usize,
+    /// Legacy sessions, when the contract opts in.
+    sessions: Option<Arc<Sessions>>,
     /// A downstream exchanges the caller's token (RFC 8693): keep it for the handler's context.
     #[cfg(all(feature = "oauth", feature = "egress"))]
     keep_caller_token: bool,
@@ -242,6 +246,15 @@ async fn admit<D: Dispatch>(
     let (identity, caller_token) = authenticate(state, request.headers()).await?;
     #[cfg(not(feature = "egress"))]
     let () = caller_token;
+    let session = request.headers().get(SESSION_HEADER).map(|v| v.to_str().unwrap_or(""));
+    if let (Some(sessions), Some(id)) = (&state.sessions, session)
+        && sessions.owner(id, &identity.subject) == Owner::Other
+    {
+        // Someone else's session is, to this caller, no session at all.
+        state.server.refuse_request(&identity, "session_not_found");
+        return Err(session_not_found());
+    }
+    let opens_session = state.sessions.is_some() && session.is_none();
     let (mut parts, body) = request.into_parts();
     let mut rate_counted = false;
     let body = if parts.method == axum::http::Method::POST {
@@ -272,6 +285,22 @@ async fn admit<D: Dispatch>(
             // JSON, but not one request object (a batch, a bare value): rmcp answers it.
             Err(super::server::Unpeekable::NotOneRequest) => None,
         };
+        if opens_session
+            && message.as_ref().and_then(|m| m.method()) == Some("initialize")
+            && let Some(sessions) = &state.sessions
+            && sessions.full().await
+        {
+            state.server.refuse_request(&identity, "sessions_full");
+            let message = format!(
+                "this server holds its {} sessions already (access.sessions.max); retry later, or connect statelessly with a 2026-07-28 client",
+                sessions.max()
+            );
+            let mut response = (StatusCode::SERVICE_UNAVAILABLE, json_error("sessions_full", &message)).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+            return Err(response);
+        }
         match state.server.precheck(&identity, message).await {
             Ok(counted) => rate_counted = counted,
             Err((denial, message)) => {
@@ -363,10 +392,25 @@ where
         let state = self.state.clone();
         let mut inner = self.inner.clone();
         Box::pin(async move {
-            match admit(&state, request).await {
-                Ok(request) => Ok(inner.call(request).await?.map(axum::body::Body::new)),
-                Err(refused) => Ok(refused),
+            let request = match admit(&state, request).await {
+                Ok(request) => request,
+                Err(refused) => return Ok(refused),
+            };
+            // An `initialize` without a session opens one: remember whose it is.
+            let opener = match &state.sessions {
+                Some(_) if !request.headers().contains_key(SESSION_HEADER) => request
+                    .extensions()
+                    .get::<Admitted>()
+                    .map(|a| a.identity.subject.clone()),
+                _ => None,
+            };
+            let response = inner.call(request).await?.map(axum::body::Body::new);
+            if let (Some(sessions), Some(subject)) = (&state.sessions, opener)
+                && let Some(id) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+            {
+                sessions.opened_by(id, &subject);
             }
+            Ok(response)
         })
     }
 }
@@ -446,6 +490,14 @@ async fn authenticate<D: Dispatch>(
     }
     let _ = headers;
     Ok((Arc::new(Identity::anonymous()), PresentedToken::default()))
+}
+
+/// What rmcp answers for a session it does not hold: the same words for a
+/// session that belongs to someone else.
+#[cfg(feature = "http")]
+fn session_not_found() -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    (axum::http::StatusCode::NOT_FOUND, "Not Found: Session not found").into_response()
 }
 
 /// A JSON-RPC parse error (-32700) for a body that is not JSON, as HTTP 400.

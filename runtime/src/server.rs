@@ -23,9 +23,9 @@ use rmcp::model::{
     InputRequiredResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
     PaginatedRequestParams, Prompt, PromptMessage, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
     ReadResourceResult, Resource, ResourceContents, ResourceTemplate, Role, ServerCapabilities, ServerConfig,
-    SetLevelRequestParams, Tool,
+    SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 
@@ -36,6 +36,7 @@ use super::error::Detail;
 use super::guard::{Controls, Trail, denial_error};
 use super::pipeline::{Call, Invalid, Outcome, Pipeline, Refusal, human};
 use super::rounds::{Operation, Round, Rounds};
+use super::subscriptions::{ResourceUpdates, Subscriptions, TooMany};
 use super::surface::{ClientRequest, Effect, PromptSpec, ResourceSpec, Surface, ToolSpec};
 use super::template::UriTemplate;
 use super::validate::Validator;
@@ -91,6 +92,8 @@ struct Inner<D> {
     downstreams: BTreeMap<(&'static str, String), super::egress::BoundDownstreams>,
     /// Seals and opens the state of multi-round requests (SEP-2322).
     rounds: Arc<Rounds>,
+    /// Which connection subscribed to which resource (2025-11-25 `resources/subscribe`).
+    subscriptions: Arc<Subscriptions>,
 }
 
 /// A 2026-07-28 request's operation (what its next state is bound to) and answers so far.
@@ -239,6 +242,7 @@ impl<D: Dispatch> McpServer<D> {
                 #[cfg(feature = "egress")]
                 downstreams: BTreeMap::new(),
                 rounds: Arc::new(Rounds::new(None, DEFAULT_ROUND_TTL)?),
+                subscriptions: Arc::default(),
             }),
         })
     }
@@ -301,7 +305,19 @@ impl<D: Dispatch> McpServer<D> {
         }
         #[cfg(not(feature = "egress"))]
         let _ = (kind, name);
+        context.resources = self.resource_updates();
         context
+    }
+
+    /// The handle that tells subscribed clients a resource changed (also in
+    /// every handler's [`Context`]).
+    pub fn resource_updates(&self) -> ResourceUpdates {
+        ResourceUpdates::new(self.inner.subscriptions.clone())
+    }
+
+    /// Every connection's resource subscriptions (sessions drop theirs on close).
+    pub fn subscriptions(&self) -> Arc<Subscriptions> {
+        self.inner.subscriptions.clone()
     }
 
     /// Whether the tool's data class is logged as given (so a bound call's filled URL may be too).
@@ -738,6 +754,13 @@ pub struct PeekParams<'a> {
     uri: Option<std::borrow::Cow<'a, str>>,
 }
 
+impl Peek<'_> {
+    /// The JSON-RPC method, for a request or notification.
+    pub fn method(&self) -> Option<&str> {
+        self.method.as_deref()
+    }
+}
+
 /// The method, id and tool name or URI of a JSON-RPC request body: the rest
 /// is skipped, not built. `Err` for a body that is not JSON or not a single
 /// request object.
@@ -852,6 +875,61 @@ impl<D: Dispatch> McpServer<D> {
     pub fn refuse_unauthenticated(&self, reason: &'static str, message: &str) {
         if let Some(controls) = &self.inner.controls {
             controls.refused_request(None, reason, message);
+        }
+    }
+
+    /// `resources/subscribe` and `resources/unsubscribe`: the URI must name a
+    /// subscribable resource (a template's variables are checked as for a
+    /// read), the caller must hold its scopes, and both are audited.
+    async fn subscription(
+        &self,
+        uri: &str,
+        context: &Context,
+        outcome: &'static str,
+        change: impl FnOnce() -> Result<(), McpError>,
+    ) -> Result<(), McpError> {
+        let inner = &self.inner;
+        let spec = match inner.surface.resources.iter().find(|r| r.uri() == Some(uri)) {
+            Some(spec) => spec,
+            None => {
+                let Some((compiled, variables)) = inner
+                    .templates
+                    .iter()
+                    .find_map(|t| t.template.matches(uri).map(|vars| (t, vars)))
+                else {
+                    return Err(McpError::invalid_params(
+                        format!("no resource matches `{}`", super::validate::truncate(uri, 200)),
+                        Some(json!({ "uri": uri })),
+                    ));
+                };
+                typed_variables(compiled, variables)?;
+                &inner.surface.resources[compiled.index]
+            }
+        };
+        if !spec.subscribable {
+            return Err(McpError::invalid_params(
+                format!(
+                    "resource `{}` cannot be subscribed to: its contract does not mark it `subscribable`",
+                    spec.name()
+                ),
+                Some(json!({ "uri": uri })),
+            ));
+        }
+        let pipeline = Pipeline::new(inner.controls.as_ref(), Call::resource(spec), context);
+        let admission = match pipeline.admit(None, || Ok::<_, Invalid<McpError>>(())).await {
+            Ok((admission, ())) => admission,
+            Err(refusal) => return Err(protocol_refusal("resource", spec.name(), refusal)),
+        };
+        drop(admission);
+        match change() {
+            Ok(()) => {
+                pipeline.finish(outcome, None, None, None);
+                Ok(())
+            }
+            Err(e) => {
+                pipeline.denied("too_many_subscriptions", &e.message);
+                Err(e)
+            }
         }
     }
 
@@ -1197,6 +1275,7 @@ fn context_of(
         trace_id,
         cancel: request.ct.clone(),
         rate_counted: admitted.as_ref().is_some_and(|a| a.rate_counted),
+        resources: Default::default(),
         #[cfg(feature = "egress")]
         downstreams: Default::default(),
         #[cfg(feature = "egress")]
@@ -1215,6 +1294,27 @@ pub struct Admitted {
     /// The verified bearer token, for token-exchange downstreams.
     #[cfg(feature = "egress")]
     pub(crate) caller_token: Option<super::egress::CallerToken>,
+}
+
+/// The connection a subscription belongs to: the legacy HTTP session, or the
+/// stdio process. Stateless HTTP has none, so nothing could be delivered.
+fn connection_of(request: &RequestContext<RoleServer>) -> Result<String, McpError> {
+    #[cfg(feature = "http")]
+    if let Some(parts) = request.extensions.get::<axum::http::request::Parts>() {
+        return parts
+            .headers
+            .get(super::sessions::SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|id| format!("session:{id}"))
+            .ok_or_else(|| {
+                McpError::invalid_request(
+                    "resources/subscribe needs a session: this request came without `Mcp-Session-Id`, and a stateless request has no connection to tell of changes",
+                    None,
+                )
+            });
+    }
+    let _ = request;
+    Ok("stdio".into())
 }
 
 #[cfg(feature = "http")]
@@ -1253,6 +1353,16 @@ fn new_trace_id() -> String {
 }
 
 impl<D: Dispatch> McpServer<D> {
+    /// The handler context of a request that asks the client nothing.
+    fn context_for(&self, request: &RequestContext<RoleServer>) -> Context {
+        context_of(
+            request,
+            &self.inner.default_caller,
+            Allowed::default(),
+            &self.inner.min_log_level,
+        )
+    }
+
     fn visible(&self, scopes: &[String], context: &Context) -> bool {
         self.inner.controls.as_ref().is_none_or(|c| c.visible(scopes, context))
     }
@@ -1267,7 +1377,16 @@ impl<D: Dispatch> McpServer<D> {
             capabilities.insert("tools".into(), json!({}));
         }
         if !surface.resources.is_empty() {
-            capabilities.insert("resources".into(), json!({}));
+            // `subscribe` only when a resource can be subscribed to; `listChanged` never: the list is the contract's.
+            let subscribe = surface.resources.iter().any(|r| r.subscribable);
+            capabilities.insert(
+                "resources".into(),
+                if subscribe {
+                    json!({ "subscribe": true })
+                } else {
+                    json!({})
+                },
+            );
         }
         if !surface.prompts.is_empty() {
             capabilities.insert("prompts".into(), json!({}));
@@ -1314,12 +1433,7 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let ctx = context_of(
-            &context,
-            &self.inner.default_caller,
-            Allowed::default(),
-            &self.inner.min_log_level,
-        );
+        let ctx = self.context_for(&context);
         let mut tools: Vec<Tool> = self
             .inner
             .listed_tools
@@ -1350,17 +1464,99 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
         self.call_in_rounds(&request.name, request.arguments, ctx, retry).await
     }
 
+    #[allow(deprecated)] // legacy-only (2025-11-25), which is what sessions serve
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let connection = connection_of(&context)?;
+        let ctx = self.context_for(&context);
+        self.subscription(&request.uri, &ctx, "subscribed", || {
+            self.inner
+                .subscriptions
+                .subscribe(&connection, &context.peer, &request.uri)
+                .map_err(|TooMany| {
+                    McpError::invalid_request(
+                        format!(
+                            "this connection already holds {} subscriptions; unsubscribe from one first",
+                            super::subscriptions::MAX_PER_CONNECTION
+                        ),
+                        None,
+                    )
+                })
+        })
+        .await
+    }
+
+    /// 2026-07-28 subscriptions: the URIs of subscribable resources, and no
+    /// list changes (the lists are the contract's and do not change while serving).
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        if !self.inner.surface.resources.iter().any(|r| r.subscribable) {
+            return None;
+        }
+        let uris: Vec<String> = requested
+            .resource_subscriptions
+            .iter()
+            .flatten()
+            .filter(|uri| self.resource_for(uri).is_some_and(|spec| spec.subscribable))
+            .take(super::subscriptions::MAX_PER_CONNECTION)
+            .cloned()
+            .collect();
+        let mut accepted = SubscriptionFilter::new();
+        accepted.resource_subscriptions = (!uris.is_empty()).then_some(uris);
+        Some(accepted)
+    }
+
+    /// A `subscriptions/listen` stream: each accepted URI is authorized and
+    /// audited as a subscription, then the stream carries its updates until
+    /// the client cancels it or the server shuts down.
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let request = context.request_context();
+        let ctx = self.context_for(request);
+        let uris = context.accepted().resource_subscriptions.clone().unwrap_or_default();
+        for uri in &uris {
+            self.subscription(uri, &ctx, "subscribed", || Ok(())).await?;
+        }
+        let key = self
+            .inner
+            .subscriptions
+            .listen(context.sink().clone(), uris)
+            .map_err(|TooMany| {
+                McpError::invalid_request(
+                    format!(
+                        "this server holds {} listen streams already; retry later",
+                        super::subscriptions::MAX_LISTENERS
+                    ),
+                    None,
+                )
+            })?;
+        context.cancelled().await;
+        self.inner.subscriptions.forget(&key);
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let connection = connection_of(&context)?;
+        let ctx = self.context_for(&context);
+        self.subscription(&request.uri, &ctx, "unsubscribed", || {
+            self.inner.subscriptions.unsubscribe(&connection, &request.uri);
+            Ok(())
+        })
+        .await
+    }
+
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let ctx = context_of(
-            &context,
-            &self.inner.default_caller,
-            Allowed::default(),
-            &self.inner.min_log_level,
-        );
+        let ctx = self.context_for(&context);
         Ok(ListResourcesResult::with_all_items(visible(
             &self.inner.listed_resources,
             |s| self.visible(s, &ctx),
@@ -1372,12 +1568,7 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let ctx = context_of(
-            &context,
-            &self.inner.default_caller,
-            Allowed::default(),
-            &self.inner.min_log_level,
-        );
+        let ctx = self.context_for(&context);
         Ok(ListResourceTemplatesResult::with_all_items(visible(
             &self.inner.listed_templates,
             |s| self.visible(s, &ctx),
@@ -1389,12 +1580,7 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let ctx = context_of(
-            &context,
-            &self.inner.default_caller,
-            Allowed::default(),
-            &self.inner.min_log_level,
-        );
+        let ctx = self.context_for(&context);
         self.read(&request.uri, ctx).await.map(ReadResourceResponse::from)
     }
 
@@ -1403,12 +1589,7 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let ctx = context_of(
-            &context,
-            &self.inner.default_caller,
-            Allowed::default(),
-            &self.inner.min_log_level,
-        );
+        let ctx = self.context_for(&context);
         Ok(ListPromptsResult::with_all_items(visible(
             &self.inner.listed_prompts,
             |s| self.visible(s, &ctx),

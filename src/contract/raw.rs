@@ -205,6 +205,22 @@ pub struct Access {
     /// The scopes the server defines, each with its meaning.
     #[serde(default)]
     pub scopes: IndexMap<String, String>,
+    /// Legacy (2025-11-25) Streamable HTTP sessions, for clients that need them (resource
+    /// subscriptions, the standalone GET stream). Off by default: HTTP is served statelessly.
+    #[serde(default)]
+    pub sessions: Option<Sessions>,
+}
+
+/// Opt-in legacy sessions on Streamable HTTP, bounded per process.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sessions {
+    /// Sessions one process holds at once, 1 to 100000. Default 1000.
+    #[serde(default)]
+    pub max: Option<u32>,
+    /// A session with no request for this long is closed, e.g. `5m`. Default `5m`, at most `24h`.
+    #[serde(default)]
+    pub idle: Option<String>,
 }
 
 /// A transport.
@@ -591,6 +607,9 @@ pub struct Resource {
     pub limits: Option<Limits>,
     /// How the resource is implemented.
     pub handler: Handler,
+    /// Clients may subscribe to it and are notified when its handler reports a change (default false).
+    #[serde(default)]
+    pub subscribable: bool,
     /// Production rules switched off for this resource, each with a written reason.
     #[serde(default)]
     pub suppress: Vec<Suppression>,

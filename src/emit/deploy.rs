@@ -47,6 +47,16 @@ pub struct DeployPlan {
     /// Seconds after which a pending approval is reported as ageing: half the shortest
     /// reviewer expiry, so reviewers hear of it while it can still be decided.
     pub approval_age_alert_secs: Option<u64>,
+    /// Legacy HTTP sessions (`access.sessions`): each lives in one pod, so routing is sticky.
+    pub sessions: Option<SessionsPlan>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionsPlan {
+    pub max: u32,
+    /// The idle life, which the Service's client affinity outlasts by nothing.
+    pub idle_secs: u64,
+    pub idle: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -246,6 +256,12 @@ impl DeployPlan {
             allowed_hosts,
             public_url: public.map(|u| u.to_string()),
             capabilities,
+            sessions: model.access.sessions.filter(|_| http).map(|s| SessionsPlan {
+                max: s.max,
+                // Kubernetes takes 1 to 86400 seconds; the contract's idle is within that.
+                idle_secs: s.idle.as_secs().clamp(1, 86_400),
+                idle: crate::model::units::format_duration(s.idle),
+            }),
         }
     }
 }

@@ -79,9 +79,14 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("src/selftest.rs", include_str!("../../runtime/src/selftest.rs")),
     ("src/serve.rs", include_str!("../../runtime/src/serve.rs")),
     ("src/server.rs", include_str!("../../runtime/src/server.rs")),
+    ("src/sessions.rs", include_str!("../../runtime/src/sessions.rs")),
     (
         "src/shared_limits.rs",
         include_str!("../../runtime/src/shared_limits.rs"),
+    ),
+    (
+        "src/subscriptions.rs",
+        include_str!("../../runtime/src/subscriptions.rs"),
     ),
     ("src/surface.rs", include_str!("../../runtime/src/surface.rs")),
     ("src/template.rs", include_str!("../../runtime/src/template.rs")),

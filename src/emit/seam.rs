@@ -29,6 +29,10 @@ pub fn surface(model: &Model) -> Result<seam::Surface, String> {
         http: seam::HttpDefaults {
             origins: model.access.origins.clone(),
             max_request_bytes: model.limits.max_request_bytes,
+            sessions: model.access.sessions.map(|s| seam::SessionsSpec {
+                max: s.max,
+                idle_ms: millis(s.idle),
+            }),
         },
         oauth: model.access.oauth.as_ref().map(|o| seam::OAuthSpec {
             issuer: o.issuer.clone(),
@@ -168,6 +172,7 @@ fn resource(resource: &model::Resource) -> seam::ResourceSpec {
         data_class: resource.data_class.clone(),
         limits: limits(&resource.limits),
         downstreams: resource.downstreams.clone(),
+        subscribable: resource.subscribable,
     }
 }
 

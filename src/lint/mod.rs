@@ -116,6 +116,10 @@ pub const CHECKS: &[(&str, &str)] = &[
         "A tool's `binding` to an HTTP operation cannot be carried out as written: a path variable without a parameter, an input property placed nowhere or twice, a value that cannot travel where it is placed (a list in the path), a header the runtime owns (`Authorization`, `Cookie`, `Host`, ...), a success status that is not 2xx, or a `response.field` the output does not have. The message names the part and the help line the fix.",
     ),
     (
+        "prompt-asks-without-handler",
+        "A prompt lists `asks_client` but has no handler. Only a handler can ask the client anything while building the messages; fixed text cannot.",
+    ),
+    (
         "unknown-rule",
         "A suppression names a rule that does not exist. `charter explain` lists the rules.",
     ),

@@ -78,6 +78,10 @@ pub const ASYMMETRIC_ALGORITHMS: &[&str] = &[
 const DEFAULT_ALGORITHMS: &[&str] = &["RS256", "ES256"];
 const MAX_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 const MAX_LEEWAY: Duration = Duration::from_secs(5 * 60);
+const DEFAULT_MAX_SESSIONS: u32 = 1000;
+const MAX_SESSIONS: u32 = 100_000;
+const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(5 * 60);
+const MAX_SESSION_IDLE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Charter's own defaults, under the contract's `limits`.
 pub fn default_limits() -> Limits {
@@ -158,6 +162,34 @@ impl Lowering<'_> {
         };
         self.egress_cidr_hosts(&model);
         model
+    }
+
+    /// Legacy Streamable HTTP sessions: HTTP only, with a bounded count and idle life.
+    fn sessions(&mut self, s: &raw::Sessions, transports: &BTreeSet<Transport>) -> Sessions {
+        if !transports.contains(&Transport::Http) {
+            self.error(
+                "invalid-value",
+                "`sessions` are a Streamable HTTP mode, and this server does not serve `http`",
+                Place::key("/access/sessions"),
+            )
+            .help = Some("add `http` to `access.transports`, or remove `sessions`".into());
+        }
+        let max = s.max.unwrap_or(DEFAULT_MAX_SESSIONS);
+        if !(1..=MAX_SESSIONS).contains(&max) {
+            self.error(
+                "invalid-value",
+                format!("`{max}` sessions is outside 1 to {MAX_SESSIONS}"),
+                Place::value("/access/sessions/max"),
+            )
+            .help = Some(format!(
+                "each session holds state in one process's memory; size it to the clients one replica serves (default {DEFAULT_MAX_SESSIONS})"
+            ));
+        }
+        let idle = match &s.idle {
+            Some(idle) => self.duration(idle, "/access/sessions/idle", MAX_SESSION_IDLE),
+            None => DEFAULT_SESSION_IDLE,
+        };
+        Sessions { max, idle }
     }
 
     /// CIDRs are for hosts the server reaches: one for any other host would open the network
@@ -327,9 +359,11 @@ impl Lowering<'_> {
                 }
             }
         }
+        let sessions = a.sessions.as_ref().map(|s| self.sessions(s, &transports));
         Access {
             transports: transports.into_iter().collect(),
             oauth,
+            sessions,
             origins: a.origins.clone(),
             scopes: a
                 .scopes
@@ -1040,6 +1074,7 @@ impl Lowering<'_> {
             downstreams: r.downstreams.clone(),
             limits: self.limits(r.limits.as_ref(), defaults, &format!("{pointer}/limits")),
             handler: r.handler,
+            subscribable: r.subscribable,
             suppressions: suppressions(&r.suppress, &pointer),
             pointer,
         }

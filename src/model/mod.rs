@@ -103,6 +103,16 @@ pub struct Access {
     pub oauth: Option<OAuth>,
     pub origins: Vec<String>,
     pub scopes: Vec<Scope>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<Sessions>,
+}
+
+/// Legacy Streamable HTTP sessions, bounded per process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Sessions {
+    pub max: u32,
+    #[serde(serialize_with = "units::duration")]
+    pub idle: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -351,6 +361,8 @@ pub struct Resource {
     pub downstreams: Vec<String>,
     pub limits: Limits,
     pub handler: Handler,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub subscribable: bool,
     pub suppressions: Vec<Suppression>,
     pub pointer: String,
 }

@@ -39,6 +39,8 @@ mod contract {
     async fn refuses_before_any_handler_runs() {
         let server = server();
         for tool in [
+            "test_reconnection",
+            "touch_watched_resource",
             "test_simple_text",
             "test_image_content",
             "test_audio_content",

@@ -75,6 +75,21 @@ pub struct OAuthSpec {
 pub struct HttpDefaults {
     pub origins: Vec<String>,
     pub max_request_bytes: u64,
+    /// Legacy (2025-11-25) Streamable HTTP sessions, when the contract opts in
+    /// (`access.sessions`); 2026-07-28 requests are stateless either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<SessionsSpec>,
+}
+
+/// Bounds on legacy Streamable HTTP sessions: each holds a connection's
+/// state in one process's memory, so their number and idle life are capped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsSpec {
+    /// Sessions one process holds at once; an `initialize` past it is refused (503).
+    pub max: u32,
+    /// A session with no request for this long is closed.
+    pub idle_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -366,6 +381,9 @@ pub struct ResourceSpec {
     pub limits: Limits,
     /// The downstreams this resource's handler may call, and no others.
     pub downstreams: Vec<String>,
+    /// Clients may subscribe to it (`resources/subscribe`) and are told when it changes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub subscribable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

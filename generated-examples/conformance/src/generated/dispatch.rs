@@ -29,6 +29,19 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         Box::pin(async move {
             match tool {
+                "test_reconnection" => {
+                    let input = decode(tool, arguments)?;
+                    let output = self.handler.test_reconnection(&context, input).await?;
+                    Ok(ToolOutput::Content(output))
+                }
+                "touch_watched_resource" => {
+                    let input = decode(tool, arguments)?;
+                    let output = self
+                        .handler
+                        .touch_watched_resource(&context, input)
+                        .await?;
+                    Ok(ToolOutput::Content(output))
+                }
                 "test_simple_text" => {
                     let input = decode(tool, arguments)?;
                     let output = self.handler.test_simple_text(&context, input).await?;

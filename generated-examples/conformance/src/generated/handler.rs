@@ -11,6 +11,26 @@ use charter_runtime::codegen::{
 };
 
 pub trait Handler: Send + Sync + 'static {
+    /// `test_reconnection`: Returns a fixed text; the suite calls it on a legacy session's SSE
+    /// stream to check priming events and resumption.
+    ///
+    /// Effect: read. Scopes: fixture.use.
+    fn test_reconnection(
+        &self,
+        context: &Context,
+        input: super::types::TestReconnectionInput,
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
+
+    /// `touch_watched_resource`: Tells the subscribers of test://watched-resource that it
+    /// changed, and returns how many were told.
+    ///
+    /// Effect: read. Scopes: fixture.use.
+    fn touch_watched_resource(
+        &self,
+        context: &Context,
+        input: super::types::TouchWatchedResourceInput,
+    ) -> impl Future<Output = Result<Vec<ContentBlock>, ToolError>> + Send;
+
     /// `test_simple_text`: Returns the fixed text "This is a simple text response for testing."
     ///
     /// Effect: read. Scopes: fixture.use.

@@ -95,6 +95,10 @@ pub struct TestMultipleContentTypesInput {}
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct TestReconnectionInput {}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TestSamplingInput {
     /// The text sent to the client's model.
     pub prompt: String,
@@ -115,5 +119,9 @@ pub struct TestToolWithLoggingInput {}
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestToolWithProgressInput {}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TouchWatchedResourceInput {}
 
 pub type JsonSchema202012ToolInput = serde_json::Value;

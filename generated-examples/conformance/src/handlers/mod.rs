@@ -244,6 +244,25 @@ impl Handler for Handlers {
         }))?])
     }
 
+    async fn test_reconnection(
+        &self,
+        _: &Context,
+        _: types::TestReconnectionInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        Ok(text("Reconnection test completed."))
+    }
+
+    async fn touch_watched_resource(
+        &self,
+        context: &Context,
+        _: types::TouchWatchedResourceInput,
+    ) -> Result<Vec<ContentBlock>, ToolError> {
+        let told = context.resources.updated("test://watched-resource").await;
+        Ok(text(&format!(
+            "told {told} subscriber(s) that test://watched-resource changed"
+        )))
+    }
+
     async fn test_simple_text(
         &self,
         _: &Context,
