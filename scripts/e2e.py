@@ -25,6 +25,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import jsonschema
@@ -34,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # One valid call per example: (tool, arguments). The invalid call adds an unknown argument
 # and breaks the first required property's type.
 CALLS = json.loads((ROOT / "scripts" / "e2e-calls.json").read_text())
+# resources/subscribe is what 2025-11-25 clients speak; the SDK warns that 2026-07-28 removed it.
+warnings.filterwarnings("ignore", message=r"resources/(un)?subscribe is removed")
 MODES = ["legacy", "2026-07-28"]
 
 
@@ -239,6 +242,91 @@ def start_http(binary, workdir, extra_args=(), env=None):
     fail(f"{binary} http did not report its address")
 
 
+WATCHED = "test://watched-resource"
+
+
+def resource_updates(received):
+    """A message handler that keeps the URIs of `notifications/resources/updated`."""
+
+    async def on_message(message):
+        message = getattr(message, "root", message)
+        if isinstance(message, types.ResourceUpdatedNotification):
+            received.append(message.params.uri)
+
+    return on_message
+
+
+async def touch(client):
+    """conformance's touch_watched_resource: the handler reports a change; returns how many heard."""
+    result = await client.call_tool("touch_watched_resource", {})
+    text = result.content[0].text
+    match = re.match(r"told (\d+) subscriber", text)
+    if result.is_error or not match:
+        fail(f"touch_watched_resource: {text}")
+    return int(match.group(1))
+
+
+async def eventually(condition, what, timeout=10.0):
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    fail(f"timed out waiting for {what}")
+
+
+async def legacy_subscription(target, label):
+    """2025-11-25 resources/subscribe: on stdio, and over HTTP in a legacy session."""
+    received = []
+    async with Client(target, mode="legacy", message_handler=resource_updates(received)) as client:
+        await client.subscribe_resource(WATCHED)
+        await client.subscribe_resource(WATCHED)  # twice is one subscription
+        told = await touch(client)
+        if told != 1:
+            fail(f"{label}: the change was told to {told} subscribers, want 1")
+        await eventually(lambda: WATCHED in received, f"{label}: notifications/resources/updated")
+        await client.unsubscribe_resource(WATCHED)
+        received.clear()
+        told = await touch(client)
+        await asyncio.sleep(0.3)
+        if told != 0 or received:
+            fail(f"{label}: after unsubscribing, {told} told and {received} received")
+    print(f"ok  conformance {label}: subscribed, heard the change once, heard nothing after unsubscribing")
+
+
+async def listened_subscription(url):
+    """2026-07-28 subscriptions/listen over stateless HTTP: the stream carries the change; once the
+    stream closes, nobody is told."""
+    async with Client(url, mode="2026-07-28") as client:
+        async with client.listen(resource_subscriptions=[WATCHED, "test://static-text"]) as subscription:
+            honored = subscription.honored.resource_subscriptions or []
+            if honored != [WATCHED]:
+                fail(f"http 2026-07-28: listen honored {honored}, want only the subscribable {WATCHED}")
+            told = await touch(client)
+            if told != 1:
+                fail(f"http 2026-07-28: the change was told to {told} listeners, want 1")
+            event = await asyncio.wait_for(subscription.__anext__(), timeout=10)
+            if getattr(event, "uri", None) != WATCHED:
+                fail(f"http 2026-07-28: the listen stream carried {event!r}")
+        await asyncio.sleep(0.3)
+        told = await touch(client)
+        if told != 0:
+            fail(f"http 2026-07-28: {told} told after the listen stream closed")
+    print("ok  conformance http 2026-07-28: listen stream carried the change; closed, it ends the subscription")
+
+
+async def subscriptions(binary, workdir, standins):
+    """conformance's watched resource (`subscribable: true`) on every wire."""
+    stdio = StdioServerParameters(command=binary, args=["stdio"], cwd=workdir)
+    await legacy_subscription(stdio, "stdio legacy")
+    process, url = start_http(binary, workdir)
+    try:
+        await legacy_subscription(url, "http legacy session")
+        await listened_subscription(url)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 async def create_release(binary, workdir, standins, answer):
     """github-releases' repos_create_release (POST, `write`, `approval: user`): the user sees
     the exact operation; on yes the stand-in receives one POST with the body built from the
@@ -323,7 +411,7 @@ async def github_releases(binary, workdir, standins):
 
 
 # Flows beyond one valid and one invalid call, per example.
-BOUND_FLOWS = {"github-releases": github_releases}
+BOUND_FLOWS = {"github-releases": github_releases, "conformance": subscriptions}
 
 
 def inspector(inspector_bin, binary, label, workdir):

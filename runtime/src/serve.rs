@@ -404,7 +404,14 @@ where
                     .map(|a| a.identity.subject.clone()),
                 _ => None,
             };
-            let response = inner.call(request).await?.map(axum::body::Body::new);
+            let closing = request.method() == axum::http::Method::DELETE;
+            let mut response = inner.call(request).await?.map(axum::body::Body::new);
+            if closing && response.status() == axum::http::StatusCode::ACCEPTED {
+                // rmcp answers a closed session 202; clients expect 200 or 204 (the Python SDK logs
+                // "Session termination failed" otherwise), and nothing is left to accept.
+                *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
+                *response.body_mut() = axum::body::Body::empty();
+            }
             if let (Some(sessions), Some(subject)) = (&state.sessions, opener)
                 && let Some(id) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
             {
