@@ -499,3 +499,28 @@ fn a_read_tool_bound_to_a_state_changing_method_fails_whatever_the_suppressions(
             .any(|d| d.id == "understated-effect" && d.severity == Severity::Error)
     );
 }
+
+#[test]
+fn sessions_are_for_http_and_bounded() {
+    let text = contract("experimental", READ_TOOL).replace(
+        "  transports: [stdio]\n",
+        "  transports: [stdio]\n  sessions: { max: 0, idle: 2d }\n",
+    );
+    let checked = check(text);
+    let messages: Vec<String> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.id == "invalid-value")
+        .map(|d| d.message.clone())
+        .collect();
+    assert_eq!(checked.outcome, Outcome::Unreadable, "{messages:?}");
+    assert!(
+        messages.iter().any(|m| m.contains("does not serve `http`")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("outside 1 to 100000")),
+        "{messages:?}"
+    );
+    assert!(messages.iter().any(|m| m.contains("`2d` is longer")), "{messages:?}");
+}

@@ -827,10 +827,13 @@ impl<D: Dispatch> McpServer<D> {
                     },
                     None => return Ok(false),
                 },
-                Some("resources/read") => match params.uri.as_deref().and_then(|uri| self.resource_for(uri)) {
-                    Some(spec) => ("resource", spec.name(), &spec.hash, Effect::Read, &spec.scopes),
-                    None => return Ok(false),
-                },
+                // A subscription is authorized and limited as a read of what it watches.
+                Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
+                    match params.uri.as_deref().and_then(|uri| self.resource_for(uri)) {
+                        Some(spec) => ("resource", spec.name(), &spec.hash, Effect::Read, &spec.scopes),
+                        None => return Ok(false),
+                    }
+                }
                 Some("prompts/get") => {
                     match params
                         .name

@@ -67,6 +67,7 @@ diff_rules! {
     ResourceRenamed = "resource-renamed", B, "a resource was renamed";
     ResourceUriChanged = "resource-uri-changed", B, "a resource's URI or URI template changed";
     ResourceMimeTypeChanged = "resource-mime-type-changed", B, "a resource's MIME type changed";
+    SubscriptionRemoved = "subscription-removed", B, "a resource can no longer be subscribed to";
     PromptRemoved = "prompt-removed", B, "a prompt was removed";
     PromptRenamed = "prompt-renamed", B, "a prompt was renamed";
     PromptArgumentRemoved = "prompt-argument-removed", B, "a prompt argument was removed";
@@ -89,6 +90,7 @@ diff_rules! {
     // Needs re-review: the access boundary moved, or text the model reads changed.
     ToolAdded = "tool-added", R, "a tool was added";
     ResourceAdded = "resource-added", R, "a resource was added";
+    SubscriptionAdded = "subscription-added", R, "a resource became subscribable: its changes reach subscribers";
     PromptAdded = "prompt-added", R, "a prompt was added";
     DescriptionChanged = "description-changed", R, "a description the model or the user reads changed";
     TitleChanged = "title-changed", R, "a title shown to users changed";
@@ -123,6 +125,7 @@ diff_rules! {
     BindingResponseChanged = "binding-response-changed", R, "the statuses a bound tool treats as success, or how its response becomes the output, changed";
     TransportAdded = "transport-added", R, "a transport was added";
     AuthChanged = "auth-changed", R, "the OAuth settings or allowed origins changed";
+    SessionsChanged = "sessions-changed", R, "legacy HTTP sessions were turned on or off, or their cap or idle time changed";
     LimitLoosened = "limit-loosened", R, "a rate, time, concurrency or size limit was loosened";
     AuditReduced = "audit-reduced", R, "less is audited, or audit records are kept for less time";
     OwnerChanged = "owner-changed", R, "the owner changed or was removed";
@@ -574,6 +577,20 @@ fn access(d: &mut Findings, o: &Model, n: &Model) {
                 message.into(),
             );
         }
+    }
+    if oa.sessions != na.sessions {
+        let message = match (&oa.sessions, &na.sessions) {
+            (None, Some(_)) => "legacy HTTP sessions were turned on: replicas need sticky routing",
+            (Some(_), None) => "legacy HTTP sessions were turned off: 2025-11-25 clients are served statelessly",
+            _ => "the session cap or idle time changed",
+        };
+        d.add(
+            RuleId::SessionsChanged,
+            "/access/sessions".into(),
+            opt(oa.sessions.as_ref()),
+            opt(na.sessions.as_ref()),
+            message.into(),
+        );
     }
     if oa.origins != na.origins {
         d.add(
@@ -1548,6 +1565,23 @@ fn downstream_use(d: &mut Findings, base: &str, what: &str, a: &[String], b: &[S
 }
 
 fn resource_extras(d: &mut Findings, base: &str, what: &str, om: &Model, nm: &Model, a: &Resource, b: &Resource) {
+    if a.subscribable != b.subscribable {
+        let (rule, message) = if b.subscribable {
+            (RuleId::SubscriptionAdded, format!("{what} became subscribable"))
+        } else {
+            (
+                RuleId::SubscriptionRemoved,
+                format!("{what} can no longer be subscribed to"),
+            )
+        };
+        d.add(
+            rule,
+            format!("{base}/subscribable"),
+            Some(json!(a.subscribable)),
+            Some(json!(b.subscribable)),
+            message,
+        );
+    }
     scopes(d, RuleId::ResourceScopeChanged, base, what, &a.scopes, &b.scopes);
     data_class_use(d, base, what, om, nm, a.data_class.as_deref(), b.data_class.as_deref());
     downstream_use(d, base, what, &a.downstreams, &b.downstreams);

@@ -475,7 +475,7 @@ fn rows(model: &Model) -> Vec<Row> {
             ResourceTarget::Template { .. } => "resource template",
         },
         name: r.name.original.clone(),
-        effect: "read".into(),
+        effect: if r.subscribable { "read, subscribable" } else { "read" }.into(),
         scopes: list(&r.scopes),
         data_class: r.data_class.clone().unwrap_or_else(|| "none".into()),
         approval: "none".into(),
