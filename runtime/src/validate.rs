@@ -1,47 +1,98 @@
 //! JSON Schema validation of what comes in and what goes out, with validators
 //! compiled once at start-up from the contract's exact schemas.
+//!
+//! Schemas within the subset the surface crate defines
+//! ([`SimpleSchema`](super::surface::simple_schema::SimpleSchema): types, enums,
+//! lengths, bounds, items, properties, local `$ref`s) are checked by that
+//! code; the rest by the `jsonschema` crate, which the generator compiles in
+//! (feature `json-schema`) only for contracts that have such a schema.
 
 use serde_json::Value;
 
+use super::surface::simple_schema::SimpleSchema;
+
 /// A compiled schema.
 pub struct Validator {
-    inner: jsonschema::Validator,
+    inner: Inner,
+}
+
+enum Inner {
+    Simple(SimpleSchema),
+    #[cfg(feature = "json-schema")]
+    Full(Box<jsonschema::Validator>),
 }
 
 impl Validator {
     /// Compiles `schema` (JSON Schema 2020-12, formats asserted).
     pub fn new(what: &str, schema: &Value) -> Result<Validator, String> {
+        if let Some(simple) = SimpleSchema::compile(schema) {
+            return Ok(Validator {
+                inner: Inner::Simple(simple),
+            });
+        }
+        Validator::full(what, schema)
+    }
+
+    #[cfg(feature = "json-schema")]
+    fn full(what: &str, schema: &Value) -> Result<Validator, String> {
         jsonschema::options()
             .with_draft(jsonschema::Draft::Draft202012)
             .should_validate_formats(true)
             .build(schema)
-            .map(|inner| Validator { inner })
+            .map(|full| Validator {
+                inner: Inner::Full(Box::new(full)),
+            })
             .map_err(|e| format!("{what}: the schema does not compile: {e}"))
+    }
+
+    #[cfg(not(feature = "json-schema"))]
+    fn full(what: &str, _schema: &Value) -> Result<Validator, String> {
+        Err(format!(
+            "{what}: the schema uses keywords beyond the built-in validator's (such as `pattern`, `format` or \
+             `oneOf`), and this build has no `json-schema` feature; `charter generate` turns it on for \
+             contracts that need it: regenerate the crate"
+        ))
     }
 
     /// Every violation, each as `at /path: what is wrong`, in document order.
     /// At most `limit` are listed so a hostile input cannot inflate the reply.
     pub fn violations(&self, instance: &Value, limit: usize) -> Vec<String> {
         // The common case, valid input, without collecting errors.
-        if self.inner.is_valid(instance) {
+        if self.is_valid(instance) {
             return Vec::new();
         }
-        let mut found: Vec<String> = self
-            .inner
-            .iter_errors(instance)
-            .take(limit)
-            .map(|error| {
-                let path = error.instance_path().as_str();
-                let path = if path.is_empty() { "/" } else { path };
-                format!("at {path}: {}", truncate(&error.to_string(), 200))
-            })
-            .collect();
+        let at = |path: &str, message: &str| {
+            let path = if path.is_empty() { "/" } else { path };
+            format!("at {path}: {}", truncate(message, 200))
+        };
+        let mut found: Vec<String> = match &self.inner {
+            Inner::Simple(simple) => simple
+                .violations(instance, limit)
+                .iter()
+                .map(|(path, message)| at(path, message))
+                .collect(),
+            #[cfg(feature = "json-schema")]
+            Inner::Full(full) => full
+                .iter_errors(instance)
+                .take(limit)
+                .map(|error| at(error.instance_path().as_str(), &error.to_string()))
+                .collect(),
+        };
         found.dedup();
         found
     }
 
     pub fn is_valid(&self, instance: &Value) -> bool {
-        self.inner.is_valid(instance)
+        match &self.inner {
+            Inner::Simple(simple) => simple.is_valid(instance),
+            #[cfg(feature = "json-schema")]
+            Inner::Full(full) => full.is_valid(instance),
+        }
+    }
+
+    /// Whether the built-in subset checks this schema (not the `jsonschema` crate).
+    pub fn is_builtin(&self) -> bool {
+        matches!(self.inner, Inner::Simple(_))
     }
 }
 
@@ -162,6 +213,7 @@ pub fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::surface::simple_schema::SimpleSchema;
     use serde_json::json;
 
     #[test]
@@ -183,6 +235,123 @@ mod tests {
             "{found:?}"
         );
         assert_eq!(v.violations(&json!({"query": 1, "limit": 0, "x": 1}), 1).len(), 1);
+    }
+
+    /// The built-in subset and `jsonschema` agree on every schema and instance
+    /// here: the same verdict, and violations at the same places.
+    #[test]
+    fn the_builtin_subset_agrees_with_jsonschema() {
+        let schemas = [
+            json!({"type": "object", "required": ["text"], "additionalProperties": false,
+                "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 3}}}),
+            json!({"type": "object", "required": ["n"], "properties": {
+                "n": {"type": "integer", "minimum": 1, "maximum": 10},
+                "x": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1.5}}}),
+            json!({"type": "array", "items": {"type": "string", "enum": ["a", "b"]}, "minItems": 1, "maxItems": 2}),
+            json!({"enum": [1, "1", null, true, [1], {"a": 1}]}),
+            json!({"const": {"a": [1, 2]}}),
+            json!({"type": ["string", "null"], "minLength": 2}),
+            json!({"type": "object", "additionalProperties": {"type": "boolean"}, "minProperties": 1, "maxProperties": 2}),
+            json!({"$defs": {"Id": {"type": "string", "maxLength": 3}}, "type": "object",
+                "properties": {"id": {"$ref": "#/$defs/Id"}, "ids": {"type": "array", "items": {"$ref": "#/$defs/Id"}}}}),
+            json!(true),
+            json!(false),
+            json!({"type": "integer"}),
+            json!({"type": "number", "maximum": 9007199254740992_u64}),
+            json!({"properties": {"a~b/c": {"type": "null"}}, "additionalProperties": false}),
+            json!({"type": "object", "properties": {"o": {"type": "object", "required": ["a", "b"],
+                "properties": {"a": {"const": 1}}, "additionalProperties": false}}}),
+        ];
+        let instances = [
+            json!(null),
+            json!(true),
+            json!(false),
+            json!(0),
+            json!(1),
+            json!(-1),
+            json!(1.0),
+            json!(1.5),
+            json!(10),
+            json!(11),
+            json!(0.0),
+            json!(1e300),
+            json!(-1e300),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(9007199254740993_u64),
+            json!(9007199254740992.0),
+            json!(""),
+            json!("a"),
+            json!("ab"),
+            json!("abcd"),
+            json!("ü"),
+            json!("éé"),
+            json!("😀😀😀"),
+            json!("😀😀😀😀"),
+            json!("1"),
+            json!([]),
+            json!(["a"]),
+            json!(["a", "b"]),
+            json!(["a", "c"]),
+            json!(["a", "b", "a"]),
+            json!([1]),
+            json!([1.0]),
+            json!({}),
+            json!({"n": 1}),
+            json!({"n": 0}),
+            json!({"n": 1.0}),
+            json!({"n": "1"}),
+            json!({"n": 1, "x": 0}),
+            json!({"n": 1, "x": 1.5}),
+            json!({"n": 1, "x": 1.4999}),
+            json!({"n": 10.5}),
+            json!({"a": [1, 2]}),
+            json!({"a": [1.0, 2.0]}),
+            json!({"a": [2, 1]}),
+            json!({"a": 1}),
+            json!({"a": 1.0}),
+            json!({"text": "hi"}),
+            json!({"text": ""}),
+            json!({"text": "hi", "extra": 1}),
+            json!({"text": 1, "x": 1, "y": 2}),
+            json!({"id": "abcd"}),
+            json!({"id": "abc", "ids": ["a", "abcd", 3]}),
+            json!({"x": true, "y": false, "z": true}),
+            json!({"x": 1}),
+            json!({"a~b/c": null}),
+            json!({"a~b/c": 1}),
+            json!({"o": {"a": 2, "c": 1}}),
+            json!({"o": {"a": 1, "b": 1}}),
+        ];
+        for schema in &schemas {
+            let simple = SimpleSchema::compile(schema).unwrap_or_else(|| panic!("outside the subset: {schema}"));
+            let full = jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft202012)
+                .should_validate_formats(true)
+                .build(schema)
+                .unwrap();
+            for instance in &instances {
+                let verdict = full.is_valid(instance);
+                assert_eq!(
+                    simple.is_valid(instance),
+                    verdict,
+                    "schema {schema}, instance {instance}"
+                );
+                let places = |found: Vec<String>| {
+                    let mut places: Vec<String> = found.into_iter().collect();
+                    places.sort();
+                    places.dedup();
+                    places
+                };
+                let ours = places(simple.violations(instance, 100).into_iter().map(|(p, _)| p).collect());
+                let theirs = places(
+                    full.iter_errors(instance)
+                        .map(|e| e.instance_path().as_str().to_string())
+                        .collect(),
+                );
+                assert_eq!(ours, theirs, "schema {schema}, instance {instance}");
+            }
+        }
     }
 
     #[test]

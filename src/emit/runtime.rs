@@ -93,6 +93,10 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("src/validate.rs", include_str!("../../runtime/src/validate.rs")),
     ("surface/Cargo.toml", include_str!("../../runtime/surface/Cargo.toml")),
     ("surface/src/lib.rs", include_str!("../../runtime/surface/src/lib.rs")),
+    (
+        "surface/src/simple_schema.rs",
+        include_str!("../../runtime/surface/src/simple_schema.rs"),
+    ),
 ];
 
 /// The runtime's Cargo.toml: its features are what the generator turns on.

@@ -10,6 +10,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub mod simple_schema;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
