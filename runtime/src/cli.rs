@@ -443,12 +443,22 @@ fn print_surface(surface: &Surface) {
 
 /// Logs go to stderr, always: on stdio, stdout belongs to the protocol.
 fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    // Checked when the configuration loaded; `Targets` filters by target and level without the
+    // regex engine `EnvFilter` compiles in.
+    let filter: tracing_subscriber::filter::Targets = config
+        .log
+        .filter
+        .parse()
+        .unwrap_or_else(|_| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO));
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false),
+        )
+        .with(filter)
         .try_init();
 }
 

@@ -83,7 +83,7 @@ impl Default for Stdio {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Log {
-    /// A tracing filter, e.g. `info` or `warn,my_server=debug`.
+    /// A level, then `target=level` pairs, e.g. `info` or `warn,my_server=debug`.
     pub filter: String,
 }
 
@@ -498,6 +498,13 @@ impl Config {
                 self.handlers.insert(key, toml::Value::String(v));
             }
         }
+        if let Err(e) = self.log.filter.parse::<tracing_subscriber::filter::Targets>() {
+            return Err(format!(
+                "[log] filter `{}` is not a filter ({e}): write a level, then `target=level` pairs, e.g. `info,rmcp=warn` \
+                 (set by the configuration file or {prefix}_LOG)",
+                self.log.filter
+            ));
+        }
         for origin in &self.http.allowed_origins {
             if origin != "null" && !origin.contains("://") {
                 return Err(format!(
@@ -567,6 +574,26 @@ mod tests {
         config.http.allowed_origins = vec!["app.example.com".into()];
         let err = config.apply_env("SRV", |_| None).unwrap_err();
         assert!(err.contains("https://app.example.com"), "{err}");
+    }
+
+    #[test]
+    fn a_log_filter_that_does_not_parse_is_refused_at_load() {
+        for good in [
+            "info",
+            "info,rmcp=warn",
+            "warn,my_server=debug",
+            "charter_runtime::audit=trace",
+        ] {
+            let mut config = Config::default();
+            config
+                .apply_env("SRV", |k| (k == "SRV_LOG").then(|| good.to_owned()))
+                .unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+        let mut config = Config::default();
+        let err = config
+            .apply_env("SRV", |k| (k == "SRV_LOG").then(|| "info,rmcp=loud".to_owned()))
+            .unwrap_err();
+        assert!(err.contains("`info,rmcp=loud`") && err.contains("SRV_LOG"), "{err}");
     }
 
     #[test]
