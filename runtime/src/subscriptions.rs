@@ -136,28 +136,32 @@ impl Subscriptions {
 /// one in a background task that watches the data behind a resource.
 #[derive(Clone, Default)]
 pub struct ResourceUpdates {
-    hub: Arc<Subscriptions>,
+    /// `None` in a context built outside a server (tests, background work): nobody to tell.
+    /// Not an empty table, so a request's context costs no allocation until a handler gets it.
+    hub: Option<Arc<Subscriptions>>,
 }
 
 impl std::fmt::Debug for ResourceUpdates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResourceUpdates")
-            .field("subscriptions", &self.hub.len())
-            .finish()
+        let held = self.hub.as_ref().map_or(0, |hub| hub.len());
+        f.debug_struct("ResourceUpdates").field("subscriptions", &held).finish()
     }
 }
 
 impl ResourceUpdates {
     pub(crate) fn new(hub: Arc<Subscriptions>) -> ResourceUpdates {
-        ResourceUpdates { hub }
+        ResourceUpdates { hub: Some(hub) }
     }
 
     /// Sends `notifications/resources/updated` for `uri` to every connection
     /// subscribed to it, and returns how many were told. A connection that
     /// cannot be reached any more loses its subscriptions.
     pub async fn updated(&self, uri: &str) -> usize {
+        let Some(hub) = &self.hub else {
+            return 0;
+        };
         let mut told = 0;
-        for (connection, sink) in self.hub.subscribers(uri) {
+        for (connection, sink) in hub.subscribers(uri) {
             let sent = match &sink {
                 Sink::Peer(peer) => peer
                     .notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
@@ -169,7 +173,7 @@ impl ResourceUpdates {
                 Ok(()) => told += 1,
                 Err(e) => {
                     tracing::debug!(uri, error = %e, "a subscriber's connection is gone; dropping its subscriptions");
-                    self.hub.forget(&connection);
+                    hub.forget(&connection);
                 }
             }
         }
