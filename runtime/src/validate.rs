@@ -354,6 +354,148 @@ mod tests {
         }
     }
 
+    /// Formats and patterns: the built-in checks and `jsonschema` agree on each string here.
+    #[test]
+    fn the_builtin_formats_and_patterns_agree_with_jsonschema() {
+        let strings = [
+            "",
+            "a",
+            "2026-12-04",
+            "2026-02-29",
+            "2024-02-29",
+            "2000-02-29",
+            "1900-02-29",
+            "2026-13-01",
+            "2026-04-31",
+            "2026-12-4",
+            "２０２６-12-04",
+            "2026-12-04T10:20:30Z",
+            "2026-12-04t10:20:30z",
+            "2026-12-04T10:20:30.123+01:00",
+            "2026-12-04T10:20:30.+01:00",
+            "2026-12-04T23:59:60Z",
+            "2026-12-04T22:59:60-01:00",
+            "2026-12-04T23:59:60+00:01",
+            "2026-12-04T00:00:60-23:59",
+            "2026-12-04T10:20:30",
+            "2026-12-04 10:20:30Z",
+            "2026-12-04T24:00:00Z",
+            "2026-12-04T10:60:00Z",
+            "2026-12-04T10:20:30+24:00",
+            "2026-12-04T10:20:30+01:60",
+            "2026-12-04T10:20:30+0100",
+            "10:20:30Z",
+            "10:20:30.5-05:30",
+            "23:59:60Z",
+            "10:20Z",
+            "123e4567-e89b-12d3-a456-426614174000",
+            "123E4567-E89B-12D3-A456-426614174000",
+            "123e4567e89b12d3a456426614174000",
+            "{123e4567-e89b-12d3-a456-426614174000}",
+            "123e4567-e89b-12d3-a456-42661417400g",
+            "urn:uuid:123e4567-e89b-12d3-a456-426614174000",
+            "https://example.com",
+            "https://example.com/a/b?c=d#e",
+            "http://user:pw@example.com:8080/x",
+            "http://example.com:80a/",
+            "http://exa mple.com",
+            "http://example.com/%zz",
+            "http://example.com/%41",
+            "mailto:a@example.com",
+            "urn:isbn:0451450523",
+            "example.com",
+            "//example.com/x",
+            "/relative",
+            "http://[::1]:8080/",
+            "http://[2001:db8::7]/c=GB",
+            "http://[v7.abc]/",
+            "http://[::1%25eth0]/",
+            "http://[::1",
+            "http://]/",
+            "http://[1.2.3.4]/",
+            "http://@example.com",
+            "http://a@b@c/",
+            "http://example.com/a?b?c#d?e",
+            "http://example.com/#a#b",
+            "http://ex%41mple.com/",
+            "a+b.c-d:x",
+            "1http://x",
+            "http://例え.jp/",
+            "http://example.com/ü",
+            "http://example.com/\"quote",
+            "POL-1234",
+            "POL-12345",
+            "CHG1234567",
+            "v1.2.3",
+            "v1.2.3-rc.1",
+            "v1.2",
+            "example-corp/atlas-sdk",
+            "example-corp/at las",
+            "en",
+            "en-US",
+            "en-us",
+            "ab",
+            "-ab",
+            "a-b-c",
+            "0123456789abcdef0123456789abcdef01234567",
+        ];
+        let schemas = [
+            json!({"format": "date"}),
+            json!({"format": "time"}),
+            json!({"format": "date-time"}),
+            json!({"format": "uuid"}),
+            json!({"format": "uri"}),
+            json!({"pattern": "^POL-[0-9]{4}$"}),
+            json!({"pattern": "^CHG[0-9]{7}$"}),
+            json!({"pattern": "^v[0-9]{1,4}\\.[0-9]{1,4}\\.[0-9]{1,4}(-[0-9A-Za-z.]{1,20})?$"}),
+            json!({"pattern": "^example-corp/[A-Za-z0-9._-]{1,100}$"}),
+            json!({"pattern": "^[a-z]{2}(-[A-Z]{2})?$"}),
+            json!({"pattern": "^[a-z][a-z0-9-]{0,48}[a-z0-9]$"}),
+            json!({"pattern": "^[0-9a-f]{40}$"}),
+            json!({"pattern": "[0-9]{2,}"}),
+            json!({"pattern": "^(a|b)+$"}),
+            json!({"pattern": "^[^a-c]*$"}),
+        ];
+        for schema in &schemas {
+            let simple = SimpleSchema::compile(schema).unwrap_or_else(|| panic!("outside the subset: {schema}"));
+            let full = jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft202012)
+                .should_validate_formats(true)
+                .build(schema)
+                .unwrap();
+            for text in strings {
+                let instance = json!(text);
+                assert_eq!(
+                    simple.is_valid(&instance),
+                    full.is_valid(&instance),
+                    "schema {schema}, string {text:?}"
+                );
+            }
+        }
+        let unique = json!({"type": "array", "uniqueItems": true});
+        let simple = SimpleSchema::compile(&unique).unwrap();
+        let full = jsonschema::validator_for(&unique).unwrap();
+        for instance in [
+            json!([]),
+            json!([1, 2]),
+            json!([1, 1.0]),
+            json!([1, "1"]),
+            json!([{"a": 1, "b": 2}, {"b": 2, "a": 1.0}]),
+            json!([[1, 2], [2, 1]]),
+            json!([null, false, 0, ""]),
+            json!([9007199254740993_u64, 9007199254740992.0]),
+            json!([0.5, 0.5]),
+            json!([-0.0, 0]),
+            json!([{"a": [1]}, {"a": [1.0]}]),
+        ] {
+            assert_eq!(
+                simple.is_valid(&instance),
+                full.is_valid(&instance),
+                "uniqueItems, {instance}"
+            );
+        }
+    }
+
     #[test]
     fn unknown_arguments_are_named() {
         let schema = json!({"type": "object", "properties": {"q": {}}, "additionalProperties": false});

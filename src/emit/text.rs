@@ -193,14 +193,14 @@ fn runtime_features(model: &Model) -> Vec<&'static str> {
     if !model.downstreams.is_empty() {
         features.push("egress");
     }
-    // A schema beyond the runtime's built-in subset (a `pattern`, a `format`, `oneOf`, ...)
-    // needs the `jsonschema` crate; so do the reviewer-approval tools' own inputs.
+    // A schema beyond the runtime's built-in subset (a `format: email`, `oneOf`, a `pattern` with
+    // `\d`, ...) needs the `jsonschema` crate.
     let beyond_subset = super::seam::surface(model).map_or(true, |surface| {
         charter_surface::simple_schema::surface_schemas(&surface)
             .into_iter()
             .any(|schema| !charter_surface::simple_schema::SimpleSchema::fits(schema))
     });
-    if beyond_subset || features.contains(&"approvals") {
+    if beyond_subset {
         features.push("json-schema");
     }
     // More than one replica: limits are shared through Redis and pending approvals through

@@ -1,8 +1,15 @@
 //! The part of JSON Schema 2020-12 the runtime validates with its own code,
 //! without the `jsonschema` crate: types, `enum` and `const`, string lengths,
-//! numeric bounds, arrays by `items` and their counts, objects by
-//! `properties`, `required`, `additionalProperties` and their counts, local
-//! `$ref`s to `#/$defs/...`, boolean schemas, and annotations.
+//! `pattern`s in plain ASCII syntax (below), the `date`, `time`, `date-time`,
+//! `uuid` and `uri` formats, numeric bounds, arrays by `items`, their counts
+//! and `uniqueItems`, objects by `properties`, `required`,
+//! `additionalProperties` and their counts, local `$ref`s to `#/$defs/...`,
+//! boolean schemas, and annotations.
+//!
+//! A `pattern` is inside the subset when its syntax means the same in
+//! ECMA-262 and in Rust's regex syntax: printable ASCII; escapes only of
+//! punctuation; no `.`, no `(?`, no `\d`-style classes; braces only as
+//! `{n}`, `{n,}`, `{n,m}`; no `[`, `&&`, `--` or `~~` inside a class.
 //!
 //! It lives in the seam because both sides decide with it: the generator
 //! turns the runtime's `json-schema` feature on only for a contract with a
@@ -56,6 +63,8 @@ struct Checks {
     constant: Option<Value>,
     min_length: Option<u64>,
     max_length: Option<u64>,
+    pattern: Option<(String, regex_lite::Regex)>,
+    format: Option<Format>,
     minimum: Option<Number>,
     maximum: Option<Number>,
     exclusive_minimum: Option<Number>,
@@ -63,6 +72,7 @@ struct Checks {
     items: Option<Node>,
     min_items: Option<u64>,
     max_items: Option<u64>,
+    unique_items: bool,
     properties: Vec<(String, Node)>,
     required: Vec<String>,
     /// `None`: any other property is allowed.
@@ -71,6 +81,49 @@ struct Checks {
     max_properties: Option<u64>,
     /// Resolved `$ref`s, which apply beside the other keywords.
     refs: Vec<Node>,
+}
+
+/// The formats checked here, each by its RFC's grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Date,
+    Time,
+    DateTime,
+    Uuid,
+    Uri,
+}
+
+impl Format {
+    fn named(name: &str) -> Option<Format> {
+        Some(match name {
+            "date" => Format::Date,
+            "time" => Format::Time,
+            "date-time" => Format::DateTime,
+            "uuid" => Format::Uuid,
+            "uri" => Format::Uri,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Format::Date => "date",
+            Format::Time => "time",
+            Format::DateTime => "date-time",
+            Format::Uuid => "uuid",
+            Format::Uri => "uri",
+        }
+    }
+
+    fn accepts(self, text: &str) -> bool {
+        match self {
+            Format::Date => formats::date(text),
+            Format::Time => formats::time(text),
+            Format::DateTime => formats::date_time(text),
+            Format::Uuid => formats::uuid(text),
+            Format::Uri => formats::uri(text),
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -167,6 +220,12 @@ impl Compiler<'_> {
                 }
                 "enum" => checks.enumeration = Some(value.as_array()?.clone()),
                 "const" => checks.constant = Some(value.clone()),
+                "pattern" => {
+                    let pattern = value.as_str()?;
+                    checks.pattern = Some((pattern.to_owned(), plain_pattern(pattern)?));
+                }
+                "format" => checks.format = Some(Format::named(value.as_str()?)?),
+                "uniqueItems" => checks.unique_items = value.as_bool()?,
                 "minLength" => checks.min_length = Some(count(value)?),
                 "maxLength" => checks.max_length = Some(count(value)?),
                 "minimum" => checks.minimum = Some(number(value)?),
@@ -217,6 +276,56 @@ impl Compiler<'_> {
         self.resolving.pop();
         node
     }
+}
+
+/// `pattern` compiled, when its syntax means the same in ECMA-262 as in Rust's regex syntax.
+fn plain_pattern(pattern: &str) -> Option<regex_lite::Regex> {
+    let bytes = pattern.as_bytes();
+    let mut in_class = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !(0x20..0x7f).contains(&b) {
+            return None;
+        }
+        match b {
+            b'\\' => {
+                // Only escaped punctuation: `\d`, `\w`, `\b`, `\u...` differ between the two.
+                let next = *bytes.get(i + 1)?;
+                if !next.is_ascii_punctuation() {
+                    return None;
+                }
+                i += 2;
+                continue;
+            }
+            b'[' if in_class => return None,
+            b'[' => in_class = true,
+            b']' if in_class => in_class = false,
+            b'&' | b'-' | b'~' if in_class && bytes.get(i + 1) == Some(&b) => return None,
+            b'.' if !in_class => return None,
+            b'(' if !in_class && bytes.get(i + 1) == Some(&b'?') => return None,
+            b'{' if !in_class => {
+                let close = i + pattern[i..].find('}')?;
+                let inside = &pattern[i + 1..close];
+                let (low, high) = inside.split_once(',').unwrap_or((inside, "0"));
+                if low.is_empty()
+                    || !low.bytes().all(|c| c.is_ascii_digit())
+                    || !high.bytes().all(|c| c.is_ascii_digit())
+                {
+                    return None;
+                }
+                i = close + 1;
+                continue;
+            }
+            b'}' if !in_class => return None,
+            _ => {}
+        }
+        i += 1;
+    }
+    if in_class {
+        return None;
+    }
+    regex_lite::Regex::new(pattern).ok()
 }
 
 /// A non-negative integer keyword value (`minLength`, `maxItems`, ...).
@@ -290,6 +399,58 @@ fn equal(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| equal(v, w)))
         }
         _ => a == b,
+    }
+}
+
+/// Whether no two items are equal (as [`equal`] says), in one pass over canonical forms.
+fn unique(items: &[Value]) -> bool {
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    items.iter().all(|item| {
+        let mut key = String::new();
+        canonical(item, &mut key);
+        seen.insert(key)
+    })
+}
+
+/// A form equal values share: numbers by value, object keys sorted.
+fn canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Number(n) => {
+            let integral = n
+                .as_i64()
+                .map(i128::from)
+                .or_else(|| n.as_u64().map(i128::from))
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 1.7e38)
+                        .map(|f| f as i128)
+                });
+            match integral {
+                Some(i) => out.push_str(&format!("n{i}")),
+                None => out.push_str(&format!("f{}", n.as_f64().unwrap_or(0.0))),
+            }
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for item in items {
+                canonical(item, out);
+                out.push(',');
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for key in keys {
+                out.push_str(&shown(&Value::String(key.clone())));
+                out.push(':');
+                canonical(&map[key], out);
+                out.push(',');
+            }
+            out.push('}');
+        }
+        other => out.push_str(&shown(other)),
     }
 }
 
@@ -379,6 +540,16 @@ impl Checks {
         }
         match instance {
             Value::String(text) => {
+                if let Some((source, pattern)) = &self.pattern
+                    && !pattern.is_match(text)
+                {
+                    fail(out, path, format!("{} does not match \"{source}\"", shown(instance)));
+                }
+                if let Some(format) = self.format
+                    && !format.accepts(text)
+                {
+                    fail(out, path, format!("{} is not a \"{}\"", shown(instance), format.name()));
+                }
                 if self.min_length.is_some() || self.max_length.is_some() {
                     let length = text.chars().count() as u64;
                     if let Some(min) = self.min_length
@@ -434,6 +605,9 @@ impl Checks {
                 {
                     let what = plural(max, "item", "items");
                     fail(out, path, format!("{} has more than {what}", shown(instance)));
+                }
+                if self.unique_items && !unique(items) {
+                    fail(out, path, format!("{} has non-unique elements", shown(instance)));
                 }
                 if let Some(schema) = &self.items {
                     for (i, item) in items.iter().enumerate() {
@@ -511,6 +685,207 @@ impl Checks {
     }
 }
 
+/// The formats, each by the grammar of its RFC.
+mod formats {
+    fn digits(bytes: &[u8]) -> Option<u32> {
+        if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(bytes.iter().fold(0, |n, b| n * 10 + u32::from(b - b'0')))
+    }
+
+    /// RFC 3339 `full-date`: `YYYY-MM-DD`, a day that exists.
+    pub fn date(text: &str) -> bool {
+        let b = text.as_bytes();
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return false;
+        }
+        let (Some(year), Some(month), Some(day)) = (digits(&b[..4]), digits(&b[5..7]), digits(&b[8..])) else {
+            return false;
+        };
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        let last = match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => return false,
+        };
+        (1..=last).contains(&day)
+    }
+
+    /// RFC 3339 `full-time`: `HH:MM:SS[.frac](Z|±HH:MM)`; a leap second only at 23:59 UTC.
+    pub fn time(text: &str) -> bool {
+        let b = text.as_bytes();
+        if b.len() < 9 || b[2] != b':' || b[5] != b':' {
+            return false;
+        }
+        let (Some(hour), Some(minute), Some(second)) = (digits(&b[..2]), digits(&b[3..5]), digits(&b[6..8])) else {
+            return false;
+        };
+        if hour > 23 || minute > 59 || second > 60 {
+            return false;
+        }
+        let mut at = 8;
+        if b[at] == b'.' {
+            let start = at + 1;
+            at = start;
+            while at < b.len() && b[at].is_ascii_digit() {
+                at += 1;
+            }
+            if at == start {
+                return false;
+            }
+        }
+        let (utc_hour, utc_minute) = match b.get(at) {
+            Some(b'Z' | b'z') if at + 1 == b.len() => (hour as i32, minute as i32),
+            Some(sign @ (b'+' | b'-')) if b.len() - at == 6 && b[at + 3] == b':' => {
+                let (Some(oh), Some(om)) = (digits(&b[at + 1..at + 3]), digits(&b[at + 4..])) else {
+                    return false;
+                };
+                if oh > 23 || om > 59 {
+                    return false;
+                }
+                let offset = (oh * 60 + om) as i32 * if *sign == b'+' { 1 } else { -1 };
+                let utc = (hour * 60 + minute) as i32 - offset;
+                let utc = utc.rem_euclid(24 * 60);
+                (utc / 60, utc % 60)
+            }
+            _ => return false,
+        };
+        second != 60 || (utc_hour == 23 && utc_minute == 59)
+    }
+
+    /// RFC 3339 `date-time`: a date, `T` (or `t`), a time.
+    pub fn date_time(text: &str) -> bool {
+        match text.find(['T', 't']) {
+            Some(at) => date(&text[..at]) && time(&text[at + 1..]),
+            None => false,
+        }
+    }
+
+    /// RFC 4122's hyphenated form: 8-4-4-4-12 hexadecimal digits.
+    pub fn uuid(text: &str) -> bool {
+        let b = text.as_bytes();
+        b.len() == 36
+            && b.iter().enumerate().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => *c == b'-',
+                _ => c.is_ascii_hexdigit(),
+            })
+    }
+
+    fn unreserved_or_sub_delim(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b)
+    }
+
+    /// The end of a run of `allowed` bytes and percent-encodings from `at`; `None` on a broken `%`.
+    fn run(b: &[u8], mut at: usize, allowed: impl Fn(u8) -> bool) -> Option<usize> {
+        while let Some(&c) = b.get(at) {
+            if c == b'%' {
+                if !b.get(at + 1..at + 3)?.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
+                at += 3;
+            } else if allowed(c) {
+                at += 1;
+            } else {
+                break;
+            }
+        }
+        Some(at)
+    }
+
+    /// RFC 3986 `IP-literal` without its brackets: an IPv6 address or `v<hex>.<text>`.
+    fn ip_literal(inside: &str) -> bool {
+        if let Some(rest) = inside.strip_prefix(['v', 'V']) {
+            let Some((version, text)) = rest.split_once('.') else {
+                return false;
+            };
+            return !version.is_empty()
+                && version.bytes().all(|c| c.is_ascii_hexdigit())
+                && !text.is_empty()
+                && text.bytes().all(|c| unreserved_or_sub_delim(c) || c == b':');
+        }
+        inside.parse::<std::net::Ipv6Addr>().is_ok() && !inside.contains('%')
+    }
+
+    /// RFC 3986 `URI`: `scheme ":" hier-part [ "?" query ] [ "#" fragment ]`.
+    pub fn uri(text: &str) -> bool {
+        let b = text.as_bytes();
+        if !b.first().is_some_and(u8::is_ascii_alphabetic) {
+            return false;
+        }
+        let Some(colon) = b
+            .iter()
+            .position(|c| !(c.is_ascii_alphanumeric() || b"+-.".contains(c)))
+        else {
+            return false;
+        };
+        if b[colon] != b':' {
+            return false;
+        }
+        let mut at = colon + 1;
+        if b[at..].starts_with(b"//") {
+            let start = at + 2;
+            let end = b[start..]
+                .iter()
+                .position(|c| b"/?#".contains(c))
+                .map_or(b.len(), |n| start + n);
+            if !authority(&text[start..end]) {
+                return false;
+            }
+            at = end;
+        }
+        let pchar = |c: u8| unreserved_or_sub_delim(c) || c == b':' || c == b'@';
+        let Some(end) = run(b, at, |c| pchar(c) || c == b'/') else {
+            return false;
+        };
+        at = end;
+        for delimiter in [b'?', b'#'] {
+            if b.get(at) == Some(&delimiter) {
+                let Some(end) = run(b, at + 1, |c| pchar(c) || c == b'/' || c == b'?') else {
+                    return false;
+                };
+                at = end;
+            }
+        }
+        at == b.len()
+    }
+
+    /// `[ userinfo "@" ] host [ ":" port ]`.
+    fn authority(text: &str) -> bool {
+        let b = text.as_bytes();
+        let host_start = match b.iter().position(|&c| c == b'@') {
+            Some(at) => {
+                if run(b, 0, |c| unreserved_or_sub_delim(c) || c == b':') != Some(at) {
+                    return false;
+                }
+                at + 1
+            }
+            None => 0,
+        };
+        let host_end = if b.get(host_start) == Some(&b'[') {
+            let Some(close) = text[host_start..].find(']').map(|n| host_start + n) else {
+                return false;
+            };
+            if !ip_literal(&text[host_start + 1..close]) {
+                return false;
+            }
+            close + 1
+        } else {
+            match run(b, host_start, unreserved_or_sub_delim) {
+                Some(end) => end,
+                None => return false,
+            }
+        };
+        match b.get(host_end) {
+            None => true,
+            Some(b':') => b[host_end + 1..].iter().all(u8::is_ascii_digit),
+            Some(_) => false,
+        }
+    }
+}
+
 /// Every schema the runtime compiles for a surface: tool inputs and outputs, template variables.
 pub fn surface_schemas(surface: &crate::Surface) -> Vec<&Value> {
     let mut schemas = Vec::new();
@@ -535,9 +910,25 @@ mod tests {
             "properties": {"a": {"$ref": "#/$defs/A"}, "b": {"type": ["integer", "null"], "maximum": 3}},
             "$defs": {"A": {"type": "string", "maxLength": 2, "description": "d", "x-mcp-header": "A"}}});
         assert!(SimpleSchema::fits(&inside));
+        for pattern in [
+            "^[0-9a-f]{64}$",
+            "^[A-Za-z0-9._-]{1,64}$",
+            "^v[0-9]{1,4}\\.[0-9]{1,4}(-[0-9A-Za-z.]{1,20})?$",
+            "a|b",
+        ] {
+            assert!(
+                SimpleSchema::fits(&json!({"type": "string", "pattern": pattern})),
+                "{pattern}"
+            );
+        }
         for outside in [
-            json!({"type": "string", "pattern": "^a$"}),
-            json!({"type": "string", "format": "date"}),
+            json!({"type": "string", "pattern": "^a.b$"}),
+            json!({"type": "string", "pattern": "^\\d+$"}),
+            json!({"type": "string", "pattern": "^a{,3}$"}),
+            json!({"type": "string", "pattern": "^[[:alpha:]]$"}),
+            json!({"type": "string", "pattern": "^(?i)a$"}),
+            json!({"type": "string", "pattern": "^ü$"}),
+            json!({"type": "string", "format": "email"}),
             json!({"oneOf": [{"type": "string"}]}),
             json!({"type": "strnig"}),
             json!({"maxLenght": 3}),
