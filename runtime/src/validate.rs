@@ -261,6 +261,7 @@ mod tests {
             json!({"properties": {"a~b/c": {"type": "null"}}, "additionalProperties": false}),
             json!({"type": "object", "properties": {"o": {"type": "object", "required": ["a", "b"],
                 "properties": {"a": {"const": 1}}, "additionalProperties": false}}}),
+            json!({"required": ["n", "x", "z"], "properties": {"n": {}, "x": {"type": "number"}}}),
         ];
         let instances = [
             json!(null),

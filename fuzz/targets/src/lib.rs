@@ -21,6 +21,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("openapi", openapi),
     ("http_body", http_body),
     ("audit_verify", audit_verify),
+    ("schema_subset", schema_subset),
 ];
 
 /// Separates the two contracts of a `diff` input.
@@ -162,6 +163,35 @@ pub fn audit_verify(data: &[u8]) {
     if let Ok(summary) = charter_runtime::audit::verify_from(Cursor::new(data)) {
         assert!(summary.first_seq <= summary.last_seq);
     }
+}
+
+/// The runtime's built-in schema subset against `jsonschema`, differentially: for
+/// `{"schema": S, "instance": I}` with S inside the subset and compiled by jsonschema too,
+/// both must give the same verdict on I.
+pub fn schema_subset(data: &[u8]) {
+    let Ok(serde_json::Value::Object(input)) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    let (Some(schema), Some(instance)) = (input.get("schema"), input.get("instance")) else {
+        return;
+    };
+    let Some(simple) = charter_surface::simple_schema::SimpleSchema::compile(schema) else {
+        return;
+    };
+    let Ok(full) = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(schema)
+    else {
+        return;
+    };
+    assert_eq!(
+        simple.is_valid(instance),
+        full.is_valid(instance),
+        "the built-in subset and jsonschema disagree: schema {schema}, instance {instance}"
+    );
+    // Every violation is reported with a place, and none when valid.
+    assert_eq!(simple.violations(instance, 100).is_empty(), simple.is_valid(instance));
 }
 
 /// A directory of this process's own for targets that read files.

@@ -63,7 +63,7 @@ struct Checks {
     constant: Option<Value>,
     min_length: Option<u64>,
     max_length: Option<u64>,
-    pattern: Option<(String, regex_lite::Regex)>,
+    pattern: Option<(String, regex::Regex)>,
     format: Option<Format>,
     minimum: Option<Number>,
     maximum: Option<Number>,
@@ -75,6 +75,11 @@ struct Checks {
     unique_items: bool,
     properties: Vec<(String, Node)>,
     required: Vec<String>,
+    /// For each of `properties`, whether it is required; and how many are.
+    property_required: Vec<bool>,
+    required_declared: usize,
+    /// Required names with no schema in `properties`.
+    required_undeclared: Vec<String>,
     /// `None`: any other property is allowed.
     additional: Option<Node>,
     min_properties: Option<u64>,
@@ -257,6 +262,21 @@ impl Compiler<'_> {
                 _ => return None,
             }
         }
+        // One pass over an instance's properties checks `required` too: count the required
+        // ones among the declared properties it has.
+        checks.property_required = checks
+            .properties
+            .iter()
+            .map(|(name, _)| checks.required.contains(name))
+            .collect();
+        checks.required_declared = checks.property_required.iter().filter(|r| **r).count();
+        checks.required_undeclared = checks
+            .required
+            .iter()
+            .filter(|name| !checks.properties.iter().any(|(p, _)| p == *name))
+            .cloned()
+            .collect();
+        checks.required_undeclared.dedup();
         Some(Node::Checks(Box::new(checks)))
     }
 
@@ -279,7 +299,7 @@ impl Compiler<'_> {
 }
 
 /// `pattern` compiled, when its syntax means the same in ECMA-262 as in Rust's regex syntax.
-fn plain_pattern(pattern: &str) -> Option<regex_lite::Regex> {
+fn plain_pattern(pattern: &str) -> Option<regex::Regex> {
     let bytes = pattern.as_bytes();
     let mut in_class = false;
     let mut i = 0;
@@ -325,7 +345,7 @@ fn plain_pattern(pattern: &str) -> Option<regex_lite::Regex> {
     if in_class {
         return None;
     }
-    regex_lite::Regex::new(pattern).ok()
+    regex::Regex::new(pattern).ok()
 }
 
 /// A non-negative integer keyword value (`minLength`, `maxItems`, ...).
@@ -402,6 +422,23 @@ fn equal(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// Whether a string's length in code points is within bounds, counting only when the byte
+/// length leaves it open (a string has at most as many code points as bytes).
+fn length_within(text: &str, min: Option<u64>, max: Option<u64>) -> bool {
+    let bytes = text.len() as u64;
+    let fits_max = max.is_none_or(|max| bytes <= max);
+    // UTF-8 takes at most four bytes a code point.
+    let fits_min = min.is_none_or(|min| bytes.div_ceil(4) >= min);
+    if fits_max && fits_min {
+        return true;
+    }
+    if min.is_some_and(|min| bytes < min) {
+        return false;
+    }
+    let chars = text.chars().count() as u64;
+    min.is_none_or(|min| chars >= min) && max.is_none_or(|max| chars <= max)
+}
+
 /// Whether no two items are equal (as [`equal`] says), in one pass over canonical forms.
 fn unique(items: &[Value]) -> bool {
     let mut seen = std::collections::HashSet::with_capacity(items.len());
@@ -474,6 +511,7 @@ fn push_pointer(path: &mut String, token: &str) {
 }
 
 impl Node {
+    /// The verdict alone: no places, no messages, no allocation.
     fn is_valid(&self, instance: &Value) -> bool {
         match self {
             Node::Any => true,
@@ -495,10 +533,84 @@ impl Node {
 }
 
 impl Checks {
+    fn declared(&self, name: &str) -> Option<&(String, Node)> {
+        // Linear: a contract's objects have few properties, and `==` rejects most by length.
+        self.properties.iter().find(|(p, _)| p == name)
+    }
+
     fn is_valid(&self, instance: &Value) -> bool {
-        let mut out = Vec::new();
-        self.collect(instance, &mut String::new(), &mut out, 1);
-        out.is_empty()
+        if let Some(types) = self.types
+            && kind_of(instance) & types == 0
+        {
+            return false;
+        }
+        if let Some(options) = &self.enumeration
+            && !options.iter().any(|o| equal(o, instance))
+        {
+            return false;
+        }
+        if let Some(expected) = &self.constant
+            && !equal(expected, instance)
+        {
+            return false;
+        }
+        let valid = match instance {
+            Value::String(text) => {
+                self.pattern.as_ref().is_none_or(|(_, pattern)| pattern.is_match(text))
+                    && self.format.is_none_or(|format| format.accepts(text))
+                    && length_within(text, self.min_length, self.max_length)
+            }
+            Value::Number(n) => {
+                self.minimum
+                    .as_ref()
+                    .is_none_or(|min| compare(n, min) != Ordering::Less)
+                    && self
+                        .maximum
+                        .as_ref()
+                        .is_none_or(|max| compare(n, max) != Ordering::Greater)
+                    && self
+                        .exclusive_minimum
+                        .as_ref()
+                        .is_none_or(|min| compare(n, min) == Ordering::Greater)
+                    && self
+                        .exclusive_maximum
+                        .as_ref()
+                        .is_none_or(|max| compare(n, max) == Ordering::Less)
+            }
+            Value::Array(items) => {
+                let n = items.len() as u64;
+                self.min_items.is_none_or(|min| n >= min)
+                    && self.max_items.is_none_or(|max| n <= max)
+                    && (!self.unique_items || unique(items))
+                    && self
+                        .items
+                        .as_ref()
+                        .is_none_or(|schema| items.iter().all(|item| schema.is_valid(item)))
+            }
+            Value::Object(object) => {
+                let n = object.len() as u64;
+                if self.min_properties.is_some_and(|min| n < min) || self.max_properties.is_some_and(|max| n > max) {
+                    return false;
+                }
+                let mut required_seen = 0;
+                for (name, value) in object {
+                    let valid = match self.properties.iter().position(|(p, _)| p == name) {
+                        Some(at) => {
+                            required_seen += usize::from(self.property_required[at]);
+                            self.properties[at].1.is_valid(value)
+                        }
+                        None => self.additional.as_ref().is_none_or(|schema| schema.is_valid(value)),
+                    };
+                    if !valid {
+                        return false;
+                    }
+                }
+                required_seen == self.required_declared
+                    && self.required_undeclared.iter().all(|name| object.contains_key(name))
+            }
+            Value::Null | Value::Bool(_) => true,
+        };
+        valid && self.refs.iter().all(|reference| reference.is_valid(instance))
     }
 
     fn collect(&self, instance: &Value, path: &mut String, out: &mut Vec<(String, String)>, limit: usize) {
@@ -650,7 +762,7 @@ impl Checks {
                     if out.len() >= limit {
                         break;
                     }
-                    let declared = self.properties.iter().find(|(p, _)| p == name);
+                    let declared = self.declared(name);
                     let schema = match (declared, &self.additional) {
                         (Some((_, schema)), _) => schema,
                         (None, Some(Node::Never)) => {
@@ -774,8 +886,37 @@ mod formats {
             })
     }
 
+    /// RFC 3986 `unreserved` and `sub-delims`, by byte.
+    const UNRESERVED_OR_SUB_DELIM: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            table[b] = c.is_ascii_alphanumeric()
+                || matches!(
+                    c,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                );
+            b += 1;
+        }
+        table
+    };
+
     fn unreserved_or_sub_delim(b: u8) -> bool {
-        b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b)
+        UNRESERVED_OR_SUB_DELIM[b as usize]
     }
 
     /// The end of a run of `allowed` bytes and percent-encodings from `at`; `None` on a broken `%`.
@@ -829,7 +970,7 @@ mod formats {
             let start = at + 2;
             let end = b[start..]
                 .iter()
-                .position(|c| b"/?#".contains(c))
+                .position(|&c| matches!(c, b'/' | b'?' | b'#'))
                 .map_or(b.len(), |n| start + n);
             if !authority(&text[start..end]) {
                 return false;
