@@ -195,13 +195,20 @@ fn runtime_features(model: &Model) -> Vec<&'static str> {
     }
     // A schema beyond the runtime's built-in subset (a `format: email`, `oneOf`, a `pattern` with
     // `\d`, ...) needs the `jsonschema` crate.
-    let beyond_subset = super::seam::surface(model).map_or(true, |surface| {
-        charter_surface::simple_schema::surface_schemas(&surface)
-            .into_iter()
-            .any(|schema| !charter_surface::simple_schema::SimpleSchema::fits(schema))
-    });
-    if beyond_subset {
+    // Plain patterns are in the subset, on the regex crate (feature `patterns`), compiled only
+    // for schemas that have one.
+    let surface = super::seam::surface(model).ok();
+    let schemas = surface
+        .as_ref()
+        .map(charter_surface::simple_schema::surface_schemas)
+        .unwrap_or_default();
+    use charter_surface::simple_schema::{SimpleSchema, has_pattern};
+    if surface.is_none() || schemas.iter().any(|schema| !SimpleSchema::fits(schema)) {
         features.push("json-schema");
+    }
+    // The reviewer-approval tools take an operation hash by `pattern` too.
+    if features.contains(&"approvals") || schemas.iter().any(|schema| has_pattern(schema)) {
+        features.push("patterns");
     }
     // More than one replica: limits are shared through Redis and pending approvals through
     // PostgreSQL, so they hold across replicas.

@@ -63,7 +63,7 @@ struct Checks {
     constant: Option<Value>,
     min_length: Option<u64>,
     max_length: Option<u64>,
-    pattern: Option<(String, regex::Regex)>,
+    pattern: Option<(String, Pattern)>,
     format: Option<Format>,
     minimum: Option<Number>,
     maximum: Option<Number>,
@@ -298,8 +298,25 @@ impl Compiler<'_> {
     }
 }
 
-/// `pattern` compiled, when its syntax means the same in ECMA-262 as in Rust's regex syntax.
-fn plain_pattern(pattern: &str) -> Option<regex::Regex> {
+/// A compiled `pattern` (feature `patterns`).
+#[cfg(feature = "patterns")]
+type Pattern = regex::Regex;
+
+/// Without the `patterns` feature no pattern compiles, so none is ever checked here.
+#[cfg(not(feature = "patterns"))]
+#[derive(Debug, Clone)]
+enum Pattern {}
+
+#[cfg(not(feature = "patterns"))]
+impl Pattern {
+    fn is_match(&self, _: &str) -> bool {
+        match *self {}
+    }
+}
+
+/// `pattern` compiled, when its syntax means the same in ECMA-262 as in Rust's regex syntax
+/// and this build checks patterns (feature `patterns`).
+fn plain_pattern(pattern: &str) -> Option<Pattern> {
     let bytes = pattern.as_bytes();
     let mut in_class = false;
     let mut i = 0;
@@ -345,7 +362,25 @@ fn plain_pattern(pattern: &str) -> Option<regex::Regex> {
     if in_class {
         return None;
     }
-    regex::Regex::new(pattern).ok()
+    #[cfg(feature = "patterns")]
+    return regex::Regex::new(pattern).ok();
+    #[cfg(not(feature = "patterns"))]
+    None
+}
+
+/// Whether any schema object in `schema` has a `pattern` (the generator turns the runtime's
+/// `patterns` feature on for those).
+pub fn has_pattern(schema: &Value) -> bool {
+    match schema {
+        Value::Object(object) => {
+            object.get("pattern").is_some_and(Value::is_string)
+                || object.iter().any(|(key, value)| {
+                    !matches!(key.as_str(), "enum" | "const" | "default" | "examples") && has_pattern(value)
+                })
+        }
+        Value::Array(items) => items.iter().any(has_pattern),
+        _ => false,
+    }
 }
 
 /// A non-negative integer keyword value (`minLength`, `maxItems`, ...).
