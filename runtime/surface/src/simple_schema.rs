@@ -319,29 +319,79 @@ impl Pattern {
 fn plain_pattern(pattern: &str) -> Option<Pattern> {
     let bytes = pattern.as_bytes();
     let mut in_class = false;
+    // The previous token outside a class was a quantifier (`*`, `+`, `?`, `{n,m}`), or a
+    // quantifier made lazy: another quantifier after it means different things in the two
+    // syntaxes (Rust repeats the repetition), so it is outside the subset. Found by the
+    // schema_subset fuzz target (`]{1,4}{0,4}`).
+    let mut quantified = false;
+    let mut lazy = false;
+    // Something a quantifier may follow: a literal, an escape, a class or a group. Not the
+    // start, `^`, `$`, `(` or `|`, which ECMA-262 refuses to repeat and Rust may not.
+    let mut atom = false;
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
         if !(0x20..0x7f).contains(&b) {
             return None;
         }
+        if in_class {
+            match b {
+                b'\\' => {
+                    if !bytes.get(i + 1)?.is_ascii_punctuation() {
+                        return None;
+                    }
+                    i += 2;
+                    continue;
+                }
+                b'[' => return None,
+                b']' => in_class = false,
+                b'&' | b'-' | b'~' if bytes.get(i + 1) == Some(&b) => return None,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        let quantifier = matches!(b, b'*' | b'+' | b'{') || (b == b'?' && !quantified);
+        if b == b'?' && quantified {
+            // `*?`: lazy in both; nothing may follow it as a quantifier.
+            if lazy {
+                return None;
+            }
+            lazy = true;
+            i += 1;
+            continue;
+        }
+        if quantifier && (quantified || lazy || !atom) {
+            return None;
+        }
         match b {
             b'\\' => {
                 // Only escaped punctuation: `\d`, `\w`, `\b`, `\u...` differ between the two.
-                let next = *bytes.get(i + 1)?;
-                if !next.is_ascii_punctuation() {
+                if !bytes.get(i + 1)?.is_ascii_punctuation() {
                     return None;
                 }
                 i += 2;
+                quantified = false;
+                lazy = false;
+                atom = true;
                 continue;
             }
-            b'[' if in_class => return None,
-            b'[' => in_class = true,
-            b']' if in_class => in_class = false,
-            b'&' | b'-' | b'~' if in_class && bytes.get(i + 1) == Some(&b) => return None,
-            b'.' if !in_class => return None,
-            b'(' if !in_class && bytes.get(i + 1) == Some(&b'?') => return None,
-            b'{' if !in_class => {
+            b'[' => {
+                // `[]` and `[^]` are an empty and a full class in ECMA-262, a `]` in Rust.
+                let first = if bytes.get(i + 1) == Some(&b'^') { i + 2 } else { i + 1 };
+                if bytes.get(first) == Some(&b']') {
+                    return None;
+                }
+                in_class = true;
+                i = first;
+                quantified = false;
+                lazy = false;
+                atom = true;
+                continue;
+            }
+            b']' | b'}' | b'.' => return None,
+            b'(' if bytes.get(i + 1) == Some(&b'?') => return None,
+            b'{' => {
                 let close = i + pattern[i..].find('}')?;
                 let inside = &pattern[i + 1..close];
                 let (low, high) = inside.split_once(',').unwrap_or((inside, "0"));
@@ -352,10 +402,15 @@ fn plain_pattern(pattern: &str) -> Option<Pattern> {
                     return None;
                 }
                 i = close + 1;
+                quantified = true;
                 continue;
             }
-            b'}' if !in_class => return None,
             _ => {}
+        }
+        quantified = quantifier;
+        if !quantifier {
+            lazy = false;
+            atom = !matches!(b, b'^' | b'$' | b'(' | b'|');
         }
         i += 1;
     }
@@ -1101,6 +1156,10 @@ mod tests {
             json!({"type": "string", "pattern": "^a.b$"}),
             json!({"type": "string", "pattern": "^\\d+$"}),
             json!({"type": "string", "pattern": "^a{,3}$"}),
+            json!({"type": "string", "pattern": "^]{1,4}{0,4}$"}),
+            json!({"type": "string", "pattern": "^a+*$"}),
+            json!({"type": "string", "pattern": "^[]a]$"}),
+            json!({"type": "string", "pattern": "^*a$"}),
             json!({"type": "string", "pattern": "^[[:alpha:]]$"}),
             json!({"type": "string", "pattern": "^(?i)a$"}),
             json!({"type": "string", "pattern": "^ü$"}),
