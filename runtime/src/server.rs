@@ -568,27 +568,32 @@ impl<D: Dispatch> McpServer<D> {
         (result, outcome, None)
     }
 
+    /// The resource a URI names (a fixed URI, or a template it matches) with the template's
+    /// variables typed and validated. SEP-2164: an unknown resource is invalid params, with
+    /// the URI in `data`.
+    fn resolve(&self, uri: &str) -> Result<(&ResourceSpec, Map<String, Value>), McpError> {
+        let inner = &self.inner;
+        if let Some(spec) = inner.surface.resources.iter().find(|r| r.uri() == Some(uri)) {
+            return Ok((spec, Map::new()));
+        }
+        let Some((compiled, variables)) = inner
+            .templates
+            .iter()
+            .find_map(|t| t.template.matches(uri).map(|vars| (t, vars)))
+        else {
+            return Err(McpError::invalid_params(
+                format!("no resource matches `{}`", super::validate::truncate(uri, 200)),
+                Some(json!({ "uri": uri })),
+            ));
+        };
+        let variables = typed_variables(compiled, variables)?;
+        Ok((&inner.surface.resources[compiled.index], variables))
+    }
+
     /// Reads a static resource or one matched by a template.
     pub async fn read(&self, uri: &str, context: Context) -> Result<ReadResourceResult, McpError> {
         let inner = &self.inner;
-        let (spec, variables) = match inner.surface.resources.iter().find(|r| r.uri() == Some(uri)) {
-            Some(spec) => (spec, Map::new()),
-            None => {
-                let Some((compiled, variables)) = inner
-                    .templates
-                    .iter()
-                    .find_map(|t| t.template.matches(uri).map(|vars| (t, vars)))
-                else {
-                    // SEP-2164: an unknown resource is invalid params, with the URI in `data`.
-                    return Err(McpError::invalid_params(
-                        format!("no resource matches `{}`", super::validate::truncate(uri, 200)),
-                        Some(json!({ "uri": uri })),
-                    ));
-                };
-                let variables = typed_variables(compiled, variables)?;
-                (&inner.surface.resources[compiled.index], variables)
-            }
-        };
+        let (spec, variables) = self.resolve(uri)?;
         let pipeline = Pipeline::new(inner.controls.as_ref(), Call::resource(spec), &context);
         // A template's variables were typed and validated while resolving the URI.
         let admission = match pipeline.admit(None, || Ok::<_, Invalid<McpError>>(())).await {
@@ -892,23 +897,7 @@ impl<D: Dispatch> McpServer<D> {
         change: impl FnOnce() -> Result<(), McpError>,
     ) -> Result<(), McpError> {
         let inner = &self.inner;
-        let spec = match inner.surface.resources.iter().find(|r| r.uri() == Some(uri)) {
-            Some(spec) => spec,
-            None => {
-                let Some((compiled, variables)) = inner
-                    .templates
-                    .iter()
-                    .find_map(|t| t.template.matches(uri).map(|vars| (t, vars)))
-                else {
-                    return Err(McpError::invalid_params(
-                        format!("no resource matches `{}`", super::validate::truncate(uri, 200)),
-                        Some(json!({ "uri": uri })),
-                    ));
-                };
-                typed_variables(compiled, variables)?;
-                &inner.surface.resources[compiled.index]
-            }
-        };
+        let (spec, _) = self.resolve(uri)?;
         if !spec.subscribable {
             return Err(McpError::invalid_params(
                 format!(

@@ -97,18 +97,9 @@ impl Sessions {
         self.owners.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Sessions alive now.
-    pub async fn len(&self) -> usize {
-        self.local.sessions.read().await.len()
-    }
-
-    pub async fn is_empty(&self) -> bool {
-        self.len().await == 0
-    }
-
     /// Whether a new session would be refused.
     pub async fn full(&self) -> bool {
-        self.len().await >= self.max
+        self.local.sessions.read().await.len() >= self.max
     }
 
     /// The most sessions this process holds.

@@ -35,10 +35,7 @@ impl Validator {
 
     #[cfg(feature = "json-schema")]
     fn full(what: &str, schema: &Value) -> Result<Validator, String> {
-        jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft202012)
-            .should_validate_formats(true)
-            .build(schema)
+        jsonschema_validator(schema)
             .map(|full| Validator {
                 inner: Inner::Full(Box::new(full)),
             })
@@ -89,11 +86,15 @@ impl Validator {
             Inner::Full(full) => full.is_valid(instance),
         }
     }
+}
 
-    /// Whether the built-in subset checks this schema (not the `jsonschema` crate).
-    pub fn is_builtin(&self) -> bool {
-        matches!(self.inner, Inner::Simple(_))
-    }
+/// `schema` compiled by the jsonschema crate as the runtime uses it: 2020-12, formats asserted.
+#[cfg(feature = "json-schema")]
+fn jsonschema_validator(schema: &Value) -> Result<jsonschema::Validator, jsonschema::ValidationError<'static>> {
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(schema)
 }
 
 /// Why a tool's arguments were refused: the reason and the message for the
@@ -326,11 +327,7 @@ mod tests {
         ];
         for schema in &schemas {
             let simple = SimpleSchema::compile(schema).unwrap_or_else(|| panic!("outside the subset: {schema}"));
-            let full = jsonschema::options()
-                .with_draft(jsonschema::Draft::Draft202012)
-                .should_validate_formats(true)
-                .build(schema)
-                .unwrap();
+            let full = jsonschema_validator(schema).unwrap();
             for instance in &instances {
                 let verdict = full.is_valid(instance);
                 assert_eq!(
@@ -459,11 +456,7 @@ mod tests {
         ];
         for schema in &schemas {
             let simple = SimpleSchema::compile(schema).unwrap_or_else(|| panic!("outside the subset: {schema}"));
-            let full = jsonschema::options()
-                .with_draft(jsonschema::Draft::Draft202012)
-                .should_validate_formats(true)
-                .build(schema)
-                .unwrap();
+            let full = jsonschema_validator(schema).unwrap();
             for text in strings {
                 let instance = json!(text);
                 assert_eq!(

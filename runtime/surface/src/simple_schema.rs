@@ -585,6 +585,23 @@ fn shown(value: &Value) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
+/// `minItems`/`maxItems` or `minProperties`/`maxProperties` broken by a count of `n`.
+fn count_violations(
+    (n, min, max): (usize, Option<u64>, Option<u64>),
+    (one, many): (&str, &str),
+    instance: &Value,
+) -> Vec<String> {
+    let n = n as u64;
+    let mut found = Vec::new();
+    if let Some(min) = min.filter(|min| n < *min) {
+        found.push(format!("{} has less than {}", shown(instance), plural(min, one, many)));
+    }
+    if let Some(max) = max.filter(|max| n > *max) {
+        found.push(format!("{} has more than {}", shown(instance), plural(max, one, many)));
+    }
+    found
+}
+
 fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -795,18 +812,9 @@ impl Checks {
                 }
             }
             Value::Array(items) => {
-                let n = items.len() as u64;
-                if let Some(min) = self.min_items
-                    && n < min
-                {
-                    let what = plural(min, "item", "items");
-                    fail(out, path, format!("{} has less than {what}", shown(instance)));
-                }
-                if let Some(max) = self.max_items
-                    && n > max
-                {
-                    let what = plural(max, "item", "items");
-                    fail(out, path, format!("{} has more than {what}", shown(instance)));
+                let counted = (items.len(), self.min_items, self.max_items);
+                for message in count_violations(counted, ("item", "items"), instance) {
+                    fail(out, path, message);
                 }
                 if self.unique_items && !unique(items) {
                     fail(out, path, format!("{} has non-unique elements", shown(instance)));
@@ -825,18 +833,9 @@ impl Checks {
                 }
             }
             Value::Object(object) => {
-                let n = object.len() as u64;
-                if let Some(min) = self.min_properties
-                    && n < min
-                {
-                    let what = plural(min, "property", "properties");
-                    fail(out, path, format!("{} has less than {what}", shown(instance)));
-                }
-                if let Some(max) = self.max_properties
-                    && n > max
-                {
-                    let what = plural(max, "property", "properties");
-                    fail(out, path, format!("{} has more than {what}", shown(instance)));
+                let counted = (object.len(), self.min_properties, self.max_properties);
+                for message in count_violations(counted, ("property", "properties"), instance) {
+                    fail(out, path, message);
                 }
                 for name in &self.required {
                     if !object.contains_key(name) {
