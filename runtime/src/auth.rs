@@ -485,6 +485,7 @@ impl Authenticator {
             .map(|uri| check_url("the JWKS URL", uri))
             .transpose()?;
         let algorithms = parse_algorithms(&settings.algorithms)?;
+        super::jws::install();
         if settings.leeway > MAX_LEEWAY {
             return Err(format!(
                 "the OAuth leeway of {} s is too long: at most {} s",
@@ -836,6 +837,14 @@ fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, String> {
                 DEFAULT_ALGORITHMS.join(", ")
             ));
         };
+        if !super::jws::compiled(alg) {
+            return Err(format!(
+                "OAuth token algorithm `{name}` is not compiled into this server (the runtime's `{}` feature): \
+                 regenerate the server with `charter generate`, which turns on the features of \
+                 `access.oauth.algorithms`",
+                super::jws::feature(alg)
+            ));
+        }
         if !algorithms.contains(&alg) {
             algorithms.push(alg);
         }

@@ -80,9 +80,23 @@ enum AuditCommand {
     },
 }
 
+/// The team's handlers, built from the loaded configuration.
+type MakeHandlers<'a> = Box<dyn FnOnce(&Config) -> Result<Box<dyn Dispatch>, String> + 'a>;
+
 /// Runs the server: parses the command line, loads configuration, builds the
 /// team's handlers with `handlers`, and serves until told to stop.
+///
+/// Only this wrapper is generic: it boxes the handlers so that the server and
+/// everything under it are compiled once, in this crate, and not again in
+/// each generated crate (which then rebuilds in seconds after a handler edit).
 pub fn run<D: Dispatch>(surface_json: &str, handlers: impl FnOnce(&Config) -> Result<D, String>) -> ExitCode {
+    run_boxed(
+        surface_json,
+        Box::new(move |config| handlers(config).map(|dispatch| Box::new(dispatch) as Box<dyn Dispatch>)),
+    )
+}
+
+fn run_boxed(surface_json: &str, handlers: MakeHandlers<'_>) -> ExitCode {
     let surface = match Surface::parse(surface_json) {
         Ok(surface) => surface,
         Err(e) => return fail(&e),
@@ -197,13 +211,13 @@ pub fn run<D: Dispatch>(surface_json: &str, handlers: impl FnOnce(&Config) -> Re
 
 /// The server with its controls and, for contracts with downstreams, each
 /// tool's own downstream clients.
-fn server<D: Dispatch>(
+fn server(
     surface: Surface,
-    dispatch: D,
+    dispatch: Box<dyn Dispatch>,
     config: &Config,
     default_caller: String,
     controls: Controls,
-) -> Result<McpServer<D>, String> {
+) -> Result<McpServer, String> {
     #[cfg(feature = "egress")]
     let egress = super::egress::Egress::from_config(&surface.downstreams, config)?;
     #[cfg(not(feature = "egress"))]
@@ -224,7 +238,7 @@ fn server<D: Dispatch>(
         Some(shared) => rounds.share(shared),
         None => rounds,
     };
-    let server = McpServer::new(surface, dispatch)?
+    let server = McpServer::new_boxed(surface, dispatch)?
         .with_default_caller(default_caller)
         .with_rounds(rounds)
         .with_controls(controls)?;
@@ -293,7 +307,7 @@ async fn controls(surface: &Surface, config: &Config) -> Result<Controls, String
 
 /// Background upkeep: the kill-switch file is re-read every second (and each
 /// change audited), and idle callers' rate-limit state is dropped every minute.
-fn watch<D: Dispatch>(server: &McpServer<D>, head_interval: std::time::Duration) {
+fn watch(server: &McpServer, head_interval: std::time::Duration) {
     let server = server.clone();
     if !head_interval.is_zero()
         && let Some(controls) = server.controls()

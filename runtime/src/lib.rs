@@ -33,6 +33,8 @@ pub mod dispatch;
 pub mod egress;
 pub mod error;
 pub mod guard;
+#[cfg(feature = "oauth")]
+pub mod jws;
 pub mod metrics;
 mod pipeline;
 pub mod prompt;

@@ -414,7 +414,7 @@ mod tests {
     }
 
     /// A server with controls, its audit log in a fresh file, the kill switch set to `killed`.
-    fn server(name: &str, prompt_timeout_ms: u64, killed: Option<&str>) -> (McpServer<Slow>, Slow, PathBuf) {
+    fn server(name: &str, prompt_timeout_ms: u64, killed: Option<&str>) -> (McpServer, Slow, PathBuf) {
         let path = std::env::temp_dir().join(format!("charter-pipeline-{name}-{}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let surface = surface(prompt_timeout_ms);
@@ -432,7 +432,7 @@ mod tests {
     }
 
     /// The log's records after flushing it.
-    async fn records(server: &McpServer<Slow>, path: &PathBuf) -> Vec<crate::audit::Record> {
+    async fn records(server: &McpServer, path: &PathBuf) -> Vec<crate::audit::Record> {
         server.controls().unwrap().audit.flush().await;
         let text = std::fs::read_to_string(path).unwrap();
         std::fs::remove_file(path).unwrap();

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use super::config::Config;
 #[cfg(feature = "http")]
 use super::controls::{Denial, Identity};
-use super::dispatch::Dispatch;
 #[cfg(feature = "http")]
 use super::server::Admitted;
 use super::server::McpServer;
@@ -18,7 +17,7 @@ use super::server::McpServer;
 use super::sessions::{Owner, SESSION_HEADER, Sessions};
 
 /// Serves one client over stdin/stdout until it disconnects or a signal arrives.
-pub async fn stdio<D: Dispatch>(server: McpServer<D>, config: &Config) -> Result<(), String> {
+pub async fn stdio(server: McpServer, config: &Config) -> Result<(), String> {
     let transport = AsyncRwTransport::new_server(tokio::io::stdin(), tokio::io::stdout())
         .with_max_line_length(config.stdio.max_line_bytes);
     let running = server
@@ -44,12 +43,7 @@ pub async fn stdio<D: Dispatch>(server: McpServer<D>, config: &Config) -> Result
 /// every request through [`admit`] (bearer token, scopes, rate limit, size
 /// and nesting caps) before the protocol layer parses it.
 #[cfg(feature = "http")]
-pub async fn http<D: Dispatch>(
-    server: McpServer<D>,
-    config: &Config,
-    listen: &str,
-    gate: HttpGate,
-) -> Result<(), String> {
+pub async fn http(server: McpServer, config: &Config, listen: &str, gate: HttpGate) -> Result<(), String> {
     use axum::routing::get;
     use axum::serve::ListenerExt as _;
     use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
@@ -116,7 +110,7 @@ pub async fn http<D: Dispatch>(
     let mut router = axum::Router::new()
         .merge(mcp)
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready::<D>));
+        .route("/readyz", get(ready));
     // With `http.metrics_listen`, /metrics moves to its own port, so a network
     // policy can open it to the monitoring namespace alone.
     match &config.http.metrics_listen {
@@ -125,7 +119,7 @@ pub async fn http<D: Dispatch>(
                 .await
                 .map_err(|e| format!("cannot listen for metrics on {metrics_listen} (http.metrics_listen): {e}"))?;
             let metrics_router = axum::Router::new()
-                .route("/metrics", get(metrics::<D>))
+                .route("/metrics", get(metrics))
                 .with_state(state.clone());
             let stop = shutdown.child_token();
             tracing::info!(address = %metrics_listen, "serving /metrics");
@@ -138,10 +132,10 @@ pub async fn http<D: Dispatch>(
                 }
             });
         }
-        None => router = router.route("/metrics", get(metrics::<D>)),
+        None => router = router.route("/metrics", get(metrics)),
     }
     for path in state.gate.metadata_paths() {
-        router = router.route(&path, get(resource_metadata::<D>));
+        router = router.route(&path, get(resource_metadata));
     }
     let router = router.with_state(state);
     let listener = listener.tap_io(|stream| {
@@ -202,8 +196,8 @@ impl HttpGate {
 }
 
 #[cfg(feature = "http")]
-struct GateState<D> {
-    server: McpServer<D>,
+struct GateState {
+    server: McpServer,
     gate: HttpGate,
     /// The Host and Origin values this server answers.
     sites: Sites,
@@ -225,8 +219,8 @@ pub const MAX_JSON_DEPTH: usize = 64;
 /// (400), and applies scopes (403) and the rate limit (429) to the call it
 /// carries, so refusals use HTTP's own status codes and headers.
 #[cfg(feature = "http")]
-async fn admit<D: Dispatch>(
-    state: &GateState<D>,
+async fn admit(
+    state: &GateState,
     request: axum::extract::Request,
 ) -> Result<axum::extract::Request, axum::response::Response> {
     use axum::http::{StatusCode, header};
@@ -349,13 +343,13 @@ type GatedFuture =
 /// rather than an axum middleware, which would box and clone the rest of the
 /// route for every request.
 #[cfg(feature = "http")]
-struct Gated<D, S> {
-    state: Arc<GateState<D>>,
+struct Gated<S> {
+    state: Arc<GateState>,
     inner: S,
 }
 
 #[cfg(feature = "http")]
-impl<D, S: Clone> Clone for Gated<D, S> {
+impl<S: Clone> Clone for Gated<S> {
     fn clone(&self) -> Self {
         Gated {
             state: self.state.clone(),
@@ -365,9 +359,8 @@ impl<D, S: Clone> Clone for Gated<D, S> {
 }
 
 #[cfg(feature = "http")]
-impl<D, S, B> tower_service::Service<axum::extract::Request> for Gated<D, S>
+impl<S, B> tower_service::Service<axum::extract::Request> for Gated<S>
 where
-    D: Dispatch,
     S: tower_service::Service<
             axum::extract::Request,
             Response = axum::http::Response<B>,
@@ -448,8 +441,8 @@ type PresentedToken = ();
 /// The caller of an HTTP request and the token they proved it with, or the
 /// 401 that refuses them.
 #[cfg(feature = "http")]
-async fn authenticate<D: Dispatch>(
-    state: &GateState<D>,
+async fn authenticate(
+    state: &GateState,
     headers: &axum::http::HeaderMap,
 ) -> Result<(Arc<Identity>, PresentedToken), axum::response::Response> {
     if !state.gate.authenticates() {
@@ -706,8 +699,8 @@ pub fn json_depth(bytes: &[u8]) -> usize {
 }
 
 #[cfg(feature = "http")]
-async fn ready<D: Dispatch>(
-    axum::extract::State(state): axum::extract::State<std::sync::Arc<GateState<D>>>,
+async fn ready(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<GateState>>,
 ) -> axum::response::Response {
     use axum::http::StatusCode;
     use axum::response::IntoResponse as _;
@@ -732,8 +725,8 @@ async fn ready<D: Dispatch>(
 }
 
 #[cfg(feature = "http")]
-async fn metrics<D: Dispatch>(
-    axum::extract::State(state): axum::extract::State<std::sync::Arc<GateState<D>>>,
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<GateState>>,
 ) -> axum::response::Response {
     use axum::http::header;
     use axum::response::IntoResponse as _;
@@ -760,8 +753,8 @@ async fn metrics<D: Dispatch>(
 }
 
 #[cfg(feature = "http")]
-async fn resource_metadata<D: Dispatch>(
-    axum::extract::State(state): axum::extract::State<std::sync::Arc<GateState<D>>>,
+async fn resource_metadata(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<GateState>>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     match &state.gate.metadata {
@@ -816,7 +809,12 @@ pub async fn shutdown_signal() {
     }
 }
 
-#[cfg(all(test, feature = "oauth", feature = "egress"))]
+/// The integration tests' token signer (tests/support/jwt.rs), for the test below.
+#[cfg(all(test, feature = "oauth-eddsa", feature = "egress"))]
+#[path = "../tests/support/jwt.rs"]
+mod test_jwt;
+
+#[cfg(all(test, feature = "oauth-eddsa", feature = "egress"))]
 mod tests {
     //! A handler behind the real HTTP gate calls a token-exchange downstream:
     //! a signed JWT, verified against a loopback JWKS, is exchanged at a
@@ -828,6 +826,8 @@ mod tests {
 
     use base64::Engine as _;
     use serde_json::{Map, Value, json};
+
+    use super::test_jwt as jwt;
 
     use super::super::config::Config;
     use super::super::dispatch::{BoxFuture, Context, Dispatch, ResourceBody, ToolError, ToolOutput};
@@ -978,9 +978,6 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_handler_behind_the_http_gate_sends_the_exchanged_token() {
-        use ed25519_dalek::pkcs8::EncodePrivateKey as _;
-        use jsonwebtoken::{Algorithm, EncodingKey, Header};
-
         let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
         let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
         let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": x}]});
@@ -1019,10 +1016,7 @@ mod tests {
             "iss": oauth.issuer, "aud": audience, "sub": "alice", "exp": now + 600,
             "jti": "caller-canary-91c2",
         });
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some("k1".into());
-        let signing = EncodingKey::from_ed_der(key.to_pkcs8_der().unwrap().as_bytes());
-        let caller_token = jsonwebtoken::encode(&header, &claims, &signing).unwrap();
+        let caller_token = jwt::sign("EdDSA", Some("k1"), &claims, jwt::Key::Ed25519(&key));
 
         let client = reqwest::Client::new();
         let call = json!({

@@ -50,11 +50,11 @@ pub use super::surface::HASH_META_KEY;
 pub const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[ProtocolVersion::V_2025_11_25, ProtocolVersion::V_2026_07_28];
 
 /// A server for one contract. Cheap to clone: everything is shared.
-pub struct McpServer<D> {
-    inner: Arc<Inner<D>>,
+pub struct McpServer {
+    inner: Arc<Inner>,
 }
 
-impl<D> Clone for McpServer<D> {
+impl Clone for McpServer {
     fn clone(&self) -> Self {
         McpServer {
             inner: self.inner.clone(),
@@ -62,9 +62,9 @@ impl<D> Clone for McpServer<D> {
     }
 }
 
-struct Inner<D> {
+struct Inner {
     surface: Surface,
-    dispatch: D,
+    dispatch: Box<dyn Dispatch>,
     tools: BTreeMap<String, CompiledTool>,
     /// Each listed definition with the scopes a caller needs to see it.
     listed_tools: Vec<(Vec<String>, Tool)>,
@@ -157,9 +157,14 @@ struct CompiledTemplate {
     variables: BTreeMap<String, Validator>,
 }
 
-impl<D: Dispatch> McpServer<D> {
+impl McpServer {
     /// Compiles every schema of the surface; fails at start-up, never mid-request.
-    pub fn new(surface: Surface, dispatch: D) -> Result<McpServer<D>, String> {
+    pub fn new(surface: Surface, dispatch: impl Dispatch) -> Result<McpServer, String> {
+        McpServer::new_boxed(surface, Box::new(dispatch))
+    }
+
+    /// [`McpServer::new`] for handlers already boxed.
+    pub fn new_boxed(surface: Surface, dispatch: Box<dyn Dispatch>) -> Result<McpServer, String> {
         let mut tools = BTreeMap::new();
         let mut listed_tools = Vec::new();
         for spec in &surface.tools {
@@ -798,7 +803,7 @@ pub enum Unpeekable {
 }
 
 /// The HTTP layer's view of a request, before the protocol layer parses it.
-impl<D: Dispatch> McpServer<D> {
+impl McpServer {
     /// Applies scopes and the rate limit to the call a request body carries,
     /// so HTTP can answer 403 or 429. `Ok(true)` when the rate limit was
     /// counted here (the protocol layer then does not count it again).
@@ -942,7 +947,7 @@ impl<D: Dispatch> McpServer<D> {
     }
 }
 
-impl<D: Dispatch> McpServer<D> {
+impl McpServer {
     fn has_client_logging(&self) -> bool {
         self.inner.surface.tools.iter().any(|t| t.client_logging)
     }
@@ -1344,7 +1349,7 @@ fn new_trace_id() -> String {
     format!("{:016x}{:016x}", high.finish(), low.finish())
 }
 
-impl<D: Dispatch> McpServer<D> {
+impl McpServer {
     /// The handler context of a request that asks the client nothing.
     fn context_for(&self, request: &RequestContext<RoleServer>) -> Context {
         context_of(
@@ -1360,7 +1365,7 @@ impl<D: Dispatch> McpServer<D> {
     }
 }
 
-impl<D: Dispatch> McpServer<D> {
+impl McpServer {
     fn server_info(&self) -> ServerConfig {
         let surface = &self.inner.surface;
         let server = &surface.server;
@@ -1402,7 +1407,7 @@ impl<D: Dispatch> McpServer<D> {
     }
 }
 
-impl<D: Dispatch> ServerHandler for McpServer<D> {
+impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
         // Stateless HTTP asks for it on every request: built once.
         self.inner.info.get_or_init(|| self.server_info()).clone()
@@ -1761,7 +1766,7 @@ mod downstream_binding {
         })
     }
 
-    fn server() -> McpServer<Caller> {
+    fn server() -> McpServer {
         let surface = json!({
             "server": {
                 "name": "binding-test", "title": null, "version": "1.0.0",
@@ -1782,7 +1787,7 @@ mod downstream_binding {
         McpServer::new(surface, Caller).unwrap().with_egress(&egress).unwrap()
     }
 
-    async fn call(server: &McpServer<Caller>, tool: &str, downstream: &str) -> CallToolResult {
+    async fn call(server: &McpServer, tool: &str, downstream: &str) -> CallToolResult {
         let mut arguments = Map::new();
         arguments.insert("downstream".into(), json!(downstream));
         server
@@ -1999,7 +2004,7 @@ mod bound_tools {
         })
     }
 
-    fn server(seen: Arc<Seen>) -> McpServer<NoHandlers> {
+    fn server(seen: Arc<Seen>) -> McpServer {
         // SAFETY: set once, before any thread of this test reads it; no other test reads it.
         unsafe { std::env::set_var(TOKEN_ENV, SERVICE_TOKEN) };
         let surface = json!({
@@ -2041,7 +2046,7 @@ mod bound_tools {
             .unwrap()
     }
 
-    async fn call(server: &McpServer<NoHandlers>, tool: &str, arguments: Value) -> (bool, String, Option<Value>) {
+    async fn call(server: &McpServer, tool: &str, arguments: Value) -> (bool, String, Option<Value>) {
         let result = server
             .call(tool, arguments.as_object().cloned(), Context::new("tester", "1"))
             .await

@@ -16,27 +16,31 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use charter_runtime::auth::{
     AuthError, Authenticator, Caller, OAuthSettings, insufficient_scope, metadata_paths, metadata_url,
 };
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use jsonwebtoken::Algorithm;
 use rand_core::OsRng;
 use serde_json::{Value, json};
+
+#[path = "support/jwt.rs"]
+mod jwt;
 
 const AUDIENCE: &str = "https://mcp.example.com/support-replies";
 
 // ---------------------------------------------------------------- keys
 
 struct TestKeys {
-    rsa_private_der: Vec<u8>,
+    rsa: rsa::RsaPrivateKey,
     rsa_n: String,
     rsa_e: String,
     /// The RSA public key as an identity provider might publish it, in several encodings.
     rsa_public_encodings: Vec<Vec<u8>>,
     ec: [EcKey; 2],
-    ed_private_der: Vec<u8>,
+    ed: ed25519_dalek::SigningKey,
     ed_x: String,
+    p384: p384::ecdsa::SigningKey,
 }
 
 struct EcKey {
-    private_der: Vec<u8>,
+    private: p256::ecdsa::SigningKey,
     x: String,
     y: String,
 }
@@ -44,25 +48,23 @@ struct EcKey {
 fn keys() -> &'static TestKeys {
     static KEYS: OnceLock<TestKeys> = OnceLock::new();
     KEYS.get_or_init(|| {
-        use rsa::pkcs1::{EncodeRsaPrivateKey as _, EncodeRsaPublicKey as _};
+        use rsa::pkcs1::EncodeRsaPublicKey as _;
         use rsa::pkcs8::{EncodePublicKey as _, LineEnding};
         use rsa::traits::PublicKeyParts as _;
 
         let rsa = rsa::RsaPrivateKey::new(&mut OsRng, 2048).unwrap();
         let public = rsa.to_public_key();
         let ec = || {
-            use p256::pkcs8::EncodePrivateKey as _;
             let key = p256::ecdsa::SigningKey::random(&mut OsRng);
             let point = key.verifying_key().to_encoded_point(false);
             EcKey {
-                private_der: key.to_pkcs8_der().unwrap().as_bytes().to_vec(),
                 x: URL_SAFE_NO_PAD.encode(point.x().unwrap()),
                 y: URL_SAFE_NO_PAD.encode(point.y().unwrap()),
+                private: key,
             }
         };
         let ed = ed25519_dalek::SigningKey::generate(&mut OsRng);
         TestKeys {
-            rsa_private_der: rsa.to_pkcs1_der().unwrap().as_bytes().to_vec(),
             rsa_n: URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
             rsa_e: URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
             rsa_public_encodings: vec![
@@ -73,11 +75,10 @@ fn keys() -> &'static TestKeys {
                 public.n().to_bytes_be(),
             ],
             ec: [ec(), ec()],
-            ed_private_der: {
-                use ed25519_dalek::pkcs8::EncodePrivateKey as _;
-                ed.to_pkcs8_der().unwrap().as_bytes().to_vec()
-            },
+            p384: p384::ecdsa::SigningKey::random(&mut OsRng),
             ed_x: URL_SAFE_NO_PAD.encode(ed.verifying_key().to_bytes()),
+            ed,
+            rsa,
         }
     })
 }
@@ -96,25 +97,33 @@ fn ed_jwk(kid: &str) -> Value {
 }
 
 /// The default key set: one key of each kind.
+fn p384_jwk(kid: &str) -> Value {
+    let point = keys().p384.verifying_key().to_encoded_point(false);
+    json!({
+        "kty": "EC", "crv": "P-384", "kid": kid,
+        "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()), "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()),
+    })
+}
+
 fn jwks() -> Value {
-    json!({"keys": [rsa_jwk("rsa-1"), ec_jwk("ec-1", 0), ed_jwk("ed-1")]})
+    json!({"keys": [rsa_jwk("rsa-1"), ec_jwk("ec-1", 0), ed_jwk("ed-1"), p384_jwk("p384-1")]})
 }
 
 enum Signer {
     Rsa,
     Ec(usize),
     Ed,
+    P384,
 }
 
 fn sign(signer: Signer, alg: Algorithm, kid: Option<&str>, claims: &Value) -> String {
     let key = match signer {
-        Signer::Rsa => EncodingKey::from_rsa_der(&keys().rsa_private_der),
-        Signer::Ec(which) => EncodingKey::from_ec_der(&keys().ec[which].private_der),
-        Signer::Ed => EncodingKey::from_ed_der(&keys().ed_private_der),
+        Signer::Rsa => jwt::Key::Rsa(&keys().rsa),
+        Signer::Ec(which) => jwt::Key::P256(&keys().ec[which].private),
+        Signer::Ed => jwt::Key::Ed25519(&keys().ed),
+        Signer::P384 => jwt::Key::P384(&keys().p384),
     };
-    let mut header = Header::new(alg);
-    header.kid = kid.map(String::from);
-    encode(&header, claims, &key).unwrap()
+    jwt::sign(&format!("{alg:?}"), kid, claims, key)
 }
 
 fn now() -> u64 {
@@ -299,12 +308,20 @@ async fn every_asymmetric_family_verifies() {
         (Signer::Rsa, Algorithm::RS384, "rsa-1"),
         (Signer::Rsa, Algorithm::RS512, "rsa-1"),
         (Signer::Rsa, Algorithm::PS256, "rsa-1"),
+        (Signer::Rsa, Algorithm::PS384, "rsa-1"),
         (Signer::Rsa, Algorithm::PS512, "rsa-1"),
         (Signer::Ec(0), Algorithm::ES256, "ec-1"),
+        (Signer::P384, Algorithm::ES384, "p384-1"),
         (Signer::Ed, Algorithm::EdDSA, "ed-1"),
     ] {
         let token = sign(signer, alg, Some(kid), &idp.claims());
         assert_eq!(accept(&auth, &token).await.subject, "user-1", "{alg:?}");
+        // The same token with its signature's last byte changed: each family's check is real.
+        let (signed, signature) = token.rsplit_once('.').unwrap();
+        let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        let tampered = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(bytes));
+        refuse(&auth, &tampered, AuthError::BadSignature).await;
     }
     // An algorithm left out of the configuration is refused even with a fitting key.
     let (idp, auth) = setup(|s| s.algorithms = vec!["ES256".into()]).await;
@@ -462,13 +479,10 @@ async fn unsigned_and_symmetric_tokens_are_refused() {
     }
     // HMAC keyed with the provider's public RSA key, the classic confusion attack.
     for secret in &keys().rsa_public_encodings {
-        for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
-            let mut header = Header::new(alg);
-            header.kid = Some("rsa-1".into());
-            let token = encode(&header, &idp.claims(), &EncodingKey::from_secret(secret)).unwrap();
+        for alg in ["HS256", "HS384", "HS512"] {
+            let token = jwt::sign(alg, Some("rsa-1"), &idp.claims(), jwt::Key::Hmac(secret));
             refuse(&auth, &token, AuthError::DisallowedAlgorithm).await;
-            header.kid = None;
-            let token = encode(&header, &idp.claims(), &EncodingKey::from_secret(secret)).unwrap();
+            let token = jwt::sign(alg, None, &idp.claims(), jwt::Key::Hmac(secret));
             refuse(&auth, &token, AuthError::DisallowedAlgorithm).await;
         }
     }

@@ -15,10 +15,12 @@ use charter_runtime::codegen::{BoxFuture, Context, Dispatch, McpServer, Resource
 use charter_runtime::config::Config;
 use charter_runtime::serve::{self, HttpGate};
 use charter_runtime::surface::Surface;
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use rand_core::OsRng;
 use rmcp::model::PromptMessage;
 use serde_json::{Map, Value, json};
+
+#[path = "support/jwt.rs"]
+mod jwt;
 
 const AUDIENCE: &str = "https://mcp.example.com/watcher";
 const PROTOCOL: &str = "2025-11-25";
@@ -93,13 +95,9 @@ impl Idp {
     }
 
     fn token(&self, subject: &str) -> String {
-        use p256::pkcs8::EncodePrivateKey as _;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
         let claims = json!({"iss": self.base, "aud": AUDIENCE, "sub": subject, "exp": now + 300, "iat": now});
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some("k1".into());
-        let der = self.key.to_pkcs8_der().unwrap();
-        encode(&header, &claims, &EncodingKey::from_ec_der(der.as_bytes())).unwrap()
+        jwt::sign("ES256", Some("k1"), &claims, jwt::Key::P256(&self.key))
     }
 
     async fn authenticator(&self) -> Authenticator {

@@ -52,7 +52,8 @@ impl RuntimeSource {
 
 /// Every file of the runtime a vendored crate carries (its manifest, its
 /// sources and the typed seam it shares with the generator), by path inside
-/// `runtime/`. The runtime's own integration tests stay in this repository.
+/// `runtime/`. The runtime's own integration tests stay in this repository,
+/// except the token signer its unit tests share with them.
 /// A test checks this list against the directory.
 pub const SOURCES: &[(&str, &str)] = &[
     ("Cargo.toml", include_str!("../../runtime/Cargo.toml")),
@@ -71,6 +72,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("src/egress.rs", include_str!("../../runtime/src/egress.rs")),
     ("src/error.rs", include_str!("../../runtime/src/error.rs")),
     ("src/guard.rs", include_str!("../../runtime/src/guard.rs")),
+    ("src/jws.rs", include_str!("../../runtime/src/jws.rs")),
     ("src/metrics.rs", include_str!("../../runtime/src/metrics.rs")),
     ("src/pipeline.rs", include_str!("../../runtime/src/pipeline.rs")),
     ("src/prompt.rs", include_str!("../../runtime/src/prompt.rs")),
@@ -91,6 +93,11 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("src/surface.rs", include_str!("../../runtime/src/surface.rs")),
     ("src/template.rs", include_str!("../../runtime/src/template.rs")),
     ("src/validate.rs", include_str!("../../runtime/src/validate.rs")),
+    // The token signer of serve.rs's unit test, shared with the integration tests.
+    (
+        "tests/support/jwt.rs",
+        include_str!("../../runtime/tests/support/jwt.rs"),
+    ),
     ("surface/Cargo.toml", include_str!("../../runtime/surface/Cargo.toml")),
     ("surface/src/lib.rs", include_str!("../../runtime/surface/src/lib.rs")),
     (
@@ -118,7 +125,7 @@ mod tests {
     fn every_runtime_source_is_vendored() {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/runtime");
         let mut on_disk = vec!["Cargo.toml".to_string(), "surface/Cargo.toml".to_string()];
-        for dir in ["src", "surface/src"] {
+        for dir in ["src", "surface/src", "tests/support"] {
             for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
                 let name = entry.unwrap().file_name().to_string_lossy().into_owned();
                 on_disk.push(format!("{dir}/{name}"));

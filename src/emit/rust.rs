@@ -626,7 +626,7 @@ pub fn contract_tests(model: &Model, crate_ident: &str) -> TokenStream {
         use charter_runtime::codegen::selftest::MustNotRun;
         use #krate::generated::SURFACE;
 
-        fn server() -> McpServer<MustNotRun> {
+        fn server() -> McpServer {
             let surface = Surface::parse(SURFACE).expect("the embedded surface parses");
             McpServer::new(surface, MustNotRun).expect("every schema of the contract compiles")
         }

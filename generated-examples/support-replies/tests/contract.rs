@@ -7,7 +7,7 @@ mod contract {
     use charter_runtime::codegen::selftest::MustNotRun;
     use support_replies::generated::SURFACE;
 
-    fn server() -> McpServer<MustNotRun> {
+    fn server() -> McpServer {
         let surface = Surface::parse(SURFACE).expect("the embedded surface parses");
         McpServer::new(surface, MustNotRun)
             .expect("every schema of the contract compiles")

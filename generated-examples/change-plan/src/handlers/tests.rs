@@ -12,16 +12,16 @@ const DEPLOYED: &str = "3f9c2e7a1b4d5c6e8f0a9b1c2d3e4f5a6b7c8d9e";
 const R1: &str = "7d41e0c9b2a35f68e1d4c7b0a3f69e2d5c8b1a47";
 const HEAD: &str = "c05a8f3e6d29b17c4e80f5a2d93b6c1e7f40a8d2";
 
-fn server_with(config: &Config) -> McpServer<Dispatcher<Handlers>> {
+fn server_with(config: &Config) -> McpServer {
     let surface = Surface::parse(crate::generated::SURFACE).unwrap();
     McpServer::new(surface, Dispatcher::new(Handlers::new(config).unwrap())).unwrap()
 }
 
-fn server() -> McpServer<Dispatcher<Handlers>> {
+fn server() -> McpServer {
     server_with(&Config::default())
 }
 
-async fn call(server: &McpServer<Dispatcher<Handlers>>, tool: &str, args: Value) -> Result<Value, String> {
+async fn call(server: &McpServer, tool: &str, args: Value) -> Result<Value, String> {
     let args: Map<String, Value> = serde_json::from_value(args).unwrap();
     let result = server
         .call(tool, Some(args), Context::new("eng.ada", "1"))
@@ -33,7 +33,7 @@ async fn call(server: &McpServer<Dispatcher<Handlers>>, tool: &str, args: Value)
     Ok(result.structured_content.expect("structured content"))
 }
 
-async fn read(server: &McpServer<Dispatcher<Handlers>>, uri: &str) -> Result<String, String> {
+async fn read(server: &McpServer, uri: &str) -> Result<String, String> {
     let result = server
         .read(uri, Context::new("eng.ada", "1"))
         .await

@@ -177,7 +177,7 @@ mod tests {
     use charter_runtime::surface::Surface;
     use serde_json::{Map, Value, json};
 
-    fn server() -> McpServer<Dispatcher<Handlers>> {
+    fn server() -> McpServer {
         let surface = Surface::parse(crate::generated::SURFACE).unwrap();
         McpServer::new(surface, Dispatcher::new(Handlers::new(&Config::default()).unwrap())).unwrap()
     }

@@ -329,12 +329,12 @@ mod tests {
 
     const REPO: &str = "example-corp/atlas-sdk";
 
-    fn server() -> McpServer<Dispatcher<Handlers>> {
+    fn server() -> McpServer {
         let surface = Surface::parse(crate::generated::SURFACE).unwrap();
         McpServer::new(surface, Dispatcher::new(Handlers::new(&Config::default()).unwrap())).unwrap()
     }
 
-    async fn call(server: &McpServer<Dispatcher<Handlers>>, tool: &str, args: Value) -> Result<Value, String> {
+    async fn call(server: &McpServer, tool: &str, args: Value) -> Result<Value, String> {
         let args: Map<String, Value> = serde_json::from_value(args).unwrap();
         let result = server
             .call(tool, Some(args), Context::new("maintainer", "1"))
@@ -346,7 +346,7 @@ mod tests {
         Ok(result.structured_content.expect("structured content"))
     }
 
-    async fn read(server: &McpServer<Dispatcher<Handlers>>, uri: &str) -> Result<String, String> {
+    async fn read(server: &McpServer, uri: &str) -> Result<String, String> {
         let result = server
             .read(uri, Context::new("maintainer", "1"))
             .await

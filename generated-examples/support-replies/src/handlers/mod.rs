@@ -477,7 +477,7 @@ mod tests {
         config
     }
 
-    fn server_with(config: &Config) -> McpServer<Dispatcher<Handlers>> {
+    fn server_with(config: &Config) -> McpServer {
         let surface = Surface::parse(crate::generated::SURFACE).unwrap();
         McpServer::new(surface, Dispatcher::new(Handlers::new(config).unwrap())).unwrap()
     }
@@ -487,7 +487,7 @@ mod tests {
     }
 
     /// Calls a tool through the server (input and output validation included).
-    async fn call(server: &McpServer<Dispatcher<Handlers>>, tool: &str, args: Value) -> Result<Value, String> {
+    async fn call(server: &McpServer, tool: &str, args: Value) -> Result<Value, String> {
         let args: Map<String, Value> = serde_json::from_value(args).unwrap();
         let result = server.call(tool, Some(args), context()).await.unwrap();
         if result.is_error == Some(true) {
