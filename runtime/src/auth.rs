@@ -37,11 +37,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use axum::http::Uri;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use reqwest::Url;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -296,8 +296,8 @@ pub fn metadata_paths(audience: &str) -> Vec<String> {
 /// `base_url`'s, when the server is reached elsewhere, e.g. on loopback in
 /// tests), the well-known path, then the audience's path.
 pub fn metadata_url(audience: &str, base_url: Option<&str>) -> String {
-    let origin_of = |url: &str| match Url::parse(url) {
-        Ok(parsed) if parsed.origin().is_tuple() => parsed.origin().ascii_serialization(),
+    let origin_of = |url: &str| match url.parse::<Uri>() {
+        Ok(parsed) if parsed.scheme().is_some() && parsed.host().is_some() => origin(&parsed),
         _ => url.trim_end_matches('/').to_string(),
     };
     let origin = origin_of(base_url.unwrap_or(audience));
@@ -306,9 +306,23 @@ pub fn metadata_url(audience: &str, base_url: Option<&str>) -> String {
 
 /// The audience's path without its trailing slash; empty for a bare origin.
 fn resource_path(audience: &str) -> String {
-    Url::parse(audience)
+    audience
+        .parse::<Uri>()
         .map(|url| url.path().trim_end_matches('/').to_string())
         .unwrap_or_default()
+}
+
+/// `scheme://host[:port]` of an absolute URL, lowercased, without the scheme's
+/// default port: the serialization of its origin.
+fn origin(url: &Uri) -> String {
+    let scheme = url.scheme_str().unwrap_or_default().to_ascii_lowercase();
+    let host = url.host().unwrap_or_default().to_ascii_lowercase();
+    match url.port_u16() {
+        Some(port) if !matches!((scheme.as_str(), port), ("https", 443) | ("http", 80)) => {
+            format!("{scheme}://{host}:{port}")
+        }
+        _ => format!("{scheme}://{host}"),
+    }
 }
 
 /// A quoted-string for an auth-param, with anything a quoted-string cannot
@@ -333,15 +347,15 @@ pub struct Authenticator {
 
 struct Inner {
     issuer: String,
-    issuer_url: Url,
+    issuer_url: Uri,
     audience: String,
-    jwks_uri: Option<Url>,
+    jwks_uri: Option<Uri>,
     algorithms: Vec<Algorithm>,
     /// One prepared validation per accepted algorithm.
     validations: Vec<(Algorithm, Validation)>,
     refresh_min_interval: Duration,
     max_age: Duration,
-    client: reqwest::Client,
+    fetcher: super::fetch::Fetcher,
     keys: RwLock<Arc<KeySet>>,
     /// Held while fetching, so concurrent fetches collapse into one.
     fetch: tokio::sync::Mutex<FetchState>,
@@ -357,7 +371,7 @@ struct FetchState {
     last_attempt: Option<Instant>,
     last_failed: bool,
     /// The key set URL read from the provider's metadata.
-    discovered: Option<Url>,
+    discovered: Option<Uri>,
 }
 
 #[derive(Default)]
@@ -463,7 +477,7 @@ impl fmt::Debug for Authenticator {
         f.debug_struct("Authenticator")
             .field("issuer", &self.inner.issuer)
             .field("audience", &self.inner.audience)
-            .field("jwks_uri", &self.inner.jwks_uri.as_ref().map(Url::as_str))
+            .field("jwks_uri", &self.inner.jwks_uri.as_ref().map(Uri::to_string))
             .finish_non_exhaustive()
     }
 }
@@ -527,7 +541,7 @@ impl Authenticator {
                 validations,
                 refresh_min_interval: settings.refresh_min_interval,
                 max_age: settings.max_age,
-                client: http_client()?,
+                fetcher: super::fetch::Fetcher::new(FETCH_TIMEOUT, MAX_DOCUMENT_BYTES, check_url)?,
                 keys: RwLock::new(Arc::new(KeySet::default())),
                 fetch: tokio::sync::Mutex::new(FetchState::default()),
                 attempts: AtomicU64::new(0),
@@ -723,7 +737,7 @@ impl Inner {
                 uri
             }
         };
-        let document = get_json(&self.client, &uri).await?;
+        let document = self.fetcher.get_json(&uri).await?;
         let keys = parse_jwks(&document, &self.algorithms).map_err(|e| format!("the key set at {uri} {e}"))?;
         let count = keys.len();
         self.install(keys);
@@ -753,10 +767,10 @@ impl Inner {
     /// Reads the key set URL from the issuer's metadata, trying the places
     /// RFC 8414 and OpenID Connect Discovery define, in the order the MCP
     /// authorization spec gives.
-    async fn discover(&self) -> Result<Url, String> {
+    async fn discover(&self) -> Result<Uri, String> {
         let mut failures = Vec::new();
         for url in discovery_urls(&self.issuer_url) {
-            let document = match get_json(&self.client, &url).await {
+            let document = match self.fetcher.get_json(&url).await {
                 Ok(document) => document,
                 Err(e) => {
                     failures.push(e);
@@ -790,16 +804,15 @@ impl Inner {
 /// The metadata URLs to try for an issuer: with a path, RFC 8414's path
 /// insertion, then OpenID's path insertion and appending; without, the two
 /// well-known documents at the root.
-fn discovery_urls(issuer: &Url) -> Vec<Url> {
+fn discovery_urls(issuer: &Uri) -> Vec<Uri> {
     let path = issuer.path().trim_end_matches('/');
-    let at = |p: String| {
-        let mut url = issuer.clone();
-        url.set_path(&p);
-        url.set_query(None);
-        url.set_fragment(None);
-        url
-    };
-    if path.is_empty() {
+    let origin = format!(
+        "{}://{}",
+        issuer.scheme_str().unwrap_or("https"),
+        issuer.authority().map(|a| a.as_str()).unwrap_or_default()
+    );
+    let at = |p: String| -> Option<Uri> { format!("{origin}{p}").parse().ok() };
+    let urls = if path.is_empty() {
         vec![
             at("/.well-known/oauth-authorization-server".into()),
             at("/.well-known/openid-configuration".into()),
@@ -810,7 +823,8 @@ fn discovery_urls(issuer: &Url) -> Vec<Url> {
             at(format!("/.well-known/openid-configuration{path}")),
             at(format!("{path}/.well-known/openid-configuration")),
         ]
-    }
+    };
+    urls.into_iter().flatten().collect()
 }
 
 fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, String> {
@@ -853,9 +867,23 @@ fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, String> {
 }
 
 /// An `https` URL, or `http` to a loopback host (local identity providers, tests).
-fn check_url(what: &str, raw: &str) -> Result<Url, String> {
-    let url = Url::parse(raw).map_err(|e| format!("{what} `{raw}` is not an absolute URL: {e}"))?;
-    match url.scheme() {
+fn check_url(what: &str, raw: &str) -> Result<Uri, String> {
+    if raw.contains('#') {
+        return Err(format!("{what} `{raw}` has a fragment: remove it"));
+    }
+    let url: Uri = raw
+        .parse()
+        .map_err(|e| format!("{what} `{raw}` is not an absolute URL: {e}"))?;
+    let Some(scheme) = url.scheme_str() else {
+        return Err(format!("{what} `{raw}` is not an absolute URL: it has no scheme"));
+    };
+    if url.host().is_none_or(str::is_empty) {
+        return Err(format!("{what} `{raw}` has no host"));
+    }
+    if url.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(format!("{what} `{raw}` carries credentials: remove them"));
+    }
+    match scheme.to_ascii_lowercase().as_str() {
         "https" => {}
         "http" if is_loopback(&url) => {}
         "http" => {
@@ -866,92 +894,13 @@ fn check_url(what: &str, raw: &str) -> Result<Url, String> {
         }
         other => return Err(format!("{what} `{raw}` has scheme `{other}`: use https")),
     }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{what} `{raw}` has no host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("{what} `{raw}` carries credentials: remove them"));
-    }
-    if url.fragment().is_some() {
-        return Err(format!("{what} `{raw}` has a fragment: remove it"));
-    }
     Ok(url)
 }
 
-fn is_loopback(url: &Url) -> bool {
-    let host = url.host_str().unwrap_or_default();
+fn is_loopback(url: &Uri) -> bool {
+    let host = url.host().unwrap_or_default();
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Installs rustls' ring provider for the process unless one is there; ring
-/// builds without the C toolchain aws-lc needs.
-fn http_client() -> Result<reqwest::Client, String> {
-    static PROVIDER: std::sync::Once = std::sync::Once::new();
-    PROVIDER.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-    let redirects = reqwest::redirect::Policy::custom(|attempt| {
-        if attempt.previous().len() >= 3 {
-            attempt.error("too many redirects")
-        } else if check_url("redirect", attempt.url().as_str()).is_err() {
-            attempt.error("redirected to a URL that is neither https nor loopback")
-        } else {
-            attempt.follow()
-        }
-    });
-    reqwest::Client::builder()
-        .timeout(FETCH_TIMEOUT)
-        .connect_timeout(FETCH_TIMEOUT)
-        .redirect(redirects)
-        .user_agent(concat!("charter-runtime/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client for the identity provider: {}", chain(&e)))
-}
-
-/// GETs a JSON document of at most [`MAX_DOCUMENT_BYTES`].
-async fn get_json(client: &reqwest::Client, url: &Url) -> Result<Value, String> {
-    let mut response = client
-        .get(url.clone())
-        .header(reqwest::header::ACCEPT, "application/json")
-        .send()
-        .await
-        .map_err(|e| format!("cannot fetch {url}: {}", chain(&e)))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(format!("{url} answered HTTP {status}"));
-    }
-    let too_large = || format!("{url} answered more than {} bytes", MAX_DOCUMENT_BYTES);
-    if response
-        .content_length()
-        .is_some_and(|length| length > MAX_DOCUMENT_BYTES as u64)
-    {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("cannot read {url}: {}", chain(&e)))?
-    {
-        if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    serde_json::from_slice(&body).map_err(|e| format!("{url} did not answer JSON: {e}"))
-}
-
-/// An error with its causes, which reqwest keeps out of its own message.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The usable signing keys of a JWKS document. Keys that cannot serve (other
@@ -1672,7 +1621,7 @@ mod tests {
     #[test]
     fn discovery_locations() {
         let urls = |issuer: &str| -> Vec<String> {
-            discovery_urls(&Url::parse(issuer).unwrap())
+            discovery_urls(&issuer.parse().unwrap())
                 .iter()
                 .map(|u| u.to_string())
                 .collect()

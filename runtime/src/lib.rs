@@ -32,6 +32,8 @@ pub mod dispatch;
 #[cfg(feature = "egress")]
 pub mod egress;
 pub mod error;
+#[cfg(feature = "oauth")]
+mod fetch;
 pub mod guard;
 #[cfg(feature = "oauth")]
 pub mod jws;

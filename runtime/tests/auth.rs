@@ -137,6 +137,8 @@ struct IdpState {
     jwks: Mutex<Value>,
     /// Other JSON documents by path (discovery metadata).
     documents: Mutex<HashMap<String, Value>>,
+    /// Paths answered with a 302 to the given Location.
+    redirects: Mutex<HashMap<String, String>>,
     jwks_hits: AtomicUsize,
     failing: AtomicBool,
     oversized: AtomicBool,
@@ -172,6 +174,14 @@ impl Idp {
         *self.state.jwks.lock().unwrap() = jwks;
     }
 
+    fn redirect(&self, path: &str, location: &str) {
+        self.state
+            .redirects
+            .lock()
+            .unwrap()
+            .insert(path.into(), location.into());
+    }
+
     fn publish(&self, path: &str, document: Value) {
         self.state.documents.lock().unwrap().insert(path.into(), document);
     }
@@ -198,8 +208,33 @@ impl Idp {
     }
 }
 
+/// `n` chunks of a kilobyte of spaces, streamed.
+struct Endless(usize);
+
+impl futures_core::Stream for Endless {
+    type Item = Result<axum::body::Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if self.0 == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.0 -= 1;
+        std::task::Poll::Ready(Some(Ok(axum::body::Bytes::from(vec![b' '; 1024]))))
+    }
+}
+
 async fn serve(State(state): State<Arc<IdpState>>, uri: Uri) -> Response {
     let json = |value: &Value| ([(header::CONTENT_TYPE, "application/json")], value.to_string()).into_response();
+    if let Some(location) = state.redirects.lock().unwrap().get(uri.path()) {
+        return (StatusCode::FOUND, [(header::LOCATION, location.clone())]).into_response();
+    }
+    if uri.path() == "/endless" {
+        // No Content-Length, and more bytes than any key set: only a cap on what is read stops it.
+        return axum::body::Body::from_stream(Endless(4096)).into_response();
+    }
     if uri.path() == "/jwks" {
         state.jwks_hits.fetch_add(1, Ordering::SeqCst);
         if state.failing.load(Ordering::SeqCst) {
@@ -710,6 +745,47 @@ async fn key_sets_are_bounded_and_must_hold_usable_keys() {
     let error = auth.refresh().await.unwrap_err();
     assert!(error.contains("more than 1048576 bytes"), "{error}");
     assert!(!auth.ready());
+    let mut endless = idp.settings();
+    endless.jwks_uri = Some(format!("{}/endless", idp.base));
+    let error = Authenticator::new(endless).unwrap().refresh().await.unwrap_err();
+    assert!(error.contains("more than 1048576 bytes"), "{error}");
+}
+
+#[tokio::test]
+async fn redirects_are_followed_three_times_at_most_and_only_to_https_or_loopback() {
+    let idp = Idp::start(jwks()).await;
+    let at = |path: &str| {
+        let mut settings = idp.settings();
+        settings.jwks_uri = Some(format!("{}{path}", idp.base));
+        Authenticator::new(settings).unwrap()
+    };
+    idp.redirect("/moved", "/jwks");
+    idp.redirect("/moved-twice", &format!("{}/moved", idp.base));
+    for path in ["/moved", "/moved-twice"] {
+        let auth = at(path);
+        auth.refresh().await.unwrap();
+        accept(
+            &auth,
+            &sign(Signer::Ec(0), Algorithm::ES256, Some("ec-1"), &idp.claims()),
+        )
+        .await;
+    }
+    idp.redirect("/away", "http://idp.example.com/jwks");
+    let error = at("/away").refresh().await.unwrap_err();
+    assert!(
+        error.contains("neither https nor loopback") && error.contains("plain http"),
+        "{error}"
+    );
+    idp.redirect("/scheme-relative", "//idp.example.com/jwks");
+    let error = at("/scheme-relative").refresh().await.unwrap_err();
+    assert!(error.contains("neither https nor loopback"), "{error}");
+    idp.redirect("/loop", "/loop");
+    let error = at("/loop").refresh().await.unwrap_err();
+    assert!(error.contains("more than 3 redirects"), "{error}");
+    assert!(
+        idp.state.jwks_hits.load(Ordering::SeqCst) == 2,
+        "only the two good redirects reached the key set"
+    );
 }
 
 #[tokio::test]

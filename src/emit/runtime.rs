@@ -71,6 +71,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("src/dispatch.rs", include_str!("../../runtime/src/dispatch.rs")),
     ("src/egress.rs", include_str!("../../runtime/src/egress.rs")),
     ("src/error.rs", include_str!("../../runtime/src/error.rs")),
+    ("src/fetch.rs", include_str!("../../runtime/src/fetch.rs")),
     ("src/guard.rs", include_str!("../../runtime/src/guard.rs")),
     ("src/jws.rs", include_str!("../../runtime/src/jws.rs")),
     ("src/metrics.rs", include_str!("../../runtime/src/metrics.rs")),
