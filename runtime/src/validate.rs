@@ -263,6 +263,17 @@ mod tests {
             json!({"type": "object", "properties": {"o": {"type": "object", "required": ["a", "b"],
                 "properties": {"a": {"const": 1}}, "additionalProperties": false}}}),
             json!({"required": ["n", "x", "z"], "properties": {"n": {}, "x": {"type": "number"}}}),
+            json!({"anyOf": [{"type": "string", "maxLength": 1}, {"type": "integer", "minimum": 1}]}),
+            json!({"oneOf": [{"type": "number"}, {"type": "integer"}, {"type": "null"}]}),
+            json!({"type": "object", "properties": {"o": {"oneOf": [
+                {"type": "object", "required": ["a"], "properties": {"a": {"const": 1}}},
+                {"type": "object", "required": ["b"]}]}}}),
+            json!({"allOf": [{"type": "object", "required": ["n"]}, {"properties": {"n": {"maximum": 1}}}],
+                "additionalProperties": {"type": "boolean"}}),
+            json!({"$defs": {"One": {"const": 1}}, "type": "array",
+                "items": {"anyOf": [{"$ref": "#/$defs/One"}, {"type": "string", "minLength": 2}]}}),
+            json!({"type": "object", "properties": {"text": {"anyOf": [{"type": "string"}, {"type": "null"}]}},
+                "oneOf": [{"required": ["text"]}, {"required": ["id"]}]}),
         ];
         let instances = [
             json!(null),
@@ -324,6 +335,16 @@ mod tests {
             json!({"a~b/c": 1}),
             json!({"o": {"a": 2, "c": 1}}),
             json!({"o": {"a": 1, "b": 1}}),
+            json!({"o": {"a": 1}}),
+            json!({"o": {"b": 2}}),
+            json!({"o": {"a": 2}}),
+            json!({"n": 1, "z": true}),
+            json!({"n": 1, "z": 1}),
+            json!([1, "ab", "a"]),
+            json!([1.0, "xyz"]),
+            json!({"text": null}),
+            json!({"text": "hi", "id": 1}),
+            json!({"text": 1, "id": 1}),
         ];
         for schema in &schemas {
             let simple = SimpleSchema::compile(schema).unwrap_or_else(|| panic!("outside the subset: {schema}"));

@@ -203,7 +203,7 @@ fn runtime_features(model: &Model) -> Vec<&'static str> {
     if !model.downstreams.is_empty() {
         features.push("egress");
     }
-    // A schema beyond the runtime's built-in subset (a `format: email`, `oneOf`, a `pattern` with
+    // A schema beyond the runtime's built-in subset (a `format: email`, `not`, a `pattern` with
     // `\d`, ...) needs the `jsonschema` crate.
     // Plain patterns are in the subset, on the regex crate (feature `patterns`), compiled only
     // for schemas that have one.

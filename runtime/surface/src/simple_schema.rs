@@ -4,7 +4,7 @@
 //! `uuid` and `uri` formats, numeric bounds, arrays by `items`, their counts
 //! and `uniqueItems`, objects by `properties`, `required`,
 //! `additionalProperties` and their counts, local `$ref`s to `#/$defs/...`,
-//! boolean schemas, and annotations.
+//! `allOf`, `anyOf` and `oneOf`, boolean schemas, and annotations.
 //!
 //! A `pattern` is inside the subset when its syntax means the same in
 //! ECMA-262 and in Rust's regex syntax: printable ASCII; escapes only of
@@ -15,8 +15,8 @@
 //! turns the runtime's `json-schema` feature on only for a contract with a
 //! schema outside this subset ([`SimpleSchema::compile`] returns `None`), and
 //! the runtime compiles every schema inside it with this code. Anything not
-//! understood here (a `pattern`, a `format`, `oneOf`, an unknown keyword, a
-//! recursive `$ref`) is outside the subset, never ignored. The runtime's
+//! understood here (a `pattern` with `\d`, `format: email`, `if`/`then`, `not`,
+//! an unknown keyword, a recursive `$ref`) is outside the subset, never ignored. The runtime's
 //! tests check it against `jsonschema` on the same schemas and instances.
 
 use std::cmp::Ordering;
@@ -84,8 +84,12 @@ struct Checks {
     additional: Option<Node>,
     min_properties: Option<u64>,
     max_properties: Option<u64>,
-    /// Resolved `$ref`s, which apply beside the other keywords.
+    /// Resolved `$ref`s and `allOf`'s schemas, which apply beside the other keywords.
     refs: Vec<Node>,
+    /// `anyOf`: at least one must hold.
+    any_of: Vec<Node>,
+    /// `oneOf`: exactly one must hold.
+    one_of: Vec<Node>,
 }
 
 /// The formats checked here, each by its RFC's grammar.
@@ -257,6 +261,14 @@ impl Compiler<'_> {
                 "minProperties" => checks.min_properties = Some(count(value)?),
                 "maxProperties" => checks.max_properties = Some(count(value)?),
                 "$ref" => checks.refs.push(self.reference(value.as_str()?)?),
+                "allOf" => {
+                    for schema in nonempty(value)? {
+                        let node = self.node(schema, false)?;
+                        checks.refs.push(node);
+                    }
+                }
+                "anyOf" => checks.any_of = self.each(nonempty(value)?)?,
+                "oneOf" => checks.one_of = self.each(nonempty(value)?)?,
                 "$schema" if root => {}
                 _ if ANNOTATIONS.contains(&keyword.as_str()) || keyword.starts_with("x-") => {}
                 _ => return None,
@@ -278,6 +290,10 @@ impl Compiler<'_> {
             .collect();
         checks.required_undeclared.dedup();
         Some(Node::Checks(Box::new(checks)))
+    }
+
+    fn each(&mut self, schemas: &[Value]) -> Option<Vec<Node>> {
+        schemas.iter().map(|schema| self.node(schema, false)).collect()
     }
 
     /// A `$ref` to `#/$defs/Name`, compiled in place; a cycle is outside the subset.
@@ -436,6 +452,14 @@ pub fn has_pattern(schema: &Value) -> bool {
         Value::Array(items) => items.iter().any(has_pattern),
         _ => false,
     }
+}
+
+/// The schemas of `allOf`, `anyOf` or `oneOf`: a non-empty array (an empty one is not a schema).
+fn nonempty(value: &Value) -> Option<&[Value]> {
+    value
+        .as_array()
+        .map(Vec::as_slice)
+        .filter(|schemas| !schemas.is_empty())
 }
 
 /// A non-negative integer keyword value (`minLength`, `maxItems`, ...).
@@ -717,7 +741,19 @@ impl Checks {
             }
             Value::Null | Value::Bool(_) => true,
         };
-        valid && self.refs.iter().all(|reference| reference.is_valid(instance))
+        valid
+            && self.refs.iter().all(|reference| reference.is_valid(instance))
+            && (self.any_of.is_empty() || self.any_of.iter().any(|schema| schema.is_valid(instance)))
+            && (self.one_of.is_empty() || self.holding_one_of(instance) == 1)
+    }
+
+    /// How many of `oneOf`'s schemas hold, counting to two at most.
+    fn holding_one_of(&self, instance: &Value) -> usize {
+        self.one_of
+            .iter()
+            .filter(|schema| schema.is_valid(instance))
+            .take(2)
+            .count()
     }
 
     fn collect(&self, instance: &Value, path: &mut String, out: &mut Vec<(String, String)>, limit: usize) {
@@ -882,6 +918,35 @@ impl Checks {
         }
         for reference in &self.refs {
             reference.collect(instance, path, out, limit);
+        }
+        // Like jsonschema: one violation at the instance, not each alternative's.
+        if !self.any_of.is_empty() && !self.any_of.iter().any(|schema| schema.is_valid(instance)) {
+            let message = format!(
+                "{} is not valid under any of the schemas listed in the 'anyOf' keyword",
+                shown(instance)
+            );
+            fail(out, path, message);
+        }
+        if !self.one_of.is_empty() {
+            match self.holding_one_of(instance) {
+                0 => fail(
+                    out,
+                    path,
+                    format!(
+                        "{} is not valid under any of the schemas listed in the 'oneOf' keyword",
+                        shown(instance)
+                    ),
+                ),
+                1 => {}
+                _ => fail(
+                    out,
+                    path,
+                    format!(
+                        "{} is valid under more than one of the schemas listed in the 'oneOf' keyword",
+                        shown(instance)
+                    ),
+                ),
+            }
         }
     }
 }
