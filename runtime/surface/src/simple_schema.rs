@@ -1205,14 +1205,19 @@ mod tests {
             "properties": {"a": {"$ref": "#/$defs/A"}, "b": {"type": ["integer", "null"], "maximum": 3}},
             "$defs": {"A": {"type": "string", "maxLength": 2, "description": "d", "x-mcp-header": "A"}}});
         assert!(SimpleSchema::fits(&inside));
+        let combined = json!({"allOf": [{"type": "object"}], "anyOf": [{"required": ["a"]}, {"required": ["b"]}],
+            "oneOf": [{"properties": {"a": {"const": 1}}}, {"$ref": "#/$defs/A"}], "$defs": {"A": true}});
+        assert!(SimpleSchema::fits(&combined));
+        // Without the `patterns` feature no pattern is inside the subset.
         for pattern in [
             "^[0-9a-f]{64}$",
             "^[A-Za-z0-9._-]{1,64}$",
             "^v[0-9]{1,4}\\.[0-9]{1,4}(-[0-9A-Za-z.]{1,20})?$",
             "a|b",
         ] {
-            assert!(
+            assert_eq!(
                 SimpleSchema::fits(&json!({"type": "string", "pattern": pattern})),
+                cfg!(feature = "patterns"),
                 "{pattern}"
             );
         }
@@ -1228,7 +1233,11 @@ mod tests {
             json!({"type": "string", "pattern": "^(?i)a$"}),
             json!({"type": "string", "pattern": "^ü$"}),
             json!({"type": "string", "format": "email"}),
-            json!({"oneOf": [{"type": "string"}]}),
+            json!({"oneOf": []}),
+            json!({"anyOf": {"type": "string"}}),
+            json!({"not": {"type": "string"}}),
+            json!({"if": {"type": "string"}, "then": {"minLength": 1}}),
+            json!({"anyOf": [{"type": "string", "format": "email"}]}),
             json!({"type": "strnig"}),
             json!({"maxLenght": 3}),
             json!({"$ref": "#/$defs/A", "$defs": {"A": {"$ref": "#/$defs/A"}}}),
