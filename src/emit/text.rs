@@ -116,7 +116,9 @@ impl Texts {
             env.add_template(name, source)
                 .map_err(|e| format!("template {name}: {e}"))?;
         }
-        let (dependencies, dev_dependencies) = dependency_lines(model, options.runtime)?;
+        // Decided once: it compiles every schema of the surface to see which the subset holds.
+        let features = runtime_features(model);
+        let (dependencies, dev_dependencies) = dependency_lines(model, options.runtime, &features)?;
         let http = model.access.transports.contains(&Transport::Http);
         let ctx = context! {
             contract => options.contract_name,
@@ -126,8 +128,8 @@ impl Texts {
             version => model.server.version.to_string(),
             env_prefix => super::env_prefix(model),
             http => http,
-            runtime_features => runtime_features(model),
-            enforcement => enforcement(model),
+            runtime_features => &features,
+            enforcement => enforcement(model, &features),
             vendored => *options.runtime == super::RuntimeSource::Vendored,
             runtime_path => options.runtime.dependency_path(),
             stdio => model.access.transports.contains(&Transport::Stdio),
@@ -258,8 +260,7 @@ struct Control {
 
 /// What this crate enforces, row by row, from the contract and the runtime
 /// features it turns on: a control this build leaves out says so and why.
-fn enforcement(model: &Model) -> Vec<Control> {
-    let features = runtime_features(model);
+fn enforcement(model: &Model, features: &[&str]) -> Vec<Control> {
     let on = |feature: &str| features.contains(&feature);
     let http = model.access.transports.contains(&Transport::Http);
     let writes: Vec<String> = model
@@ -387,6 +388,7 @@ fn cell(text: String) -> String {
 fn dependency_lines(
     model: &Model,
     runtime: &super::RuntimeSource,
+    runtime_features: &[&str],
 ) -> Result<(Vec<DependencyLine>, Vec<DependencyLine>), String> {
     let manifest: toml::Table = toml::from_str(MANIFEST).map_err(|e| format!("runtime/Cargo.toml: {e}"))?;
     let runtime_deps = manifest
@@ -446,7 +448,7 @@ fn dependency_lines(
         spec: toml::Value::Table(spec).to_string(),
     };
     // The runtime first, its keys in the order a person reads them: where, then what.
-    let features: Vec<String> = runtime_features(model).iter().map(|f| format!("\"{f}\"")).collect();
+    let features: Vec<String> = runtime_features.iter().map(|f| format!("\"{f}\"")).collect();
     let mut dependencies = vec![DependencyLine {
         name: "charter-runtime".into(),
         spec: format!(
