@@ -96,13 +96,15 @@ pub enum ResourceBody {
 }
 
 /// Implemented by generated code: decode validated JSON into the typed
-/// inputs, call the team's handler, encode its typed output.
+/// inputs, call the team's handler, encode its typed output. The context is
+/// lent, not given: the runtime's audit trail reads the same one while the
+/// handler runs, so no call copies it.
 pub trait Dispatch: Send + Sync + 'static {
     fn call_tool<'a>(
         &'a self,
         tool: &'a str,
         arguments: Value,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>>;
 
     fn read_resource<'a>(
@@ -110,7 +112,7 @@ pub trait Dispatch: Send + Sync + 'static {
         resource: &'a str,
         uri: &'a str,
         variables: Map<String, Value>,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<ResourceBody, ToolError>>;
 
     /// Messages of a prompt bound to a handler (prompts with `text` never get here).
@@ -118,7 +120,7 @@ pub trait Dispatch: Send + Sync + 'static {
         &'a self,
         prompt: &'a str,
         arguments: BTreeMap<String, String>,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>>;
 }
 

@@ -325,7 +325,12 @@ mod tests {
     }
 
     impl Dispatch for Slow {
-        fn call_tool<'a>(&'a self, _: &'a str, _: Value, _: Context) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        fn call_tool<'a>(
+            &'a self,
+            _: &'a str,
+            _: Value,
+            _: &'a Context,
+        ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
             self.tool_calls.fetch_add(1, Ordering::SeqCst);
             Box::pin(async { Ok(ToolOutput::Content(vec![ContentBlock::text("done")])) })
         }
@@ -334,7 +339,7 @@ mod tests {
             _: &'a str,
             _: &'a str,
             _: Map<String, Value>,
-            _: Context,
+            _: &'a Context,
         ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
             Box::pin(async { Err(ToolError::internal("no resources here")) })
         }
@@ -342,7 +347,7 @@ mod tests {
             &'a self,
             _: &'a str,
             _: BTreeMap<String, String>,
-            _: Context,
+            _: &'a Context,
         ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
             Box::pin(async move {
                 if self.prompt_fails.load(Ordering::SeqCst) {

@@ -200,7 +200,12 @@ pub fn error_text(result: &CallToolResult) -> String {
 pub struct MustNotRun;
 
 impl Dispatch for MustNotRun {
-    fn call_tool<'a>(&'a self, tool: &'a str, _: Value, _: Context) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+    fn call_tool<'a>(
+        &'a self,
+        tool: &'a str,
+        _: Value,
+        _: &'a Context,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         panic!("the handler of `{tool}` ran on a request the runtime must refuse")
     }
     fn read_resource<'a>(
@@ -208,7 +213,7 @@ impl Dispatch for MustNotRun {
         resource: &'a str,
         _: &'a str,
         _: Map<String, Value>,
-        _: Context,
+        _: &'a Context,
     ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
         panic!("the handler of `{resource}` ran on a request the runtime must refuse")
     }
@@ -216,7 +221,7 @@ impl Dispatch for MustNotRun {
         &'a self,
         prompt: &'a str,
         _: BTreeMap<String, String>,
-        _: Context,
+        _: &'a Context,
     ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
         panic!("the handler of `{prompt}` ran on a request the runtime must refuse")
     }

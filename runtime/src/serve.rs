@@ -843,7 +843,7 @@ mod tests {
             &'a self,
             _: &'a str,
             _: Value,
-            context: Context,
+            context: &'a Context,
         ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
             Box::pin(async move {
                 let response = context.downstream("tickets")?.get("ping").await?.error_for_status()?;
@@ -857,7 +857,7 @@ mod tests {
             _: &'a str,
             _: &'a str,
             _: Map<String, Value>,
-            _: Context,
+            _: &'a Context,
         ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
             Box::pin(async { Err(ToolError::internal("no resources here")) })
         }
@@ -865,7 +865,7 @@ mod tests {
             &'a self,
             _: &'a str,
             _: BTreeMap<String, String>,
-            _: Context,
+            _: &'a Context,
         ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
             Box::pin(async { Err(ToolError::internal("no prompts here")) })
         }

@@ -301,9 +301,7 @@ impl McpServer {
 
     /// The context a handler gets: the caller's, with the downstream clients
     /// this tool or resource may use.
-    fn handler_context(&self, kind: &'static str, name: &str, context: &Context) -> Context {
-        #[cfg_attr(not(feature = "egress"), allow(unused_mut))]
-        let mut context = context.clone();
+    fn handler_context(&self, kind: &'static str, name: &str, mut context: Context) -> Context {
         #[cfg(feature = "egress")]
         if let Some(bound) = self.inner.downstreams.get(&(kind, name.to_string())) {
             context.downstreams = bound.clone();
@@ -380,6 +378,7 @@ impl McpServer {
         // On the 2026-07-28 wire: the operation a request state is bound to, and the answers so far.
         let (context, rounds) =
             self.enter_rounds("tools/call", Call::tool(&tool.spec), context, &arguments, retry, true)?;
+        let context = self.handler_context("tool", name, context);
         let pipeline =
             Pipeline::new(self.inner.controls.as_ref(), Call::tool(&tool.spec), &context).with_arguments(&arguments);
         let admission = match pipeline
@@ -390,7 +389,6 @@ impl McpServer {
             Err(Refusal::Asking(request)) => return self.suspend(rounds.as_ref(), request),
             Err(refusal) => return Ok(error_result(tool_refusal(name, refusal)).into()),
         };
-        let context = self.handler_context("tool", name, &context);
         #[cfg(feature = "egress")]
         let record = super::binding::CallRecord::default();
         let handler = match &tool.spec.binding {
@@ -400,11 +398,11 @@ impl McpServer {
                 &tool.spec,
                 binding,
                 arguments,
-                context,
+                context.clone(),
                 record.clone(),
                 self.logs_in_full(&tool.spec),
             )),
-            _ => self.inner.dispatch.call_tool(name, arguments, context),
+            _ => self.inner.dispatch.call_tool(name, arguments, &context),
         };
         let ran = pipeline.run(admission, handler).await;
         let ran_outcome = match ran.outcome {
@@ -599,18 +597,14 @@ impl McpServer {
     pub async fn read(&self, uri: &str, context: Context) -> Result<ReadResourceResult, McpError> {
         let inner = &self.inner;
         let (spec, variables) = self.resolve(uri)?;
+        let context = self.handler_context("resource", spec.name(), context);
         let pipeline = Pipeline::new(inner.controls.as_ref(), Call::resource(spec), &context);
         // A template's variables were typed and validated while resolving the URI.
         let admission = match pipeline.admit(None, || Ok::<_, Invalid<McpError>>(())).await {
             Ok((admission, ())) => admission,
             Err(refusal) => return Err(protocol_refusal("resource", spec.name(), refusal)),
         };
-        let read = inner.dispatch.read_resource(
-            spec.name(),
-            uri,
-            variables,
-            self.handler_context("resource", spec.name(), &context),
-        );
+        let read = inner.dispatch.read_resource(spec.name(), uri, variables, &context);
         let body = match pipeline.run(admission, read).await.outcome.into_result() {
             Ok(body) => body,
             Err(e) => {
@@ -697,7 +691,7 @@ impl McpServer {
         };
         let messages = async {
             if spec.handler {
-                self.inner.dispatch.get_prompt(name, arguments, context.clone()).await
+                self.inner.dispatch.get_prompt(name, arguments, &context).await
             } else {
                 Ok(vec![PromptMessage::new_text(
                     Role::User,
@@ -1696,7 +1690,7 @@ mod downstream_binding {
             &'a self,
             _tool: &'a str,
             arguments: Value,
-            context: Context,
+            context: &'a Context,
         ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
             Box::pin(async move {
                 let name = arguments["downstream"].as_str().unwrap_or_default().to_string();
@@ -1711,7 +1705,7 @@ mod downstream_binding {
             _: &'a str,
             _: &'a str,
             _: Map<String, Value>,
-            _: Context,
+            _: &'a Context,
         ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
             Box::pin(async { Err(ToolError::internal("no resources here")) })
         }
@@ -1719,7 +1713,7 @@ mod downstream_binding {
             &'a self,
             _: &'a str,
             _: BTreeMap<String, String>,
-            _: Context,
+            _: &'a Context,
         ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
             Box::pin(async { Err(ToolError::internal("no prompts here")) })
         }
@@ -1935,7 +1929,7 @@ mod bound_tools {
             &'a self,
             tool: &'a str,
             _: Value,
-            _: Context,
+            _: &'a Context,
         ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
             Box::pin(async move { panic!("bound tool `{tool}` reached the dispatcher") })
         }
@@ -1944,7 +1938,7 @@ mod bound_tools {
             _: &'a str,
             _: &'a str,
             _: Map<String, Value>,
-            _: Context,
+            _: &'a Context,
         ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
             Box::pin(async { Err(ToolError::internal("no resources here")) })
         }
@@ -1952,7 +1946,7 @@ mod bound_tools {
             &'a self,
             _: &'a str,
             _: BTreeMap<String, String>,
-            _: Context,
+            _: &'a Context,
         ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
             Box::pin(async { Err(ToolError::internal("no prompts here")) })
         }

@@ -29,7 +29,7 @@ const WATCHED: &str = "test://watched";
 struct Watcher;
 
 impl Dispatch for Watcher {
-    fn call_tool<'a>(&'a self, _: &'a str, _: Value, _: Context) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+    fn call_tool<'a>(&'a self, _: &'a str, _: Value, _: &'a Context) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         Box::pin(async { Err(ToolError::internal("no tools here")) })
     }
     fn read_resource<'a>(
@@ -37,7 +37,7 @@ impl Dispatch for Watcher {
         _: &'a str,
         _: &'a str,
         _: Map<String, Value>,
-        _: Context,
+        _: &'a Context,
     ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
         Box::pin(async { Ok(ResourceBody::Text("watched".into())) })
     }
@@ -45,7 +45,7 @@ impl Dispatch for Watcher {
         &'a self,
         _: &'a str,
         _: BTreeMap<String, String>,
-        _: Context,
+        _: &'a Context,
     ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
         Box::pin(async { Err(ToolError::internal("no prompts here")) })
     }

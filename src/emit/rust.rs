@@ -381,7 +381,7 @@ pub fn dispatch_rs(model: &Model) -> TokenStream {
             quote! {
                 #name => {
                     let input = decode(tool, arguments)?;
-                    let output = self.handler.#method(&context, input).await?;
+                    let output = self.handler.#method(context, input).await?;
                     #encode
                 }
             }
@@ -395,12 +395,12 @@ pub fn dispatch_rs(model: &Model) -> TokenStream {
             let method = ident(&resource_method(resource));
             match &resource.target {
                 ResourceTarget::Static { .. } => quote! {
-                    #name => self.handler.#method(&context).await,
+                    #name => self.handler.#method(context).await,
                 },
                 ResourceTarget::Template { .. } => quote! {
                     #name => {
                         let params = decode(resource, Value::Object(variables))?;
-                        self.handler.#method(&context, uri, params).await
+                        self.handler.#method(context, uri, params).await
                     }
                 },
             }
@@ -413,7 +413,7 @@ pub fn dispatch_rs(model: &Model) -> TokenStream {
         .map(|prompt| {
             let name = &prompt.name.original;
             let method = ident(&prompt_method(prompt));
-            quote! { #name => self.handler.#method(&context, arguments).await, }
+            quote! { #name => self.handler.#method(context, arguments).await, }
         })
         .collect();
     // Parameters no arm reads are bound to `_` by name, so nothing needs `allow(unused_variables)`.
@@ -486,7 +486,7 @@ pub fn dispatch_rs(model: &Model) -> TokenStream {
                 &'a self,
                 tool: &'a str,
                 arguments: Value,
-                context: Context,
+                context: &'a Context,
             ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
                 #unused_tool_params
                 Box::pin(async move { #tool_body })
@@ -497,7 +497,7 @@ pub fn dispatch_rs(model: &Model) -> TokenStream {
                 resource: &'a str,
                 uri: &'a str,
                 variables: Map<String, Value>,
-                context: Context,
+                context: &'a Context,
             ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
                 #unused_resource_params
                 Box::pin(async move { #resource_body })
@@ -507,7 +507,7 @@ pub fn dispatch_rs(model: &Model) -> TokenStream {
                 &'a self,
                 prompt: &'a str,
                 arguments: BTreeMap<String, String>,
-                context: Context,
+                context: &'a Context,
             ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
                 #unused_prompt_params
                 Box::pin(async move { #prompt_body })

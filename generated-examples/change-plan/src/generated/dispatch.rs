@@ -25,31 +25,28 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         &'a self,
         tool: &'a str,
         arguments: Value,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         Box::pin(async move {
             match tool {
                 "get_service_state" => {
                     let input = decode(tool, arguments)?;
-                    let output = self.handler.get_service_state(&context, input).await?;
+                    let output = self.handler.get_service_state(context, input).await?;
                     encode(tool, &output)
                 }
                 "diff_desired_state" => {
                     let input = decode(tool, arguments)?;
-                    let output = self.handler.diff_desired_state(&context, input).await?;
+                    let output = self.handler.diff_desired_state(context, input).await?;
                     encode(tool, &output)
                 }
                 "draft_change_plan" => {
                     let input = decode(tool, arguments)?;
-                    let output = self.handler.draft_change_plan(&context, input).await?;
+                    let output = self.handler.draft_change_plan(context, input).await?;
                     encode(tool, &output)
                 }
                 "open_change_request" => {
                     let input = decode(tool, arguments)?;
-                    let output = self
-                        .handler
-                        .open_change_request(&context, input)
-                        .await?;
+                    let output = self.handler.open_change_request(context, input).await?;
                     encode(tool, &output)
                 }
                 _ => Err(ToolError::internal(format!("no handler for tool `{tool}`"))),
@@ -62,15 +59,15 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         resource: &'a str,
         uri: &'a str,
         variables: Map<String, Value>,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
         Box::pin(async move {
             match resource {
                 "change_plan" => {
                     let params = decode(resource, Value::Object(variables))?;
-                    self.handler.read_change_plan(&context, uri, params).await
+                    self.handler.read_change_plan(context, uri, params).await
                 }
-                "change_policy" => self.handler.read_change_policy(&context).await,
+                "change_policy" => self.handler.read_change_policy(context).await,
                 _ => {
                     Err(
                         ToolError::internal(
@@ -86,7 +83,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         &'a self,
         prompt: &'a str,
         arguments: BTreeMap<String, String>,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
         let _ = (arguments, context);
         Box::pin(async move {

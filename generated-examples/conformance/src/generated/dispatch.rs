@@ -25,43 +25,43 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         &'a self,
         tool: &'a str,
         arguments: Value,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         Box::pin(async move {
             match tool {
                 "test_reconnection" => {
                     let input = decode(tool, arguments)?;
-                    let output = self.handler.test_reconnection(&context, input).await?;
+                    let output = self.handler.test_reconnection(context, input).await?;
                     Ok(ToolOutput::Content(output))
                 }
                 "touch_watched_resource" => {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .touch_watched_resource(&context, input)
+                        .touch_watched_resource(context, input)
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
                 "test_simple_text" => {
                     let input = decode(tool, arguments)?;
-                    let output = self.handler.test_simple_text(&context, input).await?;
+                    let output = self.handler.test_simple_text(context, input).await?;
                     Ok(ToolOutput::Content(output))
                 }
                 "test_image_content" => {
                     let input = decode(tool, arguments)?;
-                    let output = self.handler.test_image_content(&context, input).await?;
+                    let output = self.handler.test_image_content(context, input).await?;
                     Ok(ToolOutput::Content(output))
                 }
                 "test_audio_content" => {
                     let input = decode(tool, arguments)?;
-                    let output = self.handler.test_audio_content(&context, input).await?;
+                    let output = self.handler.test_audio_content(context, input).await?;
                     Ok(ToolOutput::Content(output))
                 }
                 "test_embedded_resource" => {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .test_embedded_resource(&context, input)
+                        .test_embedded_resource(context, input)
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
@@ -69,7 +69,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .test_multiple_content_types(&context, input)
+                        .test_multiple_content_types(context, input)
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
@@ -77,41 +77,38 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .test_tool_with_logging(&context, input)
+                        .test_tool_with_logging(context, input)
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
                 "test_error_handling" => {
                     let input = decode(tool, arguments)?;
-                    let output = self
-                        .handler
-                        .test_error_handling(&context, input)
-                        .await?;
+                    let output = self.handler.test_error_handling(context, input).await?;
                     Ok(ToolOutput::Content(output))
                 }
                 "test_tool_with_progress" => {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .test_tool_with_progress(&context, input)
+                        .test_tool_with_progress(context, input)
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
                 "test_sampling" => {
                     let input = decode(tool, arguments)?;
-                    let output = self.handler.test_sampling(&context, input).await?;
+                    let output = self.handler.test_sampling(context, input).await?;
                     Ok(ToolOutput::Content(output))
                 }
                 "test_elicitation" => {
                     let input = decode(tool, arguments)?;
-                    let output = self.handler.test_elicitation(&context, input).await?;
+                    let output = self.handler.test_elicitation(context, input).await?;
                     Ok(ToolOutput::Content(output))
                 }
                 "test_elicitation_sep1034_defaults" => {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .test_elicitation_sep1034_defaults(&context, input)
+                        .test_elicitation_sep1034_defaults(context, input)
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
@@ -119,7 +116,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .test_elicitation_sep1330_enums(&context, input)
+                        .test_elicitation_sep1330_enums(context, input)
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
@@ -127,7 +124,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .test_missing_capability(&context, input)
+                        .test_missing_capability(context, input)
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
@@ -135,20 +132,20 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .test_streaming_elicitation(&context, input)
+                        .test_streaming_elicitation(context, input)
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
                 "test_logging_tool" => {
                     let input = decode(tool, arguments)?;
-                    let output = self.handler.test_logging_tool(&context, input).await?;
+                    let output = self.handler.test_logging_tool(context, input).await?;
                     Ok(ToolOutput::Content(output))
                 }
                 "json_schema_2020_12_tool" => {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .json_schema_2020_12_tool(&context, input)
+                        .json_schema_2020_12_tool(context, input)
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
@@ -156,7 +153,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .test_header_parameter(&context, input)
+                        .test_header_parameter(context, input)
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
@@ -164,7 +161,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .test_input_required_result_elicitation(&context, input)
+                        .test_input_required_result_elicitation(context, input)
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
@@ -172,7 +169,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .test_input_required_result_sampling(&context, input)
+                        .test_input_required_result_sampling(context, input)
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
@@ -180,7 +177,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .test_input_required_result_list_roots(&context, input)
+                        .test_input_required_result_list_roots(context, input)
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
@@ -188,7 +185,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .test_input_required_result_request_state(&context, input)
+                        .test_input_required_result_request_state(context, input)
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
@@ -196,7 +193,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .test_input_required_result_tampered_state(&context, input)
+                        .test_input_required_result_tampered_state(context, input)
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
@@ -204,7 +201,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .test_input_required_result_multiple_inputs(&context, input)
+                        .test_input_required_result_multiple_inputs(context, input)
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
@@ -212,7 +209,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .test_input_required_result_multi_round(&context, input)
+                        .test_input_required_result_multi_round(context, input)
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
@@ -220,7 +217,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .test_input_required_result_capabilities(&context, input)
+                        .test_input_required_result_capabilities(context, input)
                         .await?;
                     Ok(ToolOutput::Content(output))
                 }
@@ -234,16 +231,16 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         resource: &'a str,
         uri: &'a str,
         variables: Map<String, Value>,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
         Box::pin(async move {
             match resource {
-                "static_text" => self.handler.read_static_text(&context).await,
-                "static_binary" => self.handler.read_static_binary(&context).await,
-                "watched_resource" => self.handler.read_watched_resource(&context).await,
+                "static_text" => self.handler.read_static_text(context).await,
+                "static_binary" => self.handler.read_static_binary(context).await,
+                "watched_resource" => self.handler.read_watched_resource(context).await,
                 "template" => {
                     let params = decode(resource, Value::Object(variables))?;
-                    self.handler.read_template(&context, uri, params).await
+                    self.handler.read_template(context, uri, params).await
                 }
                 _ => {
                     Err(
@@ -260,22 +257,22 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         &'a self,
         prompt: &'a str,
         arguments: BTreeMap<String, String>,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
         Box::pin(async move {
             match prompt {
                 "test_input_required_result_prompt" => {
                     self.handler
-                        .prompt_test_input_required_result_prompt(&context, arguments)
+                        .prompt_test_input_required_result_prompt(context, arguments)
                         .await
                 }
                 "test_prompt_with_embedded_resource" => {
                     self.handler
-                        .prompt_test_prompt_with_embedded_resource(&context, arguments)
+                        .prompt_test_prompt_with_embedded_resource(context, arguments)
                         .await
                 }
                 "test_prompt_with_image" => {
-                    self.handler.prompt_test_prompt_with_image(&context, arguments).await
+                    self.handler.prompt_test_prompt_with_image(context, arguments).await
                 }
                 _ => {
                     Err(ToolError::internal(format!("no handler for prompt `{prompt}`")))

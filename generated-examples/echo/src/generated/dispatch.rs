@@ -25,13 +25,13 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         &'a self,
         tool: &'a str,
         arguments: Value,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         Box::pin(async move {
             match tool {
                 "echo" => {
                     let input = decode(tool, arguments)?;
-                    let output = self.handler.echo(&context, input).await?;
+                    let output = self.handler.echo(context, input).await?;
                     encode(tool, &output)
                 }
                 _ => Err(ToolError::internal(format!("no handler for tool `{tool}`"))),
@@ -44,7 +44,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         resource: &'a str,
         uri: &'a str,
         variables: Map<String, Value>,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
         let _ = (uri, variables, context);
         Box::pin(async move {
@@ -56,7 +56,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         &'a self,
         prompt: &'a str,
         arguments: BTreeMap<String, String>,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
         let _ = (arguments, context);
         Box::pin(async move {

@@ -29,7 +29,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         &'a self,
         tool: &'a str,
         arguments: Value,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         let _ = (arguments, context);
         Box::pin(async move {
@@ -42,7 +42,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         resource: &'a str,
         uri: &'a str,
         variables: Map<String, Value>,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
         let _ = (uri, variables, context);
         Box::pin(async move {
@@ -54,7 +54,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         &'a self,
         prompt: &'a str,
         arguments: BTreeMap<String, String>,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
         let _ = (arguments, context);
         Box::pin(async move {

@@ -25,18 +25,18 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         &'a self,
         tool: &'a str,
         arguments: Value,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         Box::pin(async move {
             match tool {
                 "search_policies" => {
                     let input = decode(tool, arguments)?;
-                    let output = self.handler.search_policies(&context, input).await?;
+                    let output = self.handler.search_policies(context, input).await?;
                     encode(tool, &output)
                 }
                 "get_policy_section" => {
                     let input = decode(tool, arguments)?;
-                    let output = self.handler.get_policy_section(&context, input).await?;
+                    let output = self.handler.get_policy_section(context, input).await?;
                     encode(tool, &output)
                 }
                 _ => Err(ToolError::internal(format!("no handler for tool `{tool}`"))),
@@ -49,14 +49,14 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         resource: &'a str,
         uri: &'a str,
         variables: Map<String, Value>,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
         Box::pin(async move {
             match resource {
-                "policy_index" => self.handler.read_policy_index(&context).await,
+                "policy_index" => self.handler.read_policy_index(context).await,
                 "approved_policy" => {
                     let params = decode(resource, Value::Object(variables))?;
-                    self.handler.read_approved_policy(&context, uri, params).await
+                    self.handler.read_approved_policy(context, uri, params).await
                 }
                 _ => {
                     Err(
@@ -73,7 +73,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         &'a self,
         prompt: &'a str,
         arguments: BTreeMap<String, String>,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
         let _ = (arguments, context);
         Box::pin(async move {

@@ -25,7 +25,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         &'a self,
         tool: &'a str,
         arguments: Value,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         Box::pin(async move {
             match tool {
@@ -33,21 +33,18 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .list_merged_pull_requests(&context, input)
+                        .list_merged_pull_requests(context, input)
                         .await?;
                     encode(tool, &output)
                 }
                 "get_pull_request" => {
                     let input = decode(tool, arguments)?;
-                    let output = self.handler.get_pull_request(&context, input).await?;
+                    let output = self.handler.get_pull_request(context, input).await?;
                     encode(tool, &output)
                 }
                 "draft_release_notes" => {
                     let input = decode(tool, arguments)?;
-                    let output = self
-                        .handler
-                        .draft_release_notes(&context, input)
-                        .await?;
+                    let output = self.handler.draft_release_notes(context, input).await?;
                     encode(tool, &output)
                 }
                 _ => Err(ToolError::internal(format!("no handler for tool `{tool}`"))),
@@ -60,14 +57,14 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         resource: &'a str,
         uri: &'a str,
         variables: Map<String, Value>,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
         Box::pin(async move {
             match resource {
-                "style_guide" => self.handler.read_style_guide(&context).await,
+                "style_guide" => self.handler.read_style_guide(context).await,
                 "draft" => {
                     let params = decode(resource, Value::Object(variables))?;
-                    self.handler.read_draft(&context, uri, params).await
+                    self.handler.read_draft(context, uri, params).await
                 }
                 _ => {
                     Err(
@@ -84,7 +81,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         &'a self,
         prompt: &'a str,
         arguments: BTreeMap<String, String>,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
         let _ = (arguments, context);
         Box::pin(async move {

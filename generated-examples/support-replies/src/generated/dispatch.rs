@@ -25,7 +25,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         &'a self,
         tool: &'a str,
         arguments: Value,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         Box::pin(async move {
             match tool {
@@ -33,26 +33,23 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                     let input = decode(tool, arguments)?;
                     let output = self
                         .handler
-                        .list_assigned_tickets(&context, input)
+                        .list_assigned_tickets(context, input)
                         .await?;
                     encode(tool, &output)
                 }
                 "get_ticket" => {
                     let input = decode(tool, arguments)?;
-                    let output = self.handler.get_ticket(&context, input).await?;
+                    let output = self.handler.get_ticket(context, input).await?;
                     encode(tool, &output)
                 }
                 "create_reply_draft" => {
                     let input = decode(tool, arguments)?;
-                    let output = self.handler.create_reply_draft(&context, input).await?;
+                    let output = self.handler.create_reply_draft(context, input).await?;
                     encode(tool, &output)
                 }
                 "set_ticket_priority" => {
                     let input = decode(tool, arguments)?;
-                    let output = self
-                        .handler
-                        .set_ticket_priority(&context, input)
-                        .await?;
+                    let output = self.handler.set_ticket_priority(context, input).await?;
                     encode(tool, &output)
                 }
                 _ => Err(ToolError::internal(format!("no handler for tool `{tool}`"))),
@@ -65,12 +62,12 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         resource: &'a str,
         uri: &'a str,
         variables: Map<String, Value>,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
         let _ = (uri, variables);
         Box::pin(async move {
             match resource {
-                "reply_guidelines" => self.handler.read_reply_guidelines(&context).await,
+                "reply_guidelines" => self.handler.read_reply_guidelines(context).await,
                 _ => {
                     Err(
                         ToolError::internal(
@@ -86,7 +83,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         &'a self,
         prompt: &'a str,
         arguments: BTreeMap<String, String>,
-        context: Context,
+        context: &'a Context,
     ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
         let _ = (arguments, context);
         Box::pin(async move {
