@@ -851,12 +851,12 @@ fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, String> {
                 DEFAULT_ALGORITHMS.join(", ")
             ));
         };
-        if !super::jws::compiled(alg) {
+        let feature = charter_surface::oauth_algorithm_feature(name).unwrap_or("oauth-*");
+        if !super::jws::compiled(feature) {
             return Err(format!(
-                "OAuth token algorithm `{name}` is not compiled into this server (the runtime's `{}` feature): \
+                "OAuth token algorithm `{name}` is not compiled into this server (the runtime's `{feature}` feature): \
                  regenerate the server with `charter generate`, which turns on the features of \
-                 `access.oauth.algorithms`",
-                super::jws::feature(alg)
+                 `access.oauth.algorithms`"
             ));
         }
         if !algorithms.contains(&alg) {

@@ -146,7 +146,7 @@ fn resolve(base: &Uri, location: &str) -> String {
 }
 
 /// An error with its causes, which hyper keeps out of its own message.
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -19,26 +19,14 @@ use jsonwebtoken::errors::{Error, ErrorKind};
 use jsonwebtoken::signature::{self, Verifier};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
-/// Whether this build can check signatures made with `alg`.
-pub fn compiled(alg: Algorithm) -> bool {
-    let rsa = matches!(
-        alg,
-        Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512
-    );
-    (rsa && cfg!(feature = "oauth-rsa"))
-        || (alg == Algorithm::ES256 && cfg!(feature = "oauth-es256"))
-        || (alg == Algorithm::ES384 && cfg!(feature = "oauth-es384"))
-        || (alg == Algorithm::EdDSA && cfg!(feature = "oauth-eddsa"))
-}
-
-/// The runtime feature that compiles `alg` in, for error messages.
-pub fn feature(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::ES256 => "oauth-es256",
-        Algorithm::ES384 => "oauth-es384",
-        Algorithm::EdDSA => "oauth-eddsa",
-        _ => "oauth-rsa",
-    }
+/// Whether this build has the signature family `feature` (one of
+/// [`charter_surface::OAUTH_ALGORITHM_FEATURES`], as
+/// [`charter_surface::oauth_algorithm_feature`] names it for an algorithm).
+pub fn compiled(feature: &str) -> bool {
+    (feature == "oauth-rsa" && cfg!(feature = "oauth-rsa"))
+        || (feature == "oauth-es256" && cfg!(feature = "oauth-es256"))
+        || (feature == "oauth-es384" && cfg!(feature = "oauth-es384"))
+        || (feature == "oauth-eddsa" && cfg!(feature = "oauth-eddsa"))
 }
 
 /// Makes this module's provider jsonwebtoken's, unless one is installed.
@@ -68,21 +56,15 @@ fn refused() -> Error {
 
 /// One key, parsed once per verification, for one algorithm.
 enum Key {
+    /// For RS256 to PS512: the verifier's algorithm picks the padding and the digest.
     #[cfg(feature = "oauth-rsa")]
-    Rsa(rsa::RsaPublicKey, Rsa),
+    Rsa(rsa::RsaPublicKey),
     #[cfg(feature = "oauth-es256")]
     P256(p256::ecdsa::VerifyingKey),
     #[cfg(feature = "oauth-es384")]
     P384(p384::ecdsa::VerifyingKey),
     #[cfg(feature = "oauth-eddsa")]
     Ed25519(ed25519_dalek::VerifyingKey),
-}
-
-#[cfg(feature = "oauth-rsa")]
-#[derive(Clone, Copy)]
-enum Rsa {
-    Pkcs1(u16),
-    Pss(u16),
 }
 
 struct ContractVerifier {
@@ -95,20 +77,18 @@ struct ContractVerifier {
 fn verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>, Error> {
     let key = match (alg, key.kind()) {
         #[cfg(feature = "oauth-rsa")]
-        (alg, jsonwebtoken::DecodingKeyKind::RsaModulusExponent { n, e }) => {
-            let scheme = match alg {
-                Algorithm::RS256 => Rsa::Pkcs1(256),
-                Algorithm::RS384 => Rsa::Pkcs1(384),
-                Algorithm::RS512 => Rsa::Pkcs1(512),
-                Algorithm::PS256 => Rsa::Pss(256),
-                Algorithm::PS384 => Rsa::Pss(384),
-                Algorithm::PS512 => Rsa::Pss(512),
-                _ => return Err(refused()),
-            };
-            let key = rsa::RsaPublicKey::new(rsa::BigUint::from_bytes_be(n), rsa::BigUint::from_bytes_be(e))
-                .map_err(|e| ErrorKind::InvalidRsaKey(e.to_string()))?;
-            Key::Rsa(key, scheme)
-        }
+        (
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512,
+            jsonwebtoken::DecodingKeyKind::RsaModulusExponent { n, e },
+        ) => Key::Rsa(
+            rsa::RsaPublicKey::new(rsa::BigUint::from_bytes_be(n), rsa::BigUint::from_bytes_be(e))
+                .map_err(|e| ErrorKind::InvalidRsaKey(e.to_string()))?,
+        ),
         #[cfg(feature = "oauth-es256")]
         (Algorithm::ES256, jsonwebtoken::DecodingKeyKind::SecretOrDer(point)) => {
             Key::P256(p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| ErrorKind::InvalidEcdsaKey)?)
@@ -132,16 +112,18 @@ impl Verifier<Vec<u8>> for ContractVerifier {
     fn verify(&self, message: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
         match &self.key {
             #[cfg(feature = "oauth-rsa")]
-            Key::Rsa(key, scheme) => {
+            Key::Rsa(key) => {
                 use rsa::{Pkcs1v15Sign, Pss};
                 use sha2::{Sha256, Sha384, Sha512};
-                match *scheme {
-                    Rsa::Pkcs1(256) => rsa_verify::<Sha256>(key, Pkcs1v15Sign::new::<Sha256>(), message, signature),
-                    Rsa::Pkcs1(384) => rsa_verify::<Sha384>(key, Pkcs1v15Sign::new::<Sha384>(), message, signature),
-                    Rsa::Pkcs1(_) => rsa_verify::<Sha512>(key, Pkcs1v15Sign::new::<Sha512>(), message, signature),
-                    Rsa::Pss(256) => rsa_verify::<Sha256>(key, Pss::new::<Sha256>(), message, signature),
-                    Rsa::Pss(384) => rsa_verify::<Sha384>(key, Pss::new::<Sha384>(), message, signature),
-                    Rsa::Pss(_) => rsa_verify::<Sha512>(key, Pss::new::<Sha512>(), message, signature),
+                match self.alg {
+                    Algorithm::RS256 => rsa_verify::<Sha256>(key, Pkcs1v15Sign::new::<Sha256>(), message, signature),
+                    Algorithm::RS384 => rsa_verify::<Sha384>(key, Pkcs1v15Sign::new::<Sha384>(), message, signature),
+                    Algorithm::RS512 => rsa_verify::<Sha512>(key, Pkcs1v15Sign::new::<Sha512>(), message, signature),
+                    Algorithm::PS256 => rsa_verify::<Sha256>(key, Pss::new::<Sha256>(), message, signature),
+                    Algorithm::PS384 => rsa_verify::<Sha384>(key, Pss::new::<Sha384>(), message, signature),
+                    Algorithm::PS512 => rsa_verify::<Sha512>(key, Pss::new::<Sha512>(), message, signature),
+                    // `verifier` pairs an RSA key with the six algorithms above only.
+                    _ => Err(signature::Error::new()),
                 }
             }
             #[cfg(feature = "oauth-es256")]
@@ -194,8 +176,10 @@ mod tests {
 
     #[test]
     fn it_verifies_only_and_only_keys_of_the_tokens_family() {
-        assert!(compiled(Algorithm::RS256) && compiled(Algorithm::ES256));
-        assert!(!compiled(Algorithm::HS256) && !compiled(Algorithm::HS512));
+        let family = |alg: &str| charter_surface::oauth_algorithm_feature(alg);
+        assert!(compiled(family("RS256").unwrap()) && compiled(family("ES256").unwrap()));
+        assert!(family("HS256").is_none() && family("HS512").is_none() && family("none").is_none());
+        assert!(!compiled("oauth-*") && !compiled("hs256"));
         // Never a signer, not even for an HMAC secret.
         let secret = jsonwebtoken::EncodingKey::from_secret(b"secret");
         assert!((PROVIDER.signer_factory)(&Algorithm::HS256, &secret).is_err());

@@ -1841,8 +1841,8 @@ mod bound_tools {
 
     use super::*;
     use crate::config::Config;
-    use crate::dispatch::BoxFuture;
     use crate::egress::Egress;
+    use crate::selftest::MustNotRun;
 
     const TOKEN_ENV: &str = "CHARTER_BOUND_TEST_TOKEN";
     const SERVICE_TOKEN: &str = "canary-service-token-5f1d";
@@ -1919,37 +1919,6 @@ mod bound_tools {
             }
         });
         format!("http://{address}/")
-    }
-
-    /// Bound tools never reach the dispatcher.
-    struct NoHandlers;
-
-    impl Dispatch for NoHandlers {
-        fn call_tool<'a>(
-            &'a self,
-            tool: &'a str,
-            _: Value,
-            _: &'a Context,
-        ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-            Box::pin(async move { panic!("bound tool `{tool}` reached the dispatcher") })
-        }
-        fn read_resource<'a>(
-            &'a self,
-            _: &'a str,
-            _: &'a str,
-            _: Map<String, Value>,
-            _: &'a Context,
-        ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
-            Box::pin(async { Err(ToolError::internal("no resources here")) })
-        }
-        fn get_prompt<'a>(
-            &'a self,
-            _: &'a str,
-            _: BTreeMap<String, String>,
-            _: &'a Context,
-        ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
-            Box::pin(async { Err(ToolError::internal("no prompts here")) })
-        }
     }
 
     fn tool(name: &str, method: &str, path: &str, field: Option<&str>) -> Value {
@@ -2034,7 +2003,8 @@ mod bound_tools {
         });
         let surface = Surface::parse(&surface.to_string()).unwrap();
         let egress = Egress::from_config(&surface.downstreams, &Config::default()).unwrap();
-        McpServer::new(surface, NoHandlers)
+        // Bound tools never reach the dispatcher.
+        McpServer::new(surface, MustNotRun)
             .unwrap()
             .with_egress(&egress)
             .unwrap()

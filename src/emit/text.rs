@@ -178,11 +178,12 @@ fn runtime_features(model: &Model) -> Vec<&'static str> {
     if http && let Some(oauth) = &model.access.oauth {
         features.push("oauth");
         // Only the signature families the contract accepts are compiled in.
-        for family in ["oauth-rsa", "oauth-es256", "oauth-es384", "oauth-eddsa"] {
+        use charter_surface::{OAUTH_ALGORITHM_FEATURES, oauth_algorithm_feature};
+        for &family in OAUTH_ALGORITHM_FEATURES {
             if oauth
                 .algorithms
                 .iter()
-                .any(|alg| algorithm_feature(alg) == Some(family))
+                .any(|alg| oauth_algorithm_feature(alg) == Some(family))
             {
                 features.push(family);
             }
@@ -231,18 +232,6 @@ fn runtime_features(model: &Model) -> Vec<&'static str> {
         features.push("redis");
     }
     features
-}
-
-/// The runtime feature that verifies tokens signed with `alg` (`charter check`
-/// refuses any other algorithm before generation).
-fn algorithm_feature(alg: &str) -> Option<&'static str> {
-    match alg {
-        "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" => Some("oauth-rsa"),
-        "ES256" => Some("oauth-es256"),
-        "ES384" => Some("oauth-es384"),
-        "EdDSA" => Some("oauth-eddsa"),
-        _ => None,
-    }
 }
 
 /// Text that continues a sentence inside a table cell: as `cell`, without a

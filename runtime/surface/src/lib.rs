@@ -18,6 +18,22 @@ use serde_json::Value;
 /// The `_meta` key under which each definition's SHA-256 is published, so hosts can pin it.
 pub const HASH_META_KEY: &str = "dev.charter/definition-sha256";
 
+/// charter-runtime's token-signature features, one per family, in the order manifests list them.
+pub const OAUTH_ALGORITHM_FEATURES: &[&str] = &["oauth-rsa", "oauth-es256", "oauth-es384", "oauth-eddsa"];
+
+/// The charter-runtime feature that checks tokens signed with the JWS algorithm `alg` (one of
+/// `access.oauth.algorithms`): the generator turns it on, and the runtime names it when a build
+/// lacks it. `None` for an algorithm no feature checks (`none`, the HMAC ones, unknown names).
+pub fn oauth_algorithm_feature(alg: &str) -> Option<&'static str> {
+    match alg {
+        "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" => Some("oauth-rsa"),
+        "ES256" => Some("oauth-es256"),
+        "ES384" => Some("oauth-es384"),
+        "EdDSA" => Some("oauth-eddsa"),
+        _ => None,
+    }
+}
+
 /// Every tool, resource and prompt exactly as clients see them, with the
 /// policy the runtime enforces around each.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
