@@ -89,8 +89,9 @@ impl Validator {
 }
 
 /// `schema` compiled by the jsonschema crate as the runtime uses it: 2020-12, formats asserted.
+/// Public for the differential fuzz target, which must hold the subset to this same configuration.
 #[cfg(feature = "json-schema")]
-fn jsonschema_validator(schema: &Value) -> Result<jsonschema::Validator, jsonschema::ValidationError<'static>> {
+pub fn jsonschema_validator(schema: &Value) -> Result<jsonschema::Validator, jsonschema::ValidationError<'static>> {
     jsonschema::options()
         .with_draft(jsonschema::Draft::Draft202012)
         .should_validate_formats(true)
