@@ -243,7 +243,7 @@ fn a_vendored_crate_builds_clippy_clean_and_passes_its_own_tests() {
     let cargo_toml = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
     assert!(
         cargo_toml.contains(
-            r#"charter-runtime = { path = "charter-runtime", default-features = false, features = ["egress", "patterns"] }"#
+            r#"charter-runtime = { path = "charter-runtime", default-features = false, features = ["mimalloc", "egress", "patterns"] }"#
         ),
         "{cargo_toml}"
     );

@@ -68,6 +68,13 @@ pub mod codegen {
     pub use serde_json::{Map, Value};
 }
 
+/// The global allocator of a generated server (its `main.rs` declares it):
+/// mimalloc, without transparent huge pages. A library cannot choose the
+/// allocator for the binaries and tests that link it, so the runtime only
+/// offers it (feature `mimalloc`).
+#[cfg(feature = "mimalloc")]
+pub use mimalloc::MiMalloc as Allocator;
+
 /// The logging facade the runtime's subscriber (stderr, `{PREFIX}_LOG`) listens to, for
 /// handlers' own log lines (`charter_runtime::tracing::warn!(...)`).
 pub use tracing;

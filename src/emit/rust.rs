@@ -92,6 +92,10 @@ pub fn lib_rs() -> TokenStream {
 pub fn main_rs(crate_ident: &str) -> TokenStream {
     let krate = ident(crate_ident);
     quote! {
+        /// The runtime's allocator (mimalloc): each call allocates and frees by the dozen.
+        #[global_allocator]
+        static ALLOCATOR: charter_runtime::Allocator = charter_runtime::Allocator;
+
         // Outer `rustfmt::skip` (inner tool attributes are unstable): charter formats this file.
         #[rustfmt::skip]
         fn main() -> std::process::ExitCode {

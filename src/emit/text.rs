@@ -171,7 +171,8 @@ impl Texts {
 /// generator decides them; they are not the team's toggles.
 fn runtime_features(model: &Model) -> Vec<&'static str> {
     let http = model.access.transports.contains(&Transport::Http);
-    let mut features = Vec::new();
+    // The allocator the generated main.rs declares.
+    let mut features = vec!["mimalloc"];
     if http {
         features.push("http");
     }

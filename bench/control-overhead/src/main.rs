@@ -18,15 +18,18 @@
 //!   controls, served by the same `serve::http` with no token checks (this binary);
 //! - `bare`: the same tool on a plain rmcp server (rmcp's
 //!   `StreamableHttpService`, stateless, JSON responses): for echo the
-//!   standalone `bare-rmcp-hello` binary (bench/bare-rmcp-hello), for
-//!   search_policies this binary with the example's handler code.
+//!   standalone `bare-rmcp-hello` binary (bench/bare-rmcp-hello), on the
+//!   system allocator, for search_policies this binary with the example's
+//!   handler code (on mimalloc, as `on` and `off` are).
 //!
 //! Servers are pinned to one core and this client to the other, so the
 //! client's work does not land on the servers' CPU figures. Each round runs
 //! the modes in turn (bare, off, on) with a warm-up and a measured batch, so
 //! machine noise hits all three alike. After the rounds the `on` server takes
 //! one call per freshly minted token (the first-call cost: the signature is
-//! verified). The summary, Markdown tables, goes to stdout; progress to stderr.
+//! verified). Peak RSS is read after the rounds and, for `on`, again after the
+//! new tokens, each of which adds a subject to the token cache and the rate
+//! limiter. The summary, Markdown tables, goes to stdout; progress to stderr.
 
 mod idp;
 mod load;
@@ -92,6 +95,12 @@ struct Settings {
     concurrency: usize,
     pin: bool,
 }
+
+/// The generated servers' allocator, so `off` differs from `on` by the controls alone. It also
+/// serves policy-search's `bare` (this binary); echo's `bare` is bare-rmcp-hello, on the system
+/// allocator as a hand-written server would be unless built with `--features mimalloc`.
+#[global_allocator]
+static ALLOCATOR: charter_runtime::Allocator = charter_runtime::Allocator;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -392,10 +401,14 @@ struct Phase {
 /// What one case measured, per mode (in [`MODES`] order).
 struct Measured {
     phases: Vec<Vec<Phase>>,
+    /// Each server's peak RSS over the rounds, read before the new-token phase.
     peak_rss_mib: Vec<f64>,
     subjects: usize,
     /// One call per new token, on the `on` server.
     fresh: Phase,
+    /// The `on` server's peak RSS after the new-token phase: each new subject
+    /// adds a verified-token cache entry and a rate-limiter key.
+    fresh_peak_rss_mib: f64,
     /// Calls the `on` server took, every kind.
     calls_on: usize,
 }
@@ -482,13 +495,10 @@ async fn measure(
             );
         }
     }
-    let peaks = servers.iter().map(Server::peak_rss_mib).collect::<Result<Vec<_>, _>>();
     for server in servers {
         server.stop();
     }
-    let mut measured = outcome?;
-    measured.peak_rss_mib = peaks?;
-    Ok(measured)
+    outcome
 }
 
 async fn run_rounds(
@@ -585,6 +595,12 @@ async fn run_rounds(
         }
     }
 
+    // Under load means the rounds: the new-token phase below grows the token
+    // cache and the rate limiter by one subject per call, reported on its own.
+    let peak_rss_mib = servers
+        .iter()
+        .map(Server::peak_rss_mib)
+        .collect::<Result<Vec<_>, _>>()?;
     // Last, so the new tokens' cache entries cannot displace the rounds' tokens.
     let fresh_tokens = (0..(requests / 10).max(50))
         .map(|i| idp.mint(audience, &format!("bench-new-{i:05}"), workload.scope()))
@@ -597,9 +613,10 @@ async fn run_rounds(
     calls_on += outcome.requests();
     Ok(Measured {
         phases,
-        peak_rss_mib: Vec::new(),
+        peak_rss_mib,
         subjects,
         fresh: Phase { outcome, cpu },
+        fresh_peak_rss_mib: on.peak_rss_mib()?,
         calls_on,
     })
 }
@@ -695,7 +712,7 @@ fn report(settings: &Settings, workload: Workload, measured: &Measured) -> Strin
         "| mode | what serves the call | requests/s | p50 | p99 | p99.9 | server CPU per request | peak RSS | CPU vs bare | p99 vs bare | req/s vs bare |\n",
     );
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
-    let row = |name: &str, what: &str, f: &Figures, rss: Option<f64>| {
+    let row = |name: &str, what: &str, f: &Figures, rss: f64| {
         format!(
             "| `{name}` | {what} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.1} µs | {} | {:.2}x | {:.2}x | {:.2}x |\n",
             f.rate,
@@ -703,25 +720,23 @@ fn report(settings: &Settings, workload: Workload, measured: &Measured) -> Strin
             f.p99,
             f.p999,
             f.cpu_us,
-            rss.map_or("(same process)".to_string(), |r| format!("{r:.1} MiB")),
+            format!("{rss:.1} MiB"),
             f.cpu_us / bare.cpu_us,
             f.p99 / bare.p99,
             f.rate / bare.rate,
         )
     };
     for (i, mode) in MODES.iter().enumerate() {
-        out.push_str(&row(
-            mode.name(),
-            mode.what(),
-            &pooled[i],
-            Some(measured.peak_rss_mib[i]),
-        ));
+        out.push_str(&row(mode.name(), mode.what(), &pooled[i], measured.peak_rss_mib[i]));
     }
     out.push_str(&row(
         "on, new token per call",
-        "as `on`, each call with a token never seen (ES256 signature verified)",
+        &format!(
+            "as `on`, each call with a token never seen (ES256 signature verified); peak RSS after these {} new subjects",
+            measured.fresh.outcome.requests()
+        ),
         &fresh,
-        None,
+        measured.fresh_peak_rss_mib,
     ));
     // Each round's modes ran back to back, so a round's ratio compares like with like
     // even when the machine's load drifts between rounds.
