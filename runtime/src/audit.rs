@@ -18,10 +18,14 @@
 //! the line's own bytes, so checking a log needs no JSON re-encoding and a
 //! few lines of any language do it.
 //!
-//! A record is encoded on the caller's thread, once, into its canonical
-//! bytes with two gaps: `prev` and `seq`, which only the writer knows. One
-//! thread owns the file: it fills the gaps, hashes, and writes each batch of
-//! queued records with one `write` call from a buffer it reuses. Records from [`AuditLog::intent`] and [`AuditLog::durable`]
+//! A record is encoded and chained on the caller's thread: its canonical
+//! bytes, then, under a lock on the chain's end that also covers queueing it,
+//! its `seq`, `prev` and `hash`, so the queue's order is the chain's. One
+//! thread owns the file and writes each batch of queued lines with one
+//! `write` call from a buffer it reuses. It checks that each line follows the
+//! last one it wrote; after a failed write was cut off, or a record dropped,
+//! one that does not is linked again by the writer, and callers link to the
+//! writer's end again once nothing is in flight. Records from [`AuditLog::intent`] and [`AuditLog::durable`]
 //! are acknowledged only after `fdatasync`; [`AuditLog::record`] never waits,
 //! and its records are synced with the next durable one or within a second.
 //! A failed write or sync is rolled back (the file is cut back to the last
@@ -352,9 +356,61 @@ impl std::error::Error for AuditError {}
 type Ack = oneshot::Sender<Result<(), AuditError>>;
 
 struct Pending {
-    record: Encoded,
+    /// The record's line, linked on the caller's thread ([`AuditLog::append`]).
+    linked: Linked,
     /// Present for durable records: answered once the record is synced (or failed).
     ack: Option<Ack>,
+}
+
+/// A record's whole line as the caller chained it, at the place the chain's
+/// end had when it was queued. The writer writes it as it is when it follows
+/// the writer's own end, which is always so unless a failed write was cut off
+/// or a record was dropped since; then the writer links it again itself
+/// ([`Linked::unlinked`]).
+struct Linked {
+    seq: u64,
+    line: Vec<u8>,
+    /// Where the record's `prev` gap was ([`Encoded::prev_at`]).
+    prev_at: usize,
+    /// Where its `seq` gap was, in the record without `prev`.
+    seq_at: usize,
+}
+
+/// `,"prev":"` + 64 hex + `"`, as [`Encoded::line`] writes it.
+const PREV_FIELD: usize = 9 + 64 + 1;
+/// `,"hash":"` + 64 hex + `"}\n`, as [`Encoded::line`] ends a line.
+const HASH_FIELD: usize = 9 + 64 + 3;
+
+impl Linked {
+    fn prev(&self) -> &[u8] {
+        &self.line[self.prev_at + 9..self.prev_at + 73]
+    }
+
+    fn hash(&self) -> &str {
+        let end = self.line.len() - 3;
+        // Written by `Encoded::line` from a hex string: ASCII.
+        std::str::from_utf8(&self.line[end - 64..end]).unwrap_or_default()
+    }
+
+    /// The record as it was before it was linked: the line without `prev`,
+    /// `seq` and `hash`.
+    fn unlinked(&self) -> Encoded {
+        let line = &self.line;
+        let gap = self.seq_at - self.prev_at;
+        let after_prev = self.prev_at + PREV_FIELD;
+        let seq_field = 7 + self.seq.to_string().len(); // `,"seq":` and the digits
+        let after_seq = after_prev + gap + seq_field;
+        let mut bytes = Vec::with_capacity(line.len());
+        bytes.extend_from_slice(&line[..self.prev_at]);
+        bytes.extend_from_slice(&line[after_prev..after_prev + gap]);
+        bytes.extend_from_slice(&line[after_seq..line.len() - HASH_FIELD]);
+        bytes.push(b'}');
+        Encoded {
+            bytes,
+            prev_at: self.prev_at,
+            seq_at: self.seq_at,
+        }
+    }
 }
 
 enum Message {
@@ -373,6 +429,9 @@ struct Shared {
     queued: AtomicUsize,
     /// The last record on disk (synced): its seq and hash.
     head: std::sync::Mutex<(u64, String)>,
+    /// The last record queued: its seq and hash, which the next one links to.
+    /// Held while a record is linked and sent, so the queue's order is the chain's.
+    end: std::sync::Mutex<(u64, String)>,
 }
 
 /// The handle on an open audit log. Cheap to clone; every clone writes to the
@@ -446,6 +505,7 @@ impl AuditLog {
             dropped: AtomicU64::new(0),
             queued: AtomicUsize::new(0),
             head: std::sync::Mutex::new((tip.seq, tip.hash.clone())),
+            end: std::sync::Mutex::new((tip.seq, tip.hash.clone())),
         });
         let (sender, receiver) = mpsc::channel();
         let writer = Writer {
@@ -463,6 +523,7 @@ impl AuditLog {
             retry_at: None,
             repair: false,
             coalescing: false,
+            relinked: false,
         };
         let handle = std::thread::Builder::new()
             .name("audit-log".into())
@@ -515,11 +576,10 @@ impl AuditLog {
     /// [`AuditLog::durable`] for borrowed fields.
     pub async fn durable_fields(&self, fields: Fields<'_>) -> Result<(), AuditError> {
         let (ack, answer) = oneshot::channel();
-        let pending = Pending {
-            record: Encoded::new(&fields, SystemTime::now()),
-            ack: Some(ack),
-        };
-        if self.send(Message::Append(pending)).is_err() {
+        if self
+            .append(Encoded::new(&fields, SystemTime::now()), Some(ack))
+            .is_err()
+        {
             self.shared.failures.fetch_add(1, Ordering::Relaxed);
             return Err(AuditError::Closed);
         }
@@ -549,11 +609,7 @@ impl AuditLog {
             }
             return;
         }
-        let pending = Pending {
-            record: Encoded::new(&fields, SystemTime::now()),
-            ack: None,
-        };
-        if self.send(Message::Append(pending)).is_err() {
+        if self.append(Encoded::new(&fields, SystemTime::now()), None).is_err() {
             self.shared.failures.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -603,6 +659,22 @@ impl AuditLog {
         }
     }
 
+    /// Links `record` to the end of the chain and queues it, in one step under
+    /// the lock on the end, so records reach the writer in chain order. The
+    /// SHA-256 of the line is computed here, on the caller's thread: a
+    /// fraction of a microsecond per call, where the writer, chaining a
+    /// burst of records at once, held a shared core for a tenth of a
+    /// millisecond at a time (BENCHMARKS.md, "Where p99 goes").
+    fn append(&self, record: Encoded, ack: Option<Ack>) -> Result<(), ()> {
+        let mut end = self.shared.end.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = end.0 + 1;
+        let linked = record.linked(seq, &end.1);
+        end.0 = seq;
+        end.1.clear();
+        end.1.push_str(linked.hash());
+        self.send(Message::Append(Pending { linked, ack }))
+    }
+
     fn send(&self, message: Message) -> Result<(), ()> {
         self.shared.queued.fetch_add(1, Ordering::Relaxed);
         self.sender.send(message).map_err(|_| {
@@ -642,6 +714,8 @@ struct Writer {
     repair: bool,
     /// Records arrived last round: collect for [`COALESCE`] instead of blocking on the channel.
     coalescing: bool,
+    /// Records were linked here again, so the chain's end callers link to is stale.
+    relinked: bool,
 }
 
 impl Writer {
@@ -707,6 +781,9 @@ impl Writer {
             self.coalescing = received > 0;
             let force = !flushes.is_empty() || close.is_some() || gone;
             self.commit(batch, force);
+            if self.relinked {
+                self.rejoin();
+            }
             for ack in flushes {
                 let _ = ack.send(());
             }
@@ -747,7 +824,7 @@ impl Writer {
             if pending.ack.is_some() {
                 waiting.push(pending);
             } else {
-                self.unsynced_bytes += pending.record.bytes.len();
+                self.unsynced_bytes += pending.linked.line.len();
                 self.unsynced.push(pending);
             }
         }
@@ -788,6 +865,22 @@ impl Writer {
         }
     }
 
+    /// After records were linked here again: points callers at the end of
+    /// what is written, once nothing they linked is still on its way and no
+    /// failed record waits to be written again. Until then the writer links
+    /// what does not follow its end itself, as it must.
+    fn rejoin(&mut self) {
+        if !self.retry.is_empty() || self.repair {
+            return;
+        }
+        let mut end = self.shared.end.lock().unwrap_or_else(|e| e.into_inner());
+        // Records are linked and counted under this lock: none is in flight now.
+        if self.shared.queued.load(Ordering::Relaxed) == 0 {
+            *end = (self.written.seq, self.written.hash.clone());
+            self.relinked = false;
+        }
+    }
+
     /// Appends `records` in one write, after cutting off what a failure left.
     fn append(&mut self, records: &[Pending]) -> std::io::Result<()> {
         if self.repair {
@@ -802,7 +895,16 @@ impl Writer {
         buffer.clear();
         for pending in records {
             tip.seq += 1;
-            tip.hash = pending.record.line(tip.seq, &tip.hash, buffer);
+            let linked = &pending.linked;
+            if linked.seq == tip.seq && linked.prev() == tip.hash.as_bytes() {
+                buffer.extend_from_slice(&linked.line);
+                tip.hash.clear();
+                tip.hash.push_str(linked.hash());
+            } else {
+                // A failed write was cut off, or a record dropped, since the caller linked it.
+                tip.hash = linked.unlinked().line(tip.seq, &tip.hash, buffer);
+                self.relinked = true;
+            }
         }
         tip.len += buffer.len() as u64;
         let written = self.file.write_all(buffer);
@@ -856,8 +958,9 @@ impl Drop for Writer {
 }
 
 /// A record in its canonical form, made once on the caller's thread: every
-/// field in byte order of its key, except `prev` and `seq`, which the writer
-/// fills in at `prev_at` and `seq_at` when it gives the record its place.
+/// field in byte order of its key, except `prev` and `seq`, filled in at
+/// `prev_at` and `seq_at` when the record is given its place in the chain
+/// (by the caller, or by the writer when it links the record again).
 struct Encoded {
     bytes: Vec<u8>,
     prev_at: usize,
@@ -905,6 +1008,18 @@ impl Encoded {
 
     /// Appends the record's line as number `seq` after the record whose hash
     /// is `prev` to `out`, and returns its hash.
+    /// The record's line at `seq` after `prev`, in a buffer of its own.
+    fn linked(&self, seq: u64, prev: &str) -> Linked {
+        let mut line = Vec::with_capacity(self.bytes.len() + PREV_FIELD + HASH_FIELD + 28);
+        self.line(seq, prev, &mut line);
+        Linked {
+            seq,
+            line,
+            prev_at: self.prev_at,
+            seq_at: self.seq_at,
+        }
+    }
+
     fn line(&self, seq: u64, prev: &str, out: &mut Vec<u8>) -> String {
         let start = out.len();
         out.extend_from_slice(&self.bytes[..self.prev_at]);
@@ -1486,6 +1601,43 @@ mod tests {
         );
         let edited = line.trim_end().replace("started", "stopped");
         assert_eq!(check_line(edited.as_bytes()).err().map(|e| e.0), Some(Problem::Edited));
+    }
+
+    /// What the writer does with a line that no longer follows its end: take
+    /// the record back out of it and link it at its new place. That must give
+    /// the line the record would have had there from the start.
+    #[test]
+    fn a_linked_line_gives_back_its_record_to_link_again() {
+        let full = Record {
+            request_id: Some("r-1".into()),
+            subject: Some("ada".into()),
+            reason: Some("why \"not\"".into()),
+            result: Some(json!({"text": "hi"})),
+            ..Record::new(Event::Outcome)
+        };
+        let time = SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_000_000_123);
+        for record in [Record::new(Event::Started), full] {
+            let encoded = Encoded::new(&record.fields(), time);
+            for (seq, new_seq) in [(1, 2), (9, 10), (10, 9), (99_999, 7), (3, 1_000_000)] {
+                let prev = "ab".repeat(32);
+                let linked = encoded.linked(seq, &prev);
+                let (line, hash) = encode(&record, seq, time, &prev);
+                assert_eq!(linked.line, line.as_bytes());
+                assert_eq!((linked.prev(), linked.hash()), (prev.as_bytes(), hash.as_str()));
+
+                let unlinked = linked.unlinked();
+                assert_eq!(
+                    (unlinked.bytes.as_slice(), unlinked.prev_at, unlinked.seq_at),
+                    (encoded.bytes.as_slice(), encoded.prev_at, encoded.seq_at)
+                );
+                let mut relinked = Vec::new();
+                let new_hash = unlinked.line(new_seq, GENESIS, &mut relinked);
+                assert_eq!((relinked, new_hash), {
+                    let (line, hash) = encode(&record, new_seq, time, GENESIS);
+                    (line.into_bytes(), hash)
+                });
+            }
+        }
     }
 
     #[test]

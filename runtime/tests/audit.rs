@@ -658,6 +658,10 @@ async fn full_disk_child(path: &Path) {
     unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0) };
     log.intent(intent("recovered")).await.unwrap();
     assert!(log.healthy());
+    // Callers chained the refused intents, which were never written: the writer linked what
+    // followed them again, and callers link to its end from here on.
+    log.record(outcome("after-recovery"));
+    log.intent(intent("after-recovery-intent")).await.unwrap();
     log.close().await;
     println!("child done");
 }
@@ -672,5 +676,14 @@ fn a_failing_disk_fails_intents_closed_and_recovers() {
     assert!(child.status.success() && stdout.contains("child done"), "{stdout}");
     audit::verify(&path).unwrap();
     let ids: Vec<String> = entries(&path).into_iter().filter_map(|e| e.record.request_id).collect();
-    assert_eq!(ids, ["fits", "queued-while-full", "recovered"]);
+    assert_eq!(
+        ids,
+        [
+            "fits",
+            "queued-while-full",
+            "recovered",
+            "after-recovery",
+            "after-recovery-intent"
+        ]
+    );
 }
