@@ -54,8 +54,11 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// Records from [`AuditLog::record`] reach the disk within this long.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// ... or once this many bytes of them wait for a sync: the writer keeps
-/// unsynced records to write again if the sync fails, and this bounds that memory.
-const SYNC_BYTES: usize = 256 << 10;
+/// unsynced records to write again if the sync fails, and this bounds that
+/// memory. Each sync costs the server's core about 0.13 ms (submitting the
+/// I/O, the journal, freeing what was kept); at 256 KiB that was 64 syncs a
+/// second at 30,000 calls a second, and a visible part of p99 (BENCHMARKS.md).
+const SYNC_BYTES: usize = 1 << 20;
 /// While records keep arriving, the writer collects them for this long
 /// between batches instead of being woken by each one: a wake-up per record
 /// was the largest cost of the audit log on the request path. Callers that
