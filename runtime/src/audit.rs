@@ -591,7 +591,8 @@ impl AuditLog {
     }
 
     /// Queues a record without waiting: it reaches the disk within a second.
-    /// Never blocks. When the writer is more than 16384 records behind (the
+    /// Never waits for the disk (only, briefly, for another caller chaining a
+    /// record). When the writer is more than 16384 records behind (the
     /// disk has stalled) the record is dropped and counted in
     /// [`AuditLog::failures`]; waiting callers are never dropped.
     pub fn record(&self, record: Record) {
