@@ -539,6 +539,8 @@ fn child_process() {
         "crash" => rt.block_on(crash_child(&path)),
         #[cfg(unix)]
         "full" => rt.block_on(full_disk_child(&path)),
+        #[cfg(unix)]
+        "full-concurrent" => rt.block_on(full_disk_concurrent_child(&path)),
         other => panic!("unknown child mode {other}"),
     }
 }
@@ -631,18 +633,7 @@ async fn full_disk_child(path: &Path) {
     let log = AuditLog::open(path).unwrap();
     log.intent(intent("fits")).await.unwrap();
     let size = std::fs::metadata(path).unwrap().len();
-    // SAFETY: plain libc calls on this (child) process; no memory is shared.
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit), 0);
-    }
-    let original = limit.rlim_cur;
-    limit.rlim_cur = (size + 100) as libc::rlim_t;
-    unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0) };
+    cap_file_size(Some(size + 100));
 
     log.record(outcome("queued-while-full"));
     let refused = log.intent(intent("refused")).await;
@@ -654,8 +645,7 @@ async fn full_disk_child(path: &Path) {
     assert_eq!(std::fs::metadata(path).unwrap().len(), size);
     audit::verify(path).unwrap();
 
-    limit.rlim_cur = original;
-    unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0) };
+    cap_file_size(None);
     log.intent(intent("recovered")).await.unwrap();
     assert!(log.healthy());
     // Callers chained the refused intents, which were never written: the writer linked what
@@ -664,6 +654,97 @@ async fn full_disk_child(path: &Path) {
     log.intent(intent("after-recovery-intent")).await.unwrap();
     log.close().await;
     println!("child done");
+}
+
+/// Sets the file size cap of this (child) process, ignoring SIGXFSZ so a write past it fails
+/// with EFBIG instead of killing the process.
+#[cfg(unix)]
+fn cap_file_size(bytes: Option<u64>) {
+    // SAFETY: plain libc calls on this (child) process; no memory is shared.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit), 0);
+        limit.rlim_cur = bytes.map_or(limit.rlim_max, |b| b as libc::rlim_t);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+}
+
+/// Callers chain records on their own threads; here four tasks do so while the disk fills
+/// part-way through, so the writer must link again what follows the refused intents, with
+/// callers still chaining to the old end. Prints each intent's fate.
+#[cfg(unix)]
+async fn full_disk_concurrent_child(path: &Path) {
+    let log = AuditLog::open(path).unwrap();
+    log.intent(intent("fits")).await.unwrap();
+    let size = std::fs::metadata(path).unwrap().len();
+    cap_file_size(Some(size + 3000));
+    let mut tasks = Vec::new();
+    for task in 0..4 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut fates = Vec::new();
+            for i in 0..300 {
+                log.record(outcome(&format!("t{task}-{i}")));
+                if i % 60 == 0 {
+                    let id = format!("i{task}-{i}");
+                    let fate = if log.intent(intent(&id)).await.is_ok() {
+                        "acknowledged"
+                    } else {
+                        "refused"
+                    };
+                    fates.push(format!("{fate} {id}"));
+                }
+                tokio::task::yield_now().await;
+            }
+            fates
+        }));
+    }
+    for task in tasks {
+        for fate in task.await.unwrap() {
+            println!("{fate}");
+        }
+    }
+    cap_file_size(None);
+    log.flush().await;
+    log.intent(intent("recovered")).await.unwrap();
+    log.close().await;
+    println!("child done");
+}
+
+/// Every record nobody waited for is written once the disk has room again, in one whole chain;
+/// every acknowledged intent is in it and no refused one.
+#[cfg(unix)]
+#[test]
+fn a_disk_filling_under_concurrent_callers_keeps_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let child = spawn_child("child_process", "full-concurrent", &path)
+        .wait_with_output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    assert!(child.status.success() && stdout.contains("child done"), "{stdout}");
+    audit::verify(&path).unwrap();
+    let ids: Vec<String> = entries(&path).into_iter().filter_map(|e| e.record.request_id).collect();
+    let outcomes = ids.iter().filter(|id| id.starts_with('t')).count();
+    assert_eq!(outcomes, 4 * 300, "records nobody waited for were lost");
+    let mut refused = 0;
+    for line in stdout.lines() {
+        if let Some(id) = line.strip_prefix("acknowledged ") {
+            assert!(
+                ids.iter().any(|i| i == id),
+                "acknowledged intent {id} is not in the log"
+            );
+        } else if let Some(id) = line.strip_prefix("refused ") {
+            assert!(!ids.iter().any(|i| i == id), "refused intent {id} is in the log");
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "the disk never filled: {stdout}");
+    assert_eq!(ids.last().map(String::as_str), Some("recovered"));
 }
 
 #[cfg(unix)]
