@@ -166,13 +166,16 @@ impl Texts {
     }
 }
 
+/// The runtime feature of the global allocator every generated `main.rs` declares: on in every
+/// server, so it is not among the contract's features.
+const ALLOCATOR_FEATURE: &str = "mimalloc";
+
 /// The runtime features a contract needs, and only those: each one is a
 /// dependency tree that a server without the control does not compile. The
 /// generator decides them; they are not the team's toggles.
 fn runtime_features(model: &Model) -> Vec<&'static str> {
     let http = model.access.transports.contains(&Transport::Http);
-    // The allocator the generated main.rs declares.
-    let mut features = vec!["mimalloc"];
+    let mut features = Vec::new();
     if http {
         features.push("http");
     }
@@ -438,7 +441,11 @@ fn dependency_lines(
         spec: toml::Value::Table(spec).to_string(),
     };
     // The runtime first, its keys in the order a person reads them: where, then what.
-    let features: Vec<String> = runtime_features.iter().map(|f| format!("\"{f}\"")).collect();
+    // The allocator the generated main.rs declares, whatever the contract, then the contract's features.
+    let features: Vec<String> = std::iter::once(&ALLOCATOR_FEATURE)
+        .chain(runtime_features)
+        .map(|f| format!("\"{f}\""))
+        .collect();
     let mut dependencies = vec![DependencyLine {
         name: "charter-runtime".into(),
         spec: format!(

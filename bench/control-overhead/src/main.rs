@@ -714,13 +714,12 @@ fn report(settings: &Settings, workload: Workload, measured: &Measured) -> Strin
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
     let row = |name: &str, what: &str, f: &Figures, rss: f64| {
         format!(
-            "| `{name}` | {what} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.1} µs | {} | {:.2}x | {:.2}x | {:.2}x |\n",
+            "| `{name}` | {what} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.1} µs | {rss:.1} MiB | {:.2}x | {:.2}x | {:.2}x |\n",
             f.rate,
             f.p50,
             f.p99,
             f.p999,
             f.cpu_us,
-            format!("{rss:.1} MiB"),
             f.cpu_us / bare.cpu_us,
             f.p99 / bare.p99,
             f.rate / bare.rate,
