@@ -4,7 +4,8 @@
 //! checked by the [`CryptoProvider`] here, on ring, which the JWKS fetch's TLS
 //! (feature `oauth`) builds already: its assembly verifies a P-256 signature
 //! several times faster than a portable implementation, so a token's first
-//! call costs less. Each family is behind a feature of its own: `oauth-rsa`
+//! call costs less. Ed25519 is checked by ed25519-dalek's `verify_strict`,
+//! stricter than ring's. Each family is behind a feature of its own: `oauth-rsa`
 //! (RS256 to PS512, moduli of 2048 to 8192 bits), `oauth-es256`, `oauth-es384`,
 //! `oauth-eddsa`. `charter generate` turns on those of
 //! `access.oauth.algorithms`, and only their verification code is linked.
@@ -20,12 +21,7 @@ use jsonwebtoken::crypto::{CryptoProvider, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::{Error, ErrorKind};
 use jsonwebtoken::signature::Verifier;
 use jsonwebtoken::{Algorithm, DecodingKey};
-#[cfg(any(
-    feature = "oauth-rsa",
-    feature = "oauth-es256",
-    feature = "oauth-es384",
-    feature = "oauth-eddsa"
-))]
+#[cfg(any(feature = "oauth-rsa", feature = "oauth-es256", feature = "oauth-es384"))]
 use ring::signature;
 
 /// Whether this build has the signature family `feature` (one of
@@ -69,9 +65,13 @@ enum Key {
     /// For RS256 to PS512: the verifier's algorithm picks the padding and the digest.
     #[cfg(feature = "oauth-rsa")]
     Rsa(signature::RsaPublicKeyComponents<Vec<u8>>),
-    /// An uncompressed EC point (ES256, ES384) or an Ed25519 public key.
-    #[cfg(any(feature = "oauth-es256", feature = "oauth-es384", feature = "oauth-eddsa"))]
+    /// An uncompressed EC point (ES256, ES384).
+    #[cfg(any(feature = "oauth-es256", feature = "oauth-es384"))]
     Point(signature::UnparsedPublicKey<Vec<u8>>),
+    /// Ed25519 stays on ed25519-dalek for `verify_strict`, which also refuses
+    /// weak (small-order) keys and non-canonical encodings; ring does not.
+    #[cfg(feature = "oauth-eddsa")]
+    Ed25519(ed25519_dalek::VerifyingKey),
 }
 
 struct ContractVerifier {
@@ -106,7 +106,8 @@ fn verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>, 
         ),
         #[cfg(feature = "oauth-eddsa")]
         (Algorithm::EdDSA, jsonwebtoken::DecodingKeyKind::SecretOrDer(x)) => {
-            Key::Point(signature::UnparsedPublicKey::new(&signature::ED25519, x.clone()))
+            let x: &[u8; 32] = x.as_slice().try_into().map_err(|_| ErrorKind::InvalidEddsaKey)?;
+            Key::Ed25519(ed25519_dalek::VerifyingKey::from_bytes(x).map_err(|_| ErrorKind::InvalidEddsaKey)?)
         }
         _ => return Err(refused()),
     };
@@ -131,8 +132,12 @@ impl Verifier<Vec<u8>> for ContractVerifier {
                 };
                 key.verify(parameters, message, signature)
             }
-            #[cfg(any(feature = "oauth-es256", feature = "oauth-es384", feature = "oauth-eddsa"))]
+            #[cfg(any(feature = "oauth-es256", feature = "oauth-es384"))]
             Key::Point(key) => key.verify(message, signature),
+            #[cfg(feature = "oauth-eddsa")]
+            Key::Ed25519(key) => ed25519_dalek::Signature::from_slice(signature)
+                .and_then(|signature| key.verify_strict(message, &signature))
+                .map_err(|_| ring::error::Unspecified),
             #[cfg(not(any(
                 feature = "oauth-rsa",
                 feature = "oauth-es256",
@@ -190,5 +195,24 @@ mod tests {
         };
         assert!(check(2048).is_ok());
         assert!(check(1024).is_err(), "a 1024-bit modulus is too weak to trust");
+    }
+}
+
+#[cfg(all(test, feature = "oauth-eddsa"))]
+mod ed25519_tests {
+    use super::*;
+
+    #[test]
+    fn a_weak_ed25519_key_verifies_nothing() {
+        // The identity point as the key, and as `R` with `s = 0`, satisfies the
+        // plain verification equation for every message: a forgery that only a
+        // strict check refuses (ring's Ed25519 verification accepts it).
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut forged = identity.to_vec();
+        forged.extend([0u8; 32]);
+        if let Ok(verifier) = verifier(&Algorithm::EdDSA, &DecodingKey::from_ed_der(&identity)) {
+            assert!(verifier.verify(b"header.claims", &forged).is_err());
+        }
     }
 }
