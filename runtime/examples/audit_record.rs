@@ -35,8 +35,8 @@ const CHUNK: usize = 64;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let per_batch: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(30_000);
-    let batches: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(7);
+    let per_batch = count(args.next(), "RECORDS_PER_BATCH", 30_000) as u64;
+    let batches = count(args.next(), "BATCHES", 7);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("audit.jsonl");
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -109,6 +109,22 @@ fn main() {
         median(&process),
         list(&process)
     );
+}
+
+/// A positive whole number from the command line, or `default` when absent;
+/// anything else ends the run with the usage.
+fn count(arg: Option<String>, name: &str, default: usize) -> usize {
+    let Some(arg) = arg else { return default };
+    match arg.parse() {
+        Ok(n) if n > 0 => n,
+        _ => {
+            eprintln!(
+                "audit_record: {name} must be a whole number above 0, not {arg:?}\n\
+                 usage: cargo run --release -p charter-runtime --example audit_record [-- RECORDS_PER_BATCH BATCHES]"
+            );
+            std::process::exit(2);
+        }
+    }
 }
 
 /// Sleeps until record `sent` is due, so records arrive at [`RATE`].
