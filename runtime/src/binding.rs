@@ -114,8 +114,9 @@ pub fn check(tool: &ToolSpec) -> Result<(), String> {
 }
 
 /// Calls the bound operation with `input` (already validated) and turns the
-/// answer into the tool's output. `full_url`: the tool's data class is logged
-/// in full, so the filled URL may go into the audit record.
+/// answer into the tool's output, by the call's `deadline`.
+/// `full_url`: the tool's data class is logged in full, so the filled URL may
+/// go into the audit record.
 pub async fn call(
     tool: &ToolSpec,
     binding: &BindingSpec,
@@ -123,9 +124,13 @@ pub async fn call(
     context: Context,
     record: CallRecord,
     full_url: bool,
+    deadline: Instant,
 ) -> Result<ToolOutput, ToolError> {
-    let started = Instant::now();
     let budget = Duration::from_millis(tool.limits.timeout_ms.max(1));
+    // The request gives up one timer tick (1 ms) before the call does, so a
+    // slow downstream is reported by its own timeout, which names what did not
+    // answer, never by the call's, whatever the scheduling.
+    let deadline = deadline.checked_sub(Duration::from_millis(1)).unwrap_or(deadline);
     let mut audit = DownstreamCall {
         downstream: binding.downstream.clone(),
         method: binding.method.as_str().into(),
@@ -144,8 +149,7 @@ pub async fn call(
         let what = format!("{} {}", binding.method, binding.path);
         loop {
             audit.attempts += 1;
-            let remaining = budget.saturating_sub(started.elapsed());
-            if remaining.is_zero() {
+            if Instant::now() >= deadline {
                 return Err(ToolError::unavailable(format!(
                     "timed out: downstream `{}` did not answer {what} within {} ms",
                     binding.downstream,
@@ -155,7 +159,7 @@ pub async fn call(
             let mut builder = downstream
                 .request(method(binding.method), &request.path)
                 .query(&request.query_pairs())
-                .timeout(remaining)
+                .deadline(deadline)
                 .max_response_bytes(tool.limits.max_response_bytes);
             for (name, value) in &request.headers {
                 builder = builder.header(name, value);
@@ -183,7 +187,7 @@ pub async fn call(
                 && audit.attempts <= MAX_RETRIES
             {
                 let wait = asked.unwrap_or_else(|| backoff(audit.attempts));
-                if started.elapsed() + wait < budget {
+                if Instant::now() + wait < deadline {
                     tokio::time::sleep(wait).await;
                     continue;
                 }

@@ -508,6 +508,7 @@ impl Downstream {
             headers: HeaderMap::new(),
             body: None,
             timeout: self.inner.timeout,
+            deadline: None,
             max_response_bytes: self.max_response_bytes,
         }
     }
@@ -539,6 +540,8 @@ pub struct DownstreamRequest {
     headers: HeaderMap,
     body: Option<Vec<u8>>,
     timeout: Duration,
+    /// An instant the answer must come by, from the caller's own deadline.
+    deadline: Option<Instant>,
     max_response_bytes: u64,
 }
 
@@ -627,6 +630,15 @@ impl DownstreamRequest {
         self
     }
 
+    /// An instant the answer must come by (the downstream's own timeout still
+    /// applies if it ends sooner). A handler passes its call's deadline, so
+    /// the request gives up exactly when the call would, with its own error.
+    pub fn deadline(mut self, at: Instant) -> DownstreamRequest {
+        self.timeout = self.timeout.min(at.saturating_duration_since(Instant::now()));
+        self.deadline = Some(self.deadline.map_or(at, |earlier| earlier.min(at)));
+        self
+    }
+
     /// A different response body cap for this request.
     pub fn max_response_bytes(mut self, bytes: u64) -> DownstreamRequest {
         self.max_response_bytes = bytes;
@@ -648,6 +660,7 @@ impl DownstreamRequest {
             mut headers,
             body,
             timeout,
+            deadline,
             max_response_bytes,
         } = self;
         let url = url?;
@@ -657,7 +670,8 @@ impl DownstreamRequest {
             .policy
             .check_url(&url)
             .map_err(|refused| downstream.error(ToolError::internal, refused))?;
-        let deadline = Instant::now() + timeout;
+        let by_timeout = Instant::now() + timeout;
+        let deadline = deadline.map_or(by_timeout, |at| at.min(by_timeout));
         let credential = tokio::time::timeout_at(deadline.into(), inner.credentials.header(&downstream))
             .await
             .map_err(|_| {
@@ -2340,6 +2354,28 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.message.contains("within 50 ms"), "{err}");
+        // A caller's deadline sooner than the downstream's timeout ends the
+        // request at that instant, not before, with the request's own error.
+        let deadline = Instant::now() + Duration::from_millis(120);
+        let err = ds
+            .request(Method::GET, "wait")
+            .deadline(deadline)
+            .send()
+            .await
+            .unwrap_err();
+        assert!(Instant::now() >= deadline, "gave up before the deadline: {err}");
+        assert!(
+            err.message.contains("GET /wait within") && !err.message.contains("within 300 ms"),
+            "{err}"
+        );
+        // A later deadline does not lengthen the downstream's timeout.
+        let err = ds
+            .request(Method::GET, "wait")
+            .deadline(Instant::now() + Duration::from_secs(60))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(err.message.contains("within 300 ms"), "{err}");
     }
 
     #[tokio::test]

@@ -228,15 +228,34 @@ impl<'a> Pipeline<'a> {
         Ok((Admission { evidence, permit }, validated))
     }
 
+    /// When a handler started now must have answered: the contract's timeout from now.
+    pub fn deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + Duration::from_millis(self.call.limits.timeout_ms)
+    }
+
     /// Runs the handler under the deadline and the caller's cancellation;
     /// the admission's permit is released when it returns.
     pub async fn run<T>(&self, admission: Admission, handler: impl Future<Output = Result<T, ToolError>>) -> Ran<T> {
-        let deadline = Duration::from_millis(self.call.limits.timeout_ms);
+        self.run_until(self.deadline(), admission, handler).await
+    }
+
+    /// [`Pipeline::run`] against a deadline taken earlier, which the handler
+    /// also knows: a bound tool's downstream request gives up just before it,
+    /// so the downstream's own, more precise timeout is the one reported.
+    pub async fn run_until<T>(
+        &self,
+        deadline: tokio::time::Instant,
+        admission: Admission,
+        handler: impl Future<Output = Result<T, ToolError>>,
+    ) -> Ran<T> {
+        let timeout = Duration::from_millis(self.call.limits.timeout_ms);
+        // `timeout_at` polls the handler before its own timer, so a handler
+        // whose timer fires at the same instant answers first.
         let outcome = tokio::select! {
-            outcome = tokio::time::timeout(deadline, handler) => match outcome {
+            outcome = tokio::time::timeout_at(deadline, handler) => match outcome {
                 Ok(Ok(value)) => Outcome::Done(value),
                 Ok(Err(error)) => Outcome::Failed(error),
-                Err(_) => Outcome::TimedOut(deadline),
+                Err(_) => Outcome::TimedOut(timeout),
             },
             () = self.context.cancel.cancelled() => Outcome::Cancelled,
         };

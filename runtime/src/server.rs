@@ -391,6 +391,7 @@ impl McpServer {
         };
         #[cfg(feature = "egress")]
         let record = super::binding::CallRecord::default();
+        let deadline = pipeline.deadline();
         let handler = match &tool.spec.binding {
             // A bound tool has no handler: the runtime makes its call.
             #[cfg(feature = "egress")]
@@ -401,10 +402,11 @@ impl McpServer {
                 context.clone(),
                 record.clone(),
                 self.logs_in_full(&tool.spec),
+                deadline.into_std(),
             )),
             _ => self.inner.dispatch.call_tool(name, arguments, &context),
         };
-        let ran = pipeline.run(admission, handler).await;
+        let ran = pipeline.run_until(deadline, admission, handler).await;
         let ran_outcome = match ran.outcome {
             Outcome::Failed(error) if error.kind == ErrorKind::InputRequired => {
                 pipeline.finish("input_required", Some(&error.message), ran.evidence.as_ref(), None);
