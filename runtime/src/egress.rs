@@ -631,8 +631,8 @@ impl DownstreamRequest {
     }
 
     /// An instant the answer must come by (the downstream's own timeout still
-    /// applies if it ends sooner). A handler passes its call's deadline, so
-    /// the request gives up exactly when the call would, with its own error.
+    /// applies if it ends sooner). A bound tool passes its call's deadline, so
+    /// a slow downstream is reported by this request's error, which names it.
     pub fn deadline(mut self, at: Instant) -> DownstreamRequest {
         self.timeout = self.timeout.min(at.saturating_duration_since(Instant::now()));
         self.deadline = Some(self.deadline.map_or(at, |earlier| earlier.min(at)));
