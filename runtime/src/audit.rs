@@ -200,7 +200,7 @@ pub struct DownstreamCall {
     pub method: String,
     /// The path template, e.g. `/repos/{owner}/{repo}`.
     pub path: String,
-    /// The last answer's status; absent when none came (refused, timed out, unreachable).
+    /// The last answer's status; absent when none came (refused, timed out, cancelled, unreachable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     /// The filled path and query, only for tools whose data class is logged in full.

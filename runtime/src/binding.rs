@@ -131,19 +131,22 @@ pub async fn call(
     // slow downstream is reported by its own timeout, which names what did not
     // answer, never by the call's, whatever the scheduling.
     let deadline = deadline.checked_sub(Duration::from_millis(1)).unwrap_or(deadline);
-    let mut audit = DownstreamCall {
-        downstream: binding.downstream.clone(),
-        method: binding.method.as_str().into(),
-        path: binding.path.clone(),
-        status: None,
-        url: None,
-        attempts: 0,
+    let mut audit = Recording {
+        record,
+        call: DownstreamCall {
+            downstream: binding.downstream.clone(),
+            method: binding.method.as_str().into(),
+            path: binding.path.clone(),
+            status: None,
+            url: None,
+            attempts: 0,
+        },
     };
     let request = Request::build(binding, &input);
     if full_url && let Ok(request) = &request {
         audit.url = Some(request.url_for_audit());
     }
-    let outcome = async {
+    async {
         let request = request?;
         let downstream = context.downstream(&binding.downstream)?;
         let what = format!("{} {}", binding.method, binding.path);
@@ -203,9 +206,35 @@ pub async fn call(
             });
         }
     }
-    .await;
-    *record.lock().unwrap_or_else(|e| e.into_inner()) = Some(audit);
-    outcome
+    .await
+}
+
+/// The request's audit entry, left in the call's [`CallRecord`] when this is
+/// dropped: after an answer, and just as much when the call times out or is
+/// cancelled mid-request (its future dropped), for the request may have
+/// reached the downstream and the outcome record must say it was sent.
+struct Recording {
+    record: CallRecord,
+    call: DownstreamCall,
+}
+
+impl std::ops::Deref for Recording {
+    type Target = DownstreamCall;
+    fn deref(&self) -> &DownstreamCall {
+        &self.call
+    }
+}
+
+impl std::ops::DerefMut for Recording {
+    fn deref_mut(&mut self) -> &mut DownstreamCall {
+        &mut self.call
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        *self.record.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.call.clone());
+    }
 }
 
 fn method(m: HttpMethod) -> Method {

@@ -1970,6 +1970,11 @@ mod bound_tools {
     }
 
     fn server(seen: Arc<Seen>) -> McpServer {
+        server_auditing(seen, None)
+    }
+
+    /// [`server`], with every control on and its audit log at `audit` when given.
+    fn server_auditing(seen: Arc<Seen>, audit: Option<&std::path::Path>) -> McpServer {
         // SAFETY: set once, before any thread of this test reads it; no other test reads it.
         unsafe { std::env::set_var(TOKEN_ENV, SERVICE_TOKEN) };
         let surface = json!({
@@ -2005,11 +2010,20 @@ mod bound_tools {
         });
         let surface = Surface::parse(&surface.to_string()).unwrap();
         let egress = Egress::from_config(&surface.downstreams, &Config::default()).unwrap();
+        let controls = audit.map(|path| {
+            Controls::new(
+                &surface,
+                crate::controls::KillSwitch::new(None, None),
+                crate::audit::AuditLog::open(path).unwrap(),
+            )
+        });
         // Bound tools never reach the dispatcher.
-        McpServer::new(surface, MustNotRun)
-            .unwrap()
-            .with_egress(&egress)
-            .unwrap()
+        let server = McpServer::new(surface, MustNotRun).unwrap();
+        let server = match controls {
+            Some(controls) => server.with_controls(controls).unwrap(),
+            None => server,
+        };
+        server.with_egress(&egress).unwrap()
     }
 
     async fn call(server: &McpServer, tool: &str, arguments: Value) -> (bool, String, Option<Value>) {
@@ -2103,6 +2117,75 @@ mod bound_tools {
         assert!(
             requests.iter().any(|r| r.contains("x-trace: t-1")),
             "the header parameter is sent"
+        );
+    }
+
+    /// The outcome record names the request a bound tool sent, also when the
+    /// call ends before its answer: a cancelled call's future is dropped
+    /// mid-request, and the request may still have reached the downstream.
+    #[tokio::test]
+    async fn the_outcome_record_names_the_request_however_the_call_ends() {
+        let path = std::env::temp_dir().join(format!("charter-bound-audit-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let seen = Arc::new(Seen::default());
+        let server = server_auditing(Arc::clone(&seen), Some(&path));
+
+        let (error, _, _) = call(&server, "echo", json!({ "id": "a" })).await;
+        assert!(!error);
+        let (error, _, _) = call(&server, "flaky_post", json!({})).await;
+        assert!(error, "the 503 is the answer: a POST is never retried");
+        let cancelled = Context::new("tester", "cancelled");
+        let cancel = cancelled.cancel.clone();
+        let sent_before = seen.requests.lock().unwrap().len();
+        let (_, result) = tokio::join!(
+            async {
+                // Cancel once the request is on the wire, before its answer.
+                while seen.requests.lock().unwrap().len() == sent_before {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                cancel.cancel();
+            },
+            server.call("slow", None, cancelled),
+        );
+        let text = serde_json::to_string(&result.unwrap().content).unwrap();
+        assert!(text.contains("cancel"), "{text}");
+
+        server.controls().unwrap().audit.flush().await;
+        let log = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let outcomes: Vec<_> = log
+            .lines()
+            .map(|line| crate::audit::Entry::parse(line).unwrap().record)
+            .filter(|r| r.event == crate::audit::Event::Outcome)
+            .map(|r| {
+                let sent = r.downstream.expect("every bound call's outcome names its request");
+                (
+                    r.name.unwrap(),
+                    r.outcome.unwrap(),
+                    sent.method,
+                    sent.path,
+                    sent.status,
+                    sent.attempts,
+                )
+            })
+            .collect();
+        let expected = |name: &str, outcome: &str, method: &str, path: &str, status: Option<u16>| {
+            (
+                name.to_owned(),
+                outcome.to_owned(),
+                method.to_owned(),
+                path.to_owned(),
+                status,
+                1,
+            )
+        };
+        assert_eq!(
+            outcomes,
+            [
+                expected("echo", "ok", "GET", "/echo/{id}", Some(200)),
+                expected("flaky_post", "error", "POST", "/flaky", Some(503)),
+                expected("slow", "cancelled", "GET", "/slow", None),
+            ]
         );
     }
 }
