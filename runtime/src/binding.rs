@@ -144,14 +144,14 @@ pub async fn call(
     };
     let request = Request::build(binding, &input);
     if full_url && let Ok(request) = &request {
-        audit.url = Some(request.url_for_audit());
+        audit.call.url = Some(request.url_for_audit());
     }
     async {
         let request = request?;
         let downstream = context.downstream(&binding.downstream)?;
         let what = format!("{} {}", binding.method, binding.path);
         loop {
-            audit.attempts += 1;
+            audit.call.attempts += 1;
             if Instant::now() >= deadline {
                 return Err(ToolError::unavailable(format!(
                     "timed out: downstream `{}` did not answer {what} within {} ms",
@@ -176,7 +176,7 @@ pub async fn call(
             let sent = builder.send().await;
             let retry_after = match &sent {
                 Ok(response) => {
-                    audit.status = Some(response.status().as_u16());
+                    audit.call.status = Some(response.status().as_u16());
                     match response.status().as_u16() {
                         429 | 503 => Some(retry_after(response)),
                         _ => None,
@@ -187,9 +187,9 @@ pub async fn call(
             };
             if let Some(asked) = retry_after
                 && binding.method.is_read()
-                && audit.attempts <= MAX_RETRIES
+                && audit.call.attempts <= MAX_RETRIES
             {
-                let wait = asked.unwrap_or_else(|| backoff(audit.attempts));
+                let wait = asked.unwrap_or_else(|| backoff(audit.call.attempts));
                 if Instant::now() + wait < deadline {
                     tokio::time::sleep(wait).await;
                     continue;
@@ -216,19 +216,6 @@ pub async fn call(
 struct Recording {
     record: CallRecord,
     call: DownstreamCall,
-}
-
-impl std::ops::Deref for Recording {
-    type Target = DownstreamCall;
-    fn deref(&self) -> &DownstreamCall {
-        &self.call
-    }
-}
-
-impl std::ops::DerefMut for Recording {
-    fn deref_mut(&mut self) -> &mut DownstreamCall {
-        &mut self.call
-    }
 }
 
 impl Drop for Recording {

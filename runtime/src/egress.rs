@@ -634,7 +634,6 @@ impl DownstreamRequest {
     /// applies if it ends sooner). A bound tool passes its call's deadline, so
     /// a slow downstream is reported by this request's error, which names it.
     pub fn deadline(mut self, at: Instant) -> DownstreamRequest {
-        self.timeout = self.timeout.min(at.saturating_duration_since(Instant::now()));
         self.deadline = Some(self.deadline.map_or(at, |earlier| earlier.min(at)));
         self
     }
@@ -670,8 +669,11 @@ impl DownstreamRequest {
             .policy
             .check_url(&url)
             .map_err(|refused| downstream.error(ToolError::internal, refused))?;
-        let by_timeout = Instant::now() + timeout;
-        let deadline = deadline.map_or(by_timeout, |at| at.min(by_timeout));
+        // The earlier of the timeout and the caller's deadline; the time left
+        // until then is what the error and reqwest's own timer are given.
+        let now = Instant::now();
+        let deadline = deadline.map_or(now + timeout, |at| at.min(now + timeout));
+        let timeout = deadline.saturating_duration_since(now);
         let credential = tokio::time::timeout_at(deadline.into(), inner.credentials.header(&downstream))
             .await
             .map_err(|_| {
