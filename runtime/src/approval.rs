@@ -378,7 +378,7 @@ impl ApprovalStore {
                 .query_row(
                     "SELECT id, expires_at FROM operations
                      WHERE operation_hash = ?1 AND state = 'pending' AND expires_at > ?2
-                     ORDER BY created_at LIMIT 1",
+                     ORDER BY created_at, id LIMIT 1",
                     params![hash, now_ms],
                     |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
                 )

@@ -186,7 +186,7 @@ impl PgApprovalStore {
             .query_opt(
                 "SELECT id, expires_at FROM charter_approvals
                  WHERE operation_hash = $1 AND state = 'pending' AND expires_at > now()
-                 ORDER BY created_at LIMIT 1",
+                 ORDER BY created_at, id LIMIT 1",
                 &[&hash],
             )
             .await
