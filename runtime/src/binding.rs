@@ -37,7 +37,7 @@ use serde_json::{Map, Value};
 
 use super::audit::DownstreamCall;
 use super::dispatch::{Context, ToolOutput};
-use super::egress::{DownstreamResponse, Method};
+use super::egress::{DownstreamResponse, Method, request_deadline};
 use super::error::{ErrorKind, ToolError};
 use super::surface::{BindingSpec, HttpMethod, ParameterLocation, ToolSpec};
 
@@ -114,7 +114,7 @@ pub fn check(tool: &ToolSpec) -> Result<(), String> {
 }
 
 /// Calls the bound operation with `input` (already validated) and turns the
-/// answer into the tool's output, by the call's `deadline`.
+/// answer into the tool's output, by the call's deadline.
 /// `full_url`: the tool's data class is logged in full, so the filled URL may
 /// go into the audit record.
 pub async fn call(
@@ -124,13 +124,11 @@ pub async fn call(
     context: Context,
     record: CallRecord,
     full_url: bool,
-    deadline: Instant,
 ) -> Result<ToolOutput, ToolError> {
     let budget = Duration::from_millis(tool.limits.timeout_ms.max(1));
-    // The request gives up one timer tick (1 ms) before the call does, so a
-    // slow downstream is reported by its own timeout, which names what did not
-    // answer, never by the call's, whatever the scheduling.
-    let deadline = deadline.checked_sub(Duration::from_millis(1)).unwrap_or(deadline);
+    // Each request gives up before the call does (egress reads the call's
+    // deadline); retries stop when the wait would run past it.
+    let deadline = request_deadline().unwrap_or_else(|| Instant::now() + budget);
     let mut audit = Recording {
         record,
         call: DownstreamCall {
@@ -162,7 +160,6 @@ pub async fn call(
             let mut builder = downstream
                 .request(method(binding.method), &request.path)
                 .query(&request.query_pairs())
-                .deadline(deadline)
                 .max_response_bytes(tool.limits.max_response_bytes);
             for (name, value) in &request.headers {
                 builder = builder.header(name, value);

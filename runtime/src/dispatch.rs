@@ -1,9 +1,9 @@
 //! The contract between the runtime and generated code.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-
-use std::collections::BTreeMap;
+use std::time::Instant;
 
 use rmcp::model::{ContentBlock, PromptMessage};
 use serde_json::{Map, Value};
@@ -15,6 +15,25 @@ pub use super::error::{ErrorKind, ToolError};
 
 /// A boxed future, so the dispatch trait stays object-safe without extra crates.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+tokio::task_local! {
+    /// The deadline of the call whose handler this task is running. Scoped to
+    /// the handler's future rather than kept in [`Context`], because it is
+    /// known only once the call is admitted (an approval may have kept it
+    /// waiting), after the context is lent to the audit trail.
+    static CALL_DEADLINE: Instant;
+}
+
+/// Runs `handler` as the call whose answer is due at `deadline`: inside it,
+/// [`Context::deadline`] says so, and downstream requests give up in time.
+pub(crate) async fn within_deadline<F: Future>(deadline: Instant, handler: F) -> F::Output {
+    CALL_DEADLINE.scope(deadline, handler).await
+}
+
+/// The running call's deadline, if this task is running a handler.
+pub(crate) fn call_deadline() -> Option<Instant> {
+    CALL_DEADLINE.try_with(|deadline| *deadline).ok()
+}
 
 /// Who is calling, how to notice that they gave up, and (for tools whose
 /// contract allows it) how to talk back to the client while working.
@@ -65,6 +84,17 @@ impl Context {
             #[cfg(feature = "egress")]
             caller_token: None,
         }
+    }
+
+    /// When this call must have answered: the contract's `timeout_ms` from
+    /// the moment the handler started (after any approval). Past it the call
+    /// ends as `timeout` and the handler's future is dropped. Downstream
+    /// requests made through [`Context::downstream`] already give up just
+    /// before it; use it to bound other work (a database statement, a retry).
+    /// `None` outside a handler, and in a task the handler spawned: pass the
+    /// value along to such a task.
+    pub fn deadline(&self) -> Option<Instant> {
+        call_deadline()
     }
 
     /// The client for downstream `name`, if the contract lists it for this

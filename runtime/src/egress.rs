@@ -308,6 +308,14 @@ fn http_client(policy: &Arc<Policy>, timeout: Duration, follow_redirects: bool) 
         .map_err(|e| format!("cannot build its HTTP client: {}", chain(&e)))
 }
 
+/// When a request made for the running call must have its answer: one timer
+/// tick (1 ms) before the call's deadline, so a slow downstream is reported
+/// by its own timeout, which names what did not answer, never by the call's,
+/// whatever the scheduling. `None` outside a call.
+pub(crate) fn request_deadline() -> Option<Instant> {
+    super::dispatch::call_deadline().map(|call| call.checked_sub(Duration::from_millis(1)).unwrap_or(call))
+}
+
 /// One downstream's client. Cheap to clone.
 #[derive(Clone)]
 pub struct Downstream {
@@ -630,9 +638,9 @@ impl DownstreamRequest {
         self
     }
 
-    /// An instant the answer must come by (the downstream's own timeout still
-    /// applies if it ends sooner). A bound tool passes its call's deadline, so
-    /// a slow downstream is reported by this request's error, which names it.
+    /// An instant the answer must come by. The downstream's own timeout, and
+    /// (inside a handler) the call's deadline, still apply when they end
+    /// sooner: this only ever shortens the wait.
     pub fn deadline(mut self, at: Instant) -> DownstreamRequest {
         self.deadline = Some(self.deadline.map_or(at, |earlier| earlier.min(at)));
         self
@@ -669,10 +677,14 @@ impl DownstreamRequest {
             .policy
             .check_url(&url)
             .map_err(|refused| downstream.error(ToolError::internal, refused))?;
-        // The earlier of the timeout and the caller's deadline; the time left
-        // until then is what the error and reqwest's own timer are given.
+        // The earliest of the timeout, the request's deadline and the running
+        // call's; the time left until then is what the error and reqwest's own
+        // timer are given.
         let now = Instant::now();
-        let deadline = deadline.map_or(now + timeout, |at| at.min(now + timeout));
+        let deadline = [deadline, request_deadline()]
+            .into_iter()
+            .flatten()
+            .fold(now + timeout, Instant::min);
         let timeout = deadline.saturating_duration_since(now);
         let credential = tokio::time::timeout_at(deadline.into(), inner.credentials.header(&downstream))
             .await

@@ -22,7 +22,7 @@ use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::controls::Denial;
-use super::dispatch::{Context, ToolError};
+use super::dispatch::{Context, ToolError, within_deadline};
 use super::guard::{Approved, Controls, Trail};
 use super::surface::{Effect, Limits, PromptSpec, ResourceSpec, ToolSpec};
 
@@ -228,29 +228,18 @@ impl<'a> Pipeline<'a> {
         Ok((Admission { evidence, permit }, validated))
     }
 
-    /// When a handler started now must have answered: the contract's timeout from now.
-    pub fn deadline(&self) -> tokio::time::Instant {
-        tokio::time::Instant::now() + Duration::from_millis(self.call.limits.timeout_ms)
-    }
-
-    /// Runs the handler under the deadline and the caller's cancellation;
-    /// the admission's permit is released when it returns.
+    /// Runs the handler under the contract's timeout, counted from now, and
+    /// the caller's cancellation; the admission's permit is released when it
+    /// returns.
     pub async fn run<T>(&self, admission: Admission, handler: impl Future<Output = Result<T, ToolError>>) -> Ran<T> {
-        self.run_until(self.deadline(), admission, handler).await
-    }
-
-    /// [`Pipeline::run`] against a deadline taken earlier, which the handler
-    /// also knows: a bound tool's downstream request gives up just before it,
-    /// so the downstream's own, more precise timeout is the one reported.
-    pub async fn run_until<T>(
-        &self,
-        deadline: tokio::time::Instant,
-        admission: Admission,
-        handler: impl Future<Output = Result<T, ToolError>>,
-    ) -> Ran<T> {
         let timeout = Duration::from_millis(self.call.limits.timeout_ms);
-        // `timeout_at` polls the handler before its own timer, so a handler
-        // whose timer fires at the same instant answers first.
+        let deadline = tokio::time::Instant::now() + timeout;
+        // One instant for both timers: the handler is told the deadline the
+        // call is held to (downstream requests give up just before it, so a
+        // slow downstream is reported by name), and `timeout_at` polls the
+        // handler before its own timer, so an answer due at the same moment
+        // is the one taken.
+        let handler = within_deadline(deadline.into_std(), handler);
         let outcome = tokio::select! {
             outcome = tokio::time::timeout_at(deadline, handler) => match outcome {
                 Ok(Ok(value)) => Outcome::Done(value),

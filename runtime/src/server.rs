@@ -391,7 +391,6 @@ impl McpServer {
         };
         #[cfg(feature = "egress")]
         let record = super::binding::CallRecord::default();
-        let deadline = pipeline.deadline();
         let handler = match &tool.spec.binding {
             // A bound tool has no handler: the runtime makes its call.
             #[cfg(feature = "egress")]
@@ -402,11 +401,10 @@ impl McpServer {
                 context.clone(),
                 record.clone(),
                 self.logs_in_full(&tool.spec),
-                deadline.into_std(),
             )),
             _ => self.inner.dispatch.call_tool(name, arguments, &context),
         };
-        let ran = pipeline.run_until(deadline, admission, handler).await;
+        let ran = pipeline.run(admission, handler).await;
         let ran_outcome = match ran.outcome {
             Outcome::Failed(error) if error.kind == ErrorKind::InputRequired => {
                 pipeline.finish("input_required", Some(&error.message), ran.evidence.as_ref(), None);
@@ -1843,6 +1841,7 @@ mod bound_tools {
 
     use super::*;
     use crate::config::Config;
+    use crate::dispatch::BoxFuture;
     use crate::egress::Egress;
     use crate::selftest::MustNotRun;
 
@@ -1973,8 +1972,8 @@ mod bound_tools {
         server_auditing(seen, None)
     }
 
-    /// [`server`], with every control on and its audit log at `audit` when given.
-    fn server_auditing(seen: Arc<Seen>, audit: Option<&std::path::Path>) -> McpServer {
+    /// A surface whose one downstream, `api`, is the loopback API `seen` records.
+    fn surface(seen: Arc<Seen>, tools: Vec<Value>) -> Surface {
         // SAFETY: set once, before any thread of this test reads it; no other test reads it.
         unsafe { std::env::set_var(TOKEN_ENV, SERVICE_TOKEN) };
         let surface = json!({
@@ -1992,7 +1991,18 @@ mod bound_tools {
                 "credentials": {"kind": "service_token", "secret": {"env": TOKEN_ENV}},
                 "private_network": false,
             }],
-            "tools": [
+            "tools": tools,
+            "resources": [],
+            "prompts": [],
+        });
+        Surface::parse(&surface.to_string()).unwrap()
+    }
+
+    /// [`server`], with every control on and its audit log at `audit` when given.
+    fn server_auditing(seen: Arc<Seen>, audit: Option<&std::path::Path>) -> McpServer {
+        let surface = surface(
+            seen,
+            vec![
                 tool("echo", "GET", "/echo/{id}", None),
                 tool("list", "GET", "/list", Some("items")),
                 tool("list_unwrapped", "GET", "/list", None),
@@ -2005,10 +2015,7 @@ mod bound_tools {
                 tool("redirect", "GET", "/redirect", None),
                 tool("bad_shape", "GET", "/bad-shape", None),
             ],
-            "resources": [],
-            "prompts": [],
-        });
-        let surface = Surface::parse(&surface.to_string()).unwrap();
+        );
         let egress = Egress::from_config(&surface.downstreams, &Config::default()).unwrap();
         let controls = audit.map(|path| {
             Controls::new(
@@ -2037,6 +2044,85 @@ mod bound_tools {
             "`{tool}` showed the service token: {text}"
         );
         (result.is_error == Some(true), text, result.structured_content)
+    }
+
+    /// A hand-written handler that calls `api`'s slow endpoint, and keeps the
+    /// deadline it was told.
+    struct CallsSlow {
+        told: Arc<Mutex<Option<Duration>>>,
+    }
+
+    impl Dispatch for CallsSlow {
+        fn call_tool<'a>(
+            &'a self,
+            _: &'a str,
+            _: Value,
+            context: &'a Context,
+        ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+            Box::pin(async move {
+                let left = context
+                    .deadline()
+                    .map(|deadline| deadline.saturating_duration_since(std::time::Instant::now()));
+                *self.told.lock().unwrap() = left;
+                let response = context.downstream("api")?.get("slow").await?;
+                Ok(ToolOutput::Structured(response.json()?))
+            })
+        }
+        fn read_resource<'a>(
+            &'a self,
+            resource: &'a str,
+            uri: &'a str,
+            arguments: Map<String, Value>,
+            context: &'a Context,
+        ) -> BoxFuture<'a, Result<ResourceBody, ToolError>> {
+            MustNotRun.read_resource(resource, uri, arguments, context)
+        }
+        fn get_prompt<'a>(
+            &'a self,
+            prompt: &'a str,
+            arguments: BTreeMap<String, String>,
+            context: &'a Context,
+        ) -> BoxFuture<'a, Result<Vec<PromptMessage>, ToolError>> {
+            MustNotRun.get_prompt(prompt, arguments, context)
+        }
+    }
+
+    /// A handler is told its call's deadline, and the downstream requests it
+    /// makes give up just before it: a slow downstream is reported by name,
+    /// as for a bound tool, not as the call's anonymous timeout.
+    #[tokio::test]
+    async fn a_handlers_downstream_requests_end_by_the_calls_deadline() {
+        assert_eq!(
+            Context::new("tester", "1").deadline(),
+            None,
+            "no deadline outside a call"
+        );
+        let mut handled = tool("handled_slow", "GET", "/slow", None);
+        handled.as_object_mut().unwrap().remove("binding");
+        let surface = surface(Arc::new(Seen::default()), vec![handled]);
+        let egress = Egress::from_config(&surface.downstreams, &Config::default()).unwrap();
+        let told = Arc::new(Mutex::new(None));
+        let handlers = CallsSlow {
+            told: Arc::clone(&told),
+        };
+        let server = McpServer::new(surface, handlers).unwrap().with_egress(&egress).unwrap();
+
+        let started = std::time::Instant::now();
+        let (error, text, _) = call(&server, "handled_slow", json!({})).await;
+        assert!(error, "{text}");
+        assert!(text.contains("no complete answer to GET /slow within"), "{text}");
+        assert!(!text.contains("timed out after"), "{text}");
+        // The contract's 1500 ms, not the downstream's 5 s (the API answers after 3 s).
+        assert!(
+            started.elapsed() < Duration::from_millis(2900),
+            "{:?}",
+            started.elapsed()
+        );
+        let told = told.lock().unwrap().expect("the handler was told its deadline");
+        assert!(
+            told <= Duration::from_millis(1500) && told > Duration::from_millis(1000),
+            "{told:?}"
+        );
     }
 
     #[tokio::test]
