@@ -9,7 +9,10 @@
 //! manifest is written last, so a failed run leaves the previous crate intact.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
@@ -125,6 +128,7 @@ pub fn plan(out: &Path, tree: &FileTree, runtime: &RuntimeSource, force: bool) -
         runtime: Some(runtime.clone()),
         files: BTreeMap::new(),
     };
+    let rustfmt = std::env::var_os("RUSTFMT").unwrap_or_else(|| "rustfmt".into());
     for (path, file) in tree {
         let target = out.join(path);
         let existing = read_existing(&target)?;
@@ -133,7 +137,7 @@ pub fn plan(out: &Path, tree: &FileTree, runtime: &RuntimeSource, force: bool) -
                 Some(_) => Action::KeepScaffold { path: path.clone() },
                 None => Action::Create {
                     path: path.clone(),
-                    contents: file.contents.clone(),
+                    contents: in_team_style(path, &file.contents, out, &rustfmt),
                 },
             });
             continue;
@@ -188,6 +192,41 @@ pub fn plan(out: &Path, tree: &FileTree, runtime: &RuntimeSource, force: bool) -
         }
     }
     Ok(Plan { actions, manifest })
+}
+
+/// A new scaffold in the team's own style. The team owns it from now on and
+/// formats it with `cargo fmt`, whose layout differs from prettyplease's (import
+/// order, where lines break), so `rustfmt` formats it first, run where the crate
+/// goes so it reads the team's `rustfmt.toml`: their first `cargo fmt --check`
+/// passes. Generated files are not formatted this way: their bytes must not
+/// depend on the tools installed. Without a working `rustfmt` (or `$RUSTFMT`)
+/// the scaffold is written as emitted; it compiles the same.
+fn in_team_style(path: &str, contents: &str, out: &Path, rustfmt: &OsString) -> String {
+    if !path.ends_with(".rs") {
+        return contents.to_owned();
+    }
+    let dir = out.ancestors().find(|dir| dir.is_dir()).unwrap_or(Path::new("."));
+    let run = || -> std::io::Result<Option<String>> {
+        let mut child = Command::new(rustfmt)
+            .args(["--edition", "2024", "--emit", "stdout", "--quiet"])
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        // rustfmt reads all of its input before it writes, so this cannot block on a full pipe.
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(contents.as_bytes())?;
+        }
+        let output = child.wait_with_output()?;
+        Ok(output
+            .status
+            .success()
+            .then(|| String::from_utf8(output.stdout).ok())
+            .flatten()
+            .filter(|formatted| !formatted.trim().is_empty()))
+    };
+    run().ok().flatten().unwrap_or_else(|| contents.to_owned())
 }
 
 /// A manifest path that stays inside the crate (a tampered manifest must not
@@ -286,6 +325,32 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn a_new_scaffold_is_written_as_rustfmt_lays_it_out_or_as_emitted() {
+        let dir = tempfile::tempdir().unwrap();
+        let emitted =
+            "use charter_runtime::codegen::Config;\nuse crate::generated::handler::Handler;\nfn f() { let _ = 1; }\n";
+        let rustfmt = OsString::from("rustfmt");
+        assert_eq!(
+            in_team_style("src/handlers/mod.rs", emitted, dir.path(), &rustfmt),
+            "use crate::generated::handler::Handler;\nuse charter_runtime::codegen::Config;\nfn f() {\n    let _ = 1;\n}\n"
+        );
+        // The crate's directory need not exist yet: rustfmt runs in its nearest parent.
+        let formatted = in_team_style("src/handlers/mod.rs", emitted, &dir.path().join("new/crate"), &rustfmt);
+        assert!(formatted.starts_with("use crate::"), "{formatted}");
+        // Not Rust, or no rustfmt, or input rustfmt refuses: as emitted.
+        assert_eq!(in_team_style("data/seed.sql", emitted, dir.path(), &rustfmt), emitted);
+        let missing = OsString::from("/nonexistent/rustfmt");
+        assert_eq!(
+            in_team_style("src/handlers/mod.rs", emitted, dir.path(), &missing),
+            emitted
+        );
+        assert_eq!(
+            in_team_style("src/handlers/mod.rs", "fn (", dir.path(), &rustfmt),
+            "fn ("
+        );
     }
 
     #[test]

@@ -270,6 +270,14 @@ fn a_vendored_crate_builds_clippy_clean_and_passes_its_own_tests() {
     };
     let clippy = cargo(&["clippy", "--offline", "--all-targets", "--", "-D", "warnings"]);
     assert!(clippy.status.success(), "{}", String::from_utf8_lossy(&clippy.stderr));
+    // The team's first `cargo fmt --check` passes: the scaffold is laid out as rustfmt would.
+    let fmt = cargo(&["fmt", "--check"]);
+    assert!(
+        fmt.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&fmt.stdout),
+        String::from_utf8_lossy(&fmt.stderr)
+    );
     let test = cargo(&["test", "--offline"]);
     let output = format!(
         "{}{}",

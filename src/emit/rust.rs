@@ -579,10 +579,9 @@ pub fn handlers_scaffold(model: &Model) -> TokenStream {
         //! The team's code: the contract's handlers. charter wrote this file once, because it
         //! was missing, and never touches it again. Implement each method; when the contract
         //! gains a tool, `cargo build` names the method to add here.
-        #runtime_uses
-
         use crate::generated::handler::Handler;
         #types_use
+        #runtime_uses
 
         /// State the handlers share: clients for downstreams, paths, caches.
         pub struct Handlers {}
