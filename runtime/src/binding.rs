@@ -37,7 +37,7 @@ use serde_json::{Map, Value};
 
 use super::audit::DownstreamCall;
 use super::dispatch::{Context, ToolOutput};
-use super::egress::{DownstreamResponse, Method, request_deadline};
+use super::egress::{DownstreamResponse, Method};
 use super::error::{ErrorKind, ToolError};
 use super::surface::{BindingSpec, HttpMethod, ParameterLocation, ToolSpec};
 
@@ -128,7 +128,7 @@ pub async fn call(
     let budget = Duration::from_millis(tool.limits.timeout_ms.max(1));
     // Each request gives up before the call does (egress reads the call's
     // deadline); retries stop when the wait would run past it.
-    let deadline = request_deadline().unwrap_or_else(|| Instant::now() + budget);
+    let deadline = super::deadline::for_requests().unwrap_or_else(|| Instant::now() + budget);
     let mut audit = Recording {
         record,
         call: DownstreamCall {

@@ -16,25 +16,6 @@ pub use super::error::{ErrorKind, ToolError};
 /// A boxed future, so the dispatch trait stays object-safe without extra crates.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-tokio::task_local! {
-    /// The deadline of the call whose handler this task is running. Scoped to
-    /// the handler's future rather than kept in [`Context`], because it is
-    /// known only once the call is admitted (an approval may have kept it
-    /// waiting), after the context is lent to the audit trail.
-    static CALL_DEADLINE: Instant;
-}
-
-/// Runs `handler` as the call whose answer is due at `deadline`: inside it,
-/// [`Context::deadline`] says so, and downstream requests give up in time.
-pub(crate) async fn within_deadline<F: Future>(deadline: Instant, handler: F) -> F::Output {
-    CALL_DEADLINE.scope(deadline, handler).await
-}
-
-/// The running call's deadline, if this task is running a handler.
-pub(crate) fn call_deadline() -> Option<Instant> {
-    CALL_DEADLINE.try_with(|deadline| *deadline).ok()
-}
-
 /// Who is calling, how to notice that they gave up, and (for tools whose
 /// contract allows it) how to talk back to the client while working.
 #[derive(Debug, Clone)]
@@ -94,7 +75,7 @@ impl Context {
     /// `None` outside a handler, and in a task the handler spawned: pass the
     /// value along to such a task.
     pub fn deadline(&self) -> Option<Instant> {
-        call_deadline()
+        super::deadline::of_call()
     }
 
     /// The client for downstream `name`, if the contract lists it for this

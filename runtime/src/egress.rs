@@ -308,14 +308,6 @@ fn http_client(policy: &Arc<Policy>, timeout: Duration, follow_redirects: bool) 
         .map_err(|e| format!("cannot build its HTTP client: {}", chain(&e)))
 }
 
-/// When a request made for the running call must have its answer: one timer
-/// tick (1 ms) before the call's deadline, so a slow downstream is reported
-/// by its own timeout, which names what did not answer, never by the call's,
-/// whatever the scheduling. `None` outside a call.
-pub(crate) fn request_deadline() -> Option<Instant> {
-    super::dispatch::call_deadline().map(|call| call.checked_sub(Duration::from_millis(1)).unwrap_or(call))
-}
-
 /// One downstream's client. Cheap to clone.
 #[derive(Clone)]
 pub struct Downstream {
@@ -681,7 +673,7 @@ impl DownstreamRequest {
         // call's; the time left until then is what the error and reqwest's own
         // timer are given.
         let now = Instant::now();
-        let deadline = [deadline, request_deadline()]
+        let deadline = [deadline, super::deadline::for_requests()]
             .into_iter()
             .flatten()
             .fold(now + timeout, Instant::min);

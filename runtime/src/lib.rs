@@ -28,6 +28,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod controls;
+mod deadline;
 pub mod dispatch;
 #[cfg(feature = "egress")]
 pub mod egress;

@@ -22,7 +22,7 @@ use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::controls::Denial;
-use super::dispatch::{Context, ToolError, within_deadline};
+use super::dispatch::{Context, ToolError};
 use super::guard::{Approved, Controls, Trail};
 use super::surface::{Effect, Limits, PromptSpec, ResourceSpec, ToolSpec};
 
@@ -239,7 +239,7 @@ impl<'a> Pipeline<'a> {
         // slow downstream is reported by name), and `timeout_at` polls the
         // handler before its own timer, so an answer due at the same moment
         // is the one taken.
-        let handler = within_deadline(deadline.into_std(), handler);
+        let handler = super::deadline::within(deadline.into_std(), handler);
         let outcome = tokio::select! {
             outcome = tokio::time::timeout_at(deadline, handler) => match outcome {
                 Ok(Ok(value)) => Outcome::Done(value),
