@@ -68,6 +68,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("src/client.rs", include_str!("../../runtime/src/client.rs")),
     ("src/config.rs", include_str!("../../runtime/src/config.rs")),
     ("src/controls.rs", include_str!("../../runtime/src/controls.rs")),
+    ("src/deadline.rs", include_str!("../../runtime/src/deadline.rs")),
     ("src/dispatch.rs", include_str!("../../runtime/src/dispatch.rs")),
     ("src/egress.rs", include_str!("../../runtime/src/egress.rs")),
     ("src/error.rs", include_str!("../../runtime/src/error.rs")),
