@@ -99,7 +99,7 @@ impl PgApprovalStore {
             for cert in rustls_native_certs::load_native_certs().certs {
                 let _ = roots.add(cert);
             }
-            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            let provider = std::sync::Arc::new(super::tls::provider());
             let tls = rustls::ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
                 .map_err(|e| format!("cannot set up TLS for PostgreSQL: {e}"))?

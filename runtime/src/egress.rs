@@ -140,7 +140,7 @@ impl Egress {
         base_url_overrides: BTreeMap<String, String>,
         environment: &Environment,
     ) -> Result<Egress, String> {
-        install_crypto_provider();
+        super::tls::install_default();
         for name in base_url_overrides.keys() {
             if !specs.iter().any(|s| &s.name == name) {
                 return Err(format!(
@@ -265,15 +265,6 @@ impl BoundDownstreams {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.clients.keys().map(String::as_str)
     }
-}
-
-/// Installs rustls' `ring` provider as the process default, once; another
-/// provider installed first is left in place.
-fn install_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
 }
 
 /// An HTTP client held to `policy`: names resolved by its [`Resolver`], no

@@ -36,12 +36,7 @@ impl Fetcher {
         max_bytes: usize,
         check: fn(&str, &str) -> Result<Uri, String>,
     ) -> Result<Fetcher, String> {
-        // rustls' ring provider for the process unless one is there; ring
-        // builds without the C toolchain aws-lc needs.
-        static PROVIDER: std::sync::Once = std::sync::Once::new();
-        PROVIDER.call_once(|| {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        });
+        super::tls::install_default();
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(timeout));

@@ -53,6 +53,8 @@ pub mod shared_limits;
 pub mod subscriptions;
 pub mod surface;
 pub mod template;
+#[cfg(any(feature = "oauth", feature = "egress", feature = "postgres"))]
+mod tls;
 pub mod validate;
 
 /// What generated code uses, and nothing else: the seam's one door, in the

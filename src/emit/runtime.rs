@@ -94,6 +94,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ),
     ("src/surface.rs", include_str!("../../runtime/src/surface.rs")),
     ("src/template.rs", include_str!("../../runtime/src/template.rs")),
+    ("src/tls.rs", include_str!("../../runtime/src/tls.rs")),
     ("src/validate.rs", include_str!("../../runtime/src/validate.rs")),
     // The token signer of serve.rs's unit test, shared with the integration tests.
     (

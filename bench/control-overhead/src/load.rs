@@ -41,7 +41,9 @@ impl Outcome {
 
 pub fn client() -> reqwest::Client {
     // The workspace builds reqwest with `rustls-no-provider` (the runtime's choice), so a
-    // client needs a provider installed even for plain HTTP.
+    // client needs a provider installed even for plain HTTP. ring, as the runtime
+    // (runtime/src/tls.rs says why, and why rustls deprecates it).
+    #[allow(deprecated)]
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .pool_max_idle_per_host(64)
