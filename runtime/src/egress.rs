@@ -499,7 +499,6 @@ impl Downstream {
             headers: HeaderMap::new(),
             body: None,
             timeout: self.inner.timeout,
-            deadline: None,
             max_response_bytes: self.max_response_bytes,
         }
     }
@@ -531,8 +530,6 @@ pub struct DownstreamRequest {
     headers: HeaderMap,
     body: Option<Vec<u8>>,
     timeout: Duration,
-    /// An instant the answer must come by, from the caller's own deadline.
-    deadline: Option<Instant>,
     max_response_bytes: u64,
 }
 
@@ -621,14 +618,6 @@ impl DownstreamRequest {
         self
     }
 
-    /// An instant the answer must come by. The downstream's own timeout, and
-    /// (inside a handler) the call's deadline, still apply when they end
-    /// sooner: this only ever shortens the wait.
-    pub fn deadline(mut self, at: Instant) -> DownstreamRequest {
-        self.deadline = Some(self.deadline.map_or(at, |earlier| earlier.min(at)));
-        self
-    }
-
     /// A different response body cap for this request.
     pub fn max_response_bytes(mut self, bytes: u64) -> DownstreamRequest {
         self.max_response_bytes = bytes;
@@ -650,7 +639,6 @@ impl DownstreamRequest {
             mut headers,
             body,
             timeout,
-            deadline,
             max_response_bytes,
         } = self;
         let url = url?;
@@ -660,14 +648,11 @@ impl DownstreamRequest {
             .policy
             .check_url(&url)
             .map_err(|refused| downstream.error(ToolError::internal, refused))?;
-        // The earliest of the timeout, the request's deadline and the running
-        // call's; the time left until then is what the error and reqwest's own
-        // timer are given.
+        // The earlier of the timeout and the running call's deadline; the
+        // time left until then is what the error and reqwest's own timer are
+        // given.
         let now = Instant::now();
-        let deadline = [deadline, super::deadline::for_requests()]
-            .into_iter()
-            .flatten()
-            .fold(now + timeout, Instant::min);
+        let deadline = super::deadline::for_requests().map_or(now + timeout, |call| call.min(now + timeout));
         let timeout = deadline.saturating_duration_since(now);
         let credential = tokio::time::timeout_at(deadline.into(), inner.credentials.header(&downstream))
             .await
@@ -2351,27 +2336,24 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.message.contains("within 50 ms"), "{err}");
-        // A caller's deadline sooner than the downstream's timeout ends the
-        // request at that instant, not before, with the request's own error.
+        // Inside a call whose deadline is sooner than the downstream's
+        // timeout, the request ends one timer tick before that deadline, not
+        // earlier, with the request's own error.
         let deadline = Instant::now() + Duration::from_millis(120);
-        let err = ds
-            .request(Method::GET, "wait")
-            .deadline(deadline)
-            .send()
+        let err = super::super::deadline::within(deadline, ds.get("wait"))
             .await
             .unwrap_err();
-        assert!(Instant::now() >= deadline, "gave up before the deadline: {err}");
+        assert!(
+            Instant::now() + Duration::from_millis(1) >= deadline,
+            "gave up before the deadline: {err}"
+        );
         assert!(
             err.message.contains("GET /wait within") && !err.message.contains("within 300 ms"),
             "{err}"
         );
         // A later deadline does not lengthen the downstream's timeout.
-        let err = ds
-            .request(Method::GET, "wait")
-            .deadline(Instant::now() + Duration::from_secs(60))
-            .send()
-            .await
-            .unwrap_err();
+        let later = Instant::now() + Duration::from_secs(60);
+        let err = super::super::deadline::within(later, ds.get("wait")).await.unwrap_err();
         assert!(err.message.contains("within 300 ms"), "{err}");
     }
 

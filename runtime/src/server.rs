@@ -2211,8 +2211,8 @@ mod bound_tools {
     /// mid-request, and the request may still have reached the downstream.
     #[tokio::test]
     async fn the_outcome_record_names_the_request_however_the_call_ends() {
-        let path = std::env::temp_dir().join(format!("charter-bound-audit-{}.jsonl", std::process::id()));
-        let _ = std::fs::remove_file(&path);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
         let seen = Arc::new(Seen::default());
         let server = server_auditing(Arc::clone(&seen), Some(&path));
 
@@ -2238,7 +2238,6 @@ mod bound_tools {
 
         server.controls().unwrap().audit.flush().await;
         let log = std::fs::read_to_string(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
         let outcomes: Vec<_> = log
             .lines()
             .map(|line| crate::audit::Entry::parse(line).unwrap().record)
